@@ -1,0 +1,30 @@
+# QRS developer and operator entry points. Everything installs into .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run dev test bench soak fuzz clean
+
+$(STAMP): setup.cfg setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Start the server on QRS_HOST:QRS_PORT (127.0.0.1:8000) with gunicorn, data in ./data.
+run: $(STAMP)
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## Development server with Flask's reloader off (runner threads live in this process).
+dev: $(STAMP)
+	$(BIN)/flask --app qrs run --host $${QRS_HOST:-127.0.0.1} --port $${QRS_PORT:-8000}
+
+## Install what the tests need and run them (CI runs exactly this).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

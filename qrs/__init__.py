@@ -1,0 +1,82 @@
+"""QRS — a self-hosted Qiskit Runtime server for the stock ``qiskit-ibm-runtime`` client."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from flask import Flask, request
+
+from .config import Config
+
+if TYPE_CHECKING:
+    from .executors.base import BaseExecutor
+
+__version__ = "0.1.0"
+
+#: The REST API is served at both roots, so both client connection recipes work.
+API_PREFIXES = ("", "/api/v1")
+
+
+def _import_qiskit_in_this_thread() -> None:
+    """Import qiskit's extension modules from the thread that builds the app.
+
+    qiskit's Rust extension crashes the process (segmentation fault) when it was first
+    imported by a thread that has since exited — exactly what a request thread or a job
+    thread is. The thread calling ``create_app`` lives as long as the server does.
+    """
+    import qiskit  # noqa: F401
+    import qiskit_aer  # noqa: F401
+    import qiskit_ibm_runtime  # noqa: F401
+
+
+def create_app(config: Config | None = None, executor: "BaseExecutor | None" = None) -> Flask:
+    """Build the WSGI app: the only place where QRS's parts are wired together.
+
+    ``config`` defaults to ``Config.from_env()``; ``executor`` defaults to the one
+    ``config.executor`` names. Nothing starts here: runner threads start on the first
+    API request (or in gunicorn's ``post_worker_init``), once per process.
+    """
+    from .api import backends, health, identity, jobs, sessions
+    from .api.common import authenticate
+    from .auth import Auth
+    from .errors import register_error_handlers
+    from .executors.base import resolve
+    from .logs import configure_logging
+    from .metadata import BackendMetadataProvider
+    from .registry import Registry
+    from .runner import Runner
+    from .store import Store
+
+    _import_qiskit_in_this_thread()
+    config = config or Config.from_env()
+    configure_logging(config)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_mb * 2**20
+    app.json.sort_keys = False
+
+    store = Store(config.data_dir)
+    metadata = BackendMetadataProvider()
+    executor = executor or resolve(config.executor)
+    executor.setup(config, metadata)
+    registry = Registry(config=config, store=store, metadata=metadata, executor=executor,
+                        runner=Runner(store, executor, config),
+                        auth=Auth(store, config.data_dir, config.api_keys_file,
+                                  config.token_ttl_seconds))
+    app.extensions["qrs"] = registry
+
+    register_error_handlers(app)
+    protected: set[str] = set()
+    for prefix in API_PREFIXES:
+        suffix = prefix.replace("/", "_")
+        for blueprint in (identity.bp, backends.bp, jobs.bp, sessions.bp):
+            name = f"{blueprint.name}{suffix}"
+            app.register_blueprint(blueprint, url_prefix=prefix or None, name=name)
+            if blueprint is not identity.bp:
+                protected.add(name)
+    app.before_request(lambda: authenticate() if request.blueprint in protected else None)
+    app.register_blueprint(health.bp)
+    logging.getLogger(__name__).info(
+        "QRS %s: data in %s, %s executor, %s mode", __version__, config.data_dir, executor.name,
+        "open" if registry.auth.open_mode else "API-key")
+    return app

@@ -1,0 +1,38 @@
+"""Backend metadata endpoints: list, configuration, properties, status."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from .. import schemas
+from ..registry import get_registry
+
+bp = Blueprint("backends", __name__)
+
+
+@bp.get("/backends")
+def list_backends():
+    schemas.load(schemas.BackendsQuery(), request.args, "query")
+    reg = get_registry()
+    queues = reg.store.backend_queue_lengths()
+    return jsonify({"devices": [reg.metadata.summary(name, queues.get(name, 0))
+                                for name in reg.metadata.names()]})
+
+
+@bp.get("/backends/<name>/configuration")
+def configuration(name: str):
+    schemas.load(schemas.ConfigurationQuery(), request.args, "query")
+    return jsonify(get_registry().metadata.get_configuration(name))
+
+
+@bp.get("/backends/<name>/properties")
+def properties(name: str):
+    schemas.load(schemas.PropertiesQuery(), request.args, "query")
+    return jsonify(get_registry().metadata.get_properties(name))
+
+
+@bp.get("/backends/<name>/status")
+def status(name: str):
+    reg = get_registry()
+    queue = reg.store.backend_queue_lengths().get(name, 0) if reg.metadata.exists(name) else 0
+    return jsonify(reg.metadata.status(name, queue))

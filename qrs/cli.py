@@ -1,0 +1,133 @@
+"""The ``qrs`` command: serve, manage API keys, look at jobs and backends.
+
+``qrs`` reads the same ``QRS_*`` variables as the server (``QRS_DATA_DIR`` above all),
+and works on the store directly, so it needs no running server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from .config import Config
+
+
+def _store(config: Config):
+    from .store import Store
+
+    return Store(config.data_dir)
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    """Run gunicorn with gunicorn.conf.py settings (or the werkzeug dev server)."""
+    from . import create_app
+
+    if args.dev:
+        create_app(config).run(host=config.host, port=config.port, threaded=True)
+        return 0
+    from gunicorn.app.wsgiapp import run
+
+    sys.argv = ["gunicorn", "-c", args.gunicorn_config, "wsgi:app"]
+    run()
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace, config: Config) -> int:
+    from .auth import hash_key, new_key
+
+    store = _store(config)
+    if args.keys_command == "create":
+        key = new_key()
+        key_id = store.add_api_key(args.user, hash_key(key), admin=args.admin)
+        print(f"Created {'admin ' if args.admin else ''}key {key_id} for user {args.user}. "
+              f"Keep it secret; it is shown only once:\n{key}")
+    elif args.keys_command == "list":
+        for row in store.list_api_keys():
+            state = "revoked" if row["revoked_at"] else "active"
+            print(f"{row['id']}\t{row['user_id']}\t{'admin' if row['admin'] else 'user'}\t{state}")
+    elif args.keys_command == "revoke":
+        if not store.revoke_api_key(args.key_id):
+            print(f"No active key with id or user {args.key_id!r}.", file=sys.stderr)
+            return 1
+        print(f"Revoked {args.key_id}.")
+    return 0
+
+
+def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
+    from .store import JobQuery
+
+    store = _store(config)
+    if args.jobs_command == "list":
+        jobs, count = store.list_jobs(JobQuery(user_id=args.user, limit=args.limit))
+        for job in jobs:
+            print(f"{job.id}\t{job.status.value}\t{job.program_id}\t{job.backend}\t{job.user_id}")
+        print(f"({len(jobs)} of {count})")
+    elif args.jobs_command == "show":
+        job = store.get_job(args.job_id)
+        if job is None:
+            print(f"No job {args.job_id}.", file=sys.stderr)
+            return 1
+        print(json.dumps(job.__dict__, default=str, indent=2))
+        for _ts, line in store.job_logs(job.id):
+            print(line)
+    elif args.jobs_command == "cancel":
+        if not store.cancel(args.job_id, "Cancelled by an operator."):
+            print(f"Job {args.job_id} is not pending.", file=sys.stderr)
+            return 1
+        print(f"Cancelled {args.job_id}.")
+    return 0
+
+
+def cmd_backends(args: argparse.Namespace, config: Config) -> int:
+    from .metadata import BackendMetadataProvider
+
+    metadata = BackendMetadataProvider()
+    for name in metadata.names():
+        print(f"{name}\t{metadata.num_qubits(name)} qubits")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qrs", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="start the server")
+    serve.add_argument("--dev", action="store_true", help="werkzeug dev server, one process")
+    serve.add_argument("--gunicorn-config", default="gunicorn.conf.py")
+    serve.set_defaults(func=cmd_serve)
+
+    keys = sub.add_parser("keys", help="manage API keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="create a key; prints it last")
+    create.add_argument("--user", required=True)
+    create.add_argument("--admin", action="store_true", help="may see every user's work")
+    keys_sub.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id, or all keys of a user")
+    revoke.add_argument("key_id")
+    keys.set_defaults(func=cmd_keys)
+
+    jobs = sub.add_parser("jobs", help="inspect and cancel jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+    listing = jobs_sub.add_parser("list")
+    listing.add_argument("--user")
+    listing.add_argument("--limit", type=int, default=20)
+    show = jobs_sub.add_parser("show")
+    show.add_argument("job_id")
+    cancel = jobs_sub.add_parser("cancel")
+    cancel.add_argument("job_id")
+    jobs.set_defaults(func=cmd_jobs)
+
+    backends = sub.add_parser("backends", help="list served backends")
+    backends.set_defaults(func=cmd_backends)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args, Config.from_env())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

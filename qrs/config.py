@@ -1,0 +1,128 @@
+"""Server configuration: one frozen dataclass, read from ``QRS_*`` variables once.
+
+Nothing else in QRS reads ``os.environ``; tests build a ``Config`` directly and pass it
+to ``create_app``. Every limit the server enforces is a field here with a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from typing import Any, Mapping
+
+
+def _cpu_count() -> int:
+    """Cores this process may use (respects affinity masks, unlike ``os.cpu_count``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - non-Linux
+        return os.cpu_count() or 1
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r} (use 1/0, true/false, yes/no, on/off)")
+
+
+def _parse_size_mb(text: str) -> int:
+    """Parse ``512``, ``512M``, ``8G`` into megabytes."""
+    value = text.strip().upper().removesuffix("B")
+    scale = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+    if value and value[-1] in scale:
+        return int(float(value[:-1]) * scale[value[-1]])
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything an operator can set. Env var name = ``QRS_`` + field name upper-cased."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "INFO"
+    log_json: bool = False
+    data_dir: str = "./data"
+
+    # Execution
+    executor: str = "local"  # local | gpu | hybrid | dask | package.module:ClassName
+    executor_threads: int = max(1, _cpu_count() // 2)
+    workers: int = 1
+    noise: bool = True
+    simulation_method: str = "automatic"
+    max_memory_mb: int = 0  # 0 = derive from the machine's memory
+    gpu_device: int = 0
+    gpu_memory_limit_mb: int = 0
+    gpu_use_noise: bool = True
+    gpu_batched_shots: bool = False
+    gpu_fallback: str = ""  # "cpu" opts in to falling back when no GPU exists
+    hybrid_gpu_min_qubits: int = 20
+    hybrid_large: str = "gpu"  # executor for large circuits in hybrid mode: gpu | dask
+    dask_scheduler: str = "local"  # tcp://host:8786 or "local" for a LocalCluster
+    dask_workers: int = 2
+
+    # Runner and store
+    job_lease_seconds: float = 30.0
+    heartbeat_seconds: float = 5.0
+    max_attempts: int = 2
+    poll_interval_ms: int = 200
+    status_wait_ms: int = 300
+    max_execution_time: int = 3600
+    job_retention_days: float = 0.0
+    session_max_ttl: int = 28800
+    session_interactive_ttl: int = 300
+    start_runner: bool = True
+
+    # Limits
+    max_body_mb: int = 100
+    max_decoded_mb: int = 512
+    max_pubs: int = 500
+    max_shots: int = 10_000_000
+    max_pub_shots: int = 1_000_000
+    max_parameter_bindings: int = 1_000_000
+    max_observables: int = 100_000
+    max_queue_per_user: int = 10_000
+    max_jobs_per_session: int = 100_000
+    max_tags: int = 50
+
+    # Auth
+    api_keys_file: str = ""
+    token_ttl_seconds: int = 3600
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
+        """Build a config from ``QRS_*`` variables; ``overrides`` win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"QRS_{f.name.upper()}")
+            if raw is None:
+                continue
+            values[f.name] = _convert(f, raw)
+        if "QRS_GPU_MEMORY_LIMIT" in env and "gpu_memory_limit_mb" not in values:
+            values["gpu_memory_limit_mb"] = _parse_size_mb(env["QRS_GPU_MEMORY_LIMIT"])
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some fields changed (tests use this)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(f: dataclasses.Field, raw: str) -> Any:
+    """Turn one env string into the field's type, naming the variable on failure."""
+    kind = f.type if isinstance(f.type, str) else f.type.__name__
+    try:
+        if kind == "bool":
+            return _parse_bool(raw)
+        if kind == "int":
+            return _parse_size_mb(raw) if f.name.endswith("_mb") else int(raw)
+        if kind == "float":
+            return float(raw)
+        return raw
+    except ValueError as exc:
+        raise ValueError(f"QRS_{f.name.upper()}={raw!r}: {exc}") from None

@@ -1,0 +1,104 @@
+"""Typed errors and the one handler that turns them into IBM-shaped JSON.
+
+The stock client shows ``errors[0].message`` to the user, so every message says what
+was wrong and, where it can, how to fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class QRSError(Exception):
+    """Base of every error the API answers with a 4xx."""
+
+    status = 400
+    code = 1400
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class InvalidInput(QRSError):
+    """The request body or query is malformed or names something impossible."""
+
+    status, code = 400, 1400
+
+
+class Unauthorized(QRSError):
+    """Missing, malformed, expired or revoked credentials."""
+
+    status, code = 401, 1401
+
+
+class NotFound(QRSError):
+    """No such job, session or backend (or not visible to this user)."""
+
+    status, code = 404, 1404
+
+
+class Conflict(QRSError):
+    """The resource is in a state that does not allow the operation."""
+
+    status, code = 409, 1409
+
+
+class PayloadTooLarge(QRSError):
+    """Body or decoded payload above the configured limit."""
+
+    status, code = 413, 1413
+
+
+class LimitExceeded(QRSError):
+    """A configured limit (shots, pubs, queue depth, ...) was exceeded."""
+
+    status, code = 400, 1422
+
+
+class TooManyRequests(QRSError):
+    """The user's queue is full; retry later."""
+
+    status, code = 429, 1429
+
+
+def error_body(status: int, code: int, message: str) -> dict:
+    """The IBM Runtime error shape (PROTOCOL.md section 5)."""
+    return {
+        "errors": [{"code": code, "message": message, "more_info": ""}],
+        "trace": "",
+        "status_code": status,
+    }
+
+
+def _respond(status: int, code: int, message: str, headers: dict | None = None) -> Response:
+    response = jsonify(error_body(status, code, message))
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install one handler per error family; nothing else formats errors."""
+
+    @app.errorhandler(QRSError)
+    def _qrs_error(exc: QRSError) -> Response:
+        return _respond(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        return _respond(status, 1000 + status, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.error("unhandled error: %s\n%s", exc, traceback.format_exc())
+        return _respond(500, 1500, "Internal server error; the server log has the details.")

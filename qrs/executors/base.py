@@ -1,0 +1,95 @@
+"""The Executor interface: the replaceable part of QRS that runs circuits.
+
+An executor receives decoded pubs, the client's options dict and a backend name, and
+returns a qiskit ``PrimitiveResult``. It may report progress with
+``qrs.joblog.emit("...")``; those lines appear in the job's log. Executors are chosen by
+name (``local``, ``gpu``, ``hybrid``, ``dask``) or by a dotted path ``package.module:Class``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qiskit.primitives import PrimitiveResult
+
+    from ..config import Config
+    from ..metadata import BackendMetadataProvider
+
+
+class ExecutorUnavailable(RuntimeError):
+    """The executor cannot run on this machine; the message says what is missing."""
+
+
+class JobRefused(ValueError):
+    """A job this executor will not run (too large, impossible); the message says why."""
+
+
+class BaseExecutor(ABC):
+    """Abstract executor. Subclasses implement the two primitives and ``name``."""
+
+    config: "Config"
+    metadata: "BackendMetadataProvider"
+
+    def setup(self, config: "Config", metadata: "BackendMetadataProvider") -> None:
+        """Receive the server's config and metadata provider; called once by ``create_app``.
+
+        Override to check the machine (and raise ``ExecutorUnavailable`` with a clear
+        message) before the server starts serving.
+        """
+        self.config = config
+        self.metadata = metadata
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """Short name shown in logs, metrics and job metadata."""
+
+    @abstractmethod
+    def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
+                        backend_name: str) -> "PrimitiveResult":
+        """Run Sampler pubs ``(circuit, parameter values, shots)`` on ``backend_name``."""
+
+    @abstractmethod
+    def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
+                          backend_name: str) -> "PrimitiveResult":
+        """Run Estimator pubs ``(circuit, observables, parameter values, precision)``."""
+
+    def close(self) -> None:
+        """Release resources (clusters, GPU memory) at shutdown."""
+
+
+#: Built-in executors by alias; values are ``module:Class`` paths imported on demand so
+#: the server starts without CUDA or Dask installed.
+ALIASES = {
+    "local": "qrs.executors.local:LocalExecutor",
+    "cpu": "qrs.executors.local:LocalExecutor",
+    "gpu": "qrs.executors.gpu:GPUExecutor",
+    "hybrid": "qrs.executors.hybrid:HybridExecutor",
+    "dask": "qrs.executors.dask:DaskExecutor",
+}
+
+
+def resolve(spec: str) -> BaseExecutor:
+    """Build an executor from an alias or ``package.module:ClassName``."""
+    path = ALIASES.get(spec.strip().lower(), spec.strip())
+    module_name, _, class_name = path.partition(":")
+    if not class_name:
+        raise ExecutorUnavailable(
+            f"QRS_EXECUTOR={spec!r} is neither one of {sorted(ALIASES)} nor a "
+            "'package.module:ClassName' path.")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+    except (ImportError, AttributeError) as exc:
+        raise ExecutorUnavailable(f"QRS_EXECUTOR={spec!r}: cannot load {path}: {exc}") from exc
+    instance = cls()
+    if not isinstance(instance, BaseExecutor):
+        missing = [m for m in ("execute_sampler", "execute_estimator", "name")
+                   if not hasattr(instance, m)]
+        if missing:
+            raise ExecutorUnavailable(
+                f"QRS_EXECUTOR={spec!r}: {path} does not implement the executor interface "
+                f"(missing {', '.join(missing)}); subclass qrs.executors.base.BaseExecutor.")
+    return instance

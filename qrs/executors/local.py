@@ -1,0 +1,173 @@
+"""LocalExecutor: CPU Aer, the default.
+
+Runs pubs the way ``QiskitRuntimeLocalService`` does — ``BackendSamplerV2`` /
+``BackendEstimatorV2`` over an ``AerSimulator`` built from the fake backend, with the
+noise model from its calibration properties — so its answers are the statistical
+reference's. Differences: simulators (and their noise models, slow to build for
+100+ qubit devices) are cached per backend and shared by every job of the process; the
+memory a job needs is checked before it runs; pubs run one at a time so the job log
+shows progress and a cancelled job stops between pubs.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+from .. import joblog
+from ..codec import coerce_pubs, estimator_options, sampler_options
+from .base import BaseExecutor, JobRefused
+
+#: Bytes per amplitude (complex128) and the state size each method needs for n qubits.
+_STATE_BYTES = {
+    "statevector": lambda n: 16 * 2**n,
+    "density_matrix": lambda n: 16 * 4**n,
+    "automatic": lambda n: 16 * 2**n,
+    "unitary": lambda n: 16 * 4**n,
+    "superop": lambda n: 16 * 16**n,
+}
+
+
+def active_qubits(circuit: Any) -> int:
+    """Qubits an instruction touches; Aer truncates the idle ones of ISA circuits."""
+    used: set[int] = set()
+    for instruction in circuit.data:
+        if instruction.operation.name != "barrier":
+            used.update(circuit.find_bit(q).index for q in instruction.qubits)
+    return len(used)
+
+
+def required_memory_mb(method: str, num_qubits: int) -> float:
+    """Estimated state memory of ``method`` on ``num_qubits`` (0 for stabilizer/MPS)."""
+    size = _STATE_BYTES.get(method)
+    return size(num_qubits) / 2**20 if size else 0.0
+
+
+def machine_memory_mb() -> int:
+    """Physical memory of this machine, in MiB."""
+    import os
+
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
+
+
+class LocalExecutor(BaseExecutor):
+    """Aer on this machine's CPU cores."""
+
+    device = "CPU"
+
+    def __init__(self, method: str | None = None, noise: bool | None = None,
+                 threads: int | None = None) -> None:
+        self._method = method
+        self._noise = noise
+        self._threads = threads
+        self._simulators: dict[tuple, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return "local"
+
+    # ----------------------------------------------------------- configuration
+    @property
+    def method(self) -> str:
+        return self._method or self.config.simulation_method
+
+    @property
+    def noise(self) -> bool:
+        return self.config.noise if self._noise is None else self._noise
+
+    @property
+    def threads(self) -> int:
+        """Aer threads per job, so that workers × runner threads × Aer threads ≈ cores."""
+        if self._threads:
+            return self._threads
+        from ..config import _cpu_count
+
+        per_job = _cpu_count() // max(1, self.config.workers * self.config.executor_threads)
+        return max(1, per_job)
+
+    @property
+    def memory_limit_mb(self) -> int:
+        return self.config.max_memory_mb or int(machine_memory_mb() * 0.8)
+
+    def simulator_options(self) -> dict[str, Any]:
+        """Options every simulator of this executor gets (the GPU executor adds its own)."""
+        options: dict[str, Any] = {"method": self.method, "device": self.device,
+                                   "max_parallel_threads": self.threads}
+        return options
+
+    # --------------------------------------------------------------- simulator
+    def simulator(self, backend_name: str) -> Any:
+        """The cached ``AerSimulator`` for a backend (noise model built once per process)."""
+        key = (backend_name, self.noise)
+        with self._lock:
+            sim = self._simulators.get(key)
+            if sim is None:
+                from qiskit_aer import AerSimulator
+
+                backend = self.metadata.get_backend(backend_name)
+                options = self.simulator_options()
+                if not self.noise:
+                    options["noise_model"] = None
+                sim = AerSimulator.from_backend(backend, **options)
+                self._simulators[key] = sim
+                joblog.emit(f"Built {'noisy' if self.noise else 'ideal'} {self.device} "
+                            f"simulator for {backend_name}.")
+            return sim
+
+    def check_memory(self, pubs: list[Any]) -> None:
+        """Refuse a job whose state would not fit in ``QRS_MAX_MEMORY_MB``."""
+        widest = max(active_qubits(pub.circuit) for pub in pubs)
+        needed = required_memory_mb(self.method, widest)
+        if needed > self.memory_limit_mb:
+            raise JobRefused(
+                f"A {widest}-qubit circuit needs about {needed:,.0f} MiB with the "
+                f"'{self.method}' method, above this server's limit of "
+                f"{self.memory_limit_mb:,} MiB (QRS_MAX_MEMORY_MB). Use fewer qubits or a "
+                "method such as matrix_product_state or stabilizer.")
+
+    # -------------------------------------------------------------- primitives
+    def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
+                        backend_name: str) -> Any:
+        from qiskit.primitives import BackendSamplerV2
+
+        mapped = sampler_options(options)
+        coerced = coerce_pubs("sampler", pubs, mapped.primitive.get("default_shots", 1024))
+        self._prepare(coerced, mapped.ignored)
+        primitive = BackendSamplerV2(backend=self.simulator(backend_name),
+                                     options={**mapped.primitive, "run_options": mapped.run})
+        return self._run_pubs(primitive, coerced)
+
+    def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
+                          backend_name: str) -> Any:
+        from qiskit.primitives import BackendEstimatorV2
+
+        mapped = estimator_options(options)
+        coerced = coerce_pubs("estimator", pubs,
+                              mapped.primitive.get("default_precision", 0.015625))
+        self._prepare(coerced, mapped.ignored)
+        sim = self.simulator(backend_name)
+        if mapped.run:  # a per-job noise model or coupling map: leave the cached one alone
+            sim = copy.copy(sim)
+            sim.set_options(**mapped.run)
+        primitive = BackendEstimatorV2(backend=sim, options=mapped.primitive)
+        return self._run_pubs(primitive, coerced)
+
+    def _prepare(self, pubs: list[Any], ignored: dict[str, Any]) -> None:
+        """Log what cannot be honoured and refuse what cannot fit, before any work."""
+        if ignored:
+            joblog.emit(f"Options with no effect on the {self.name} simulator: {ignored}")
+        self.check_memory(pubs)
+
+    def _run_pubs(self, primitive: Any, pubs: list[Any]) -> Any:
+        """Run pubs one at a time, logging progress; one ``PrimitiveResult`` for all."""
+        from qiskit.primitives import PrimitiveResult
+
+        results = []
+        for index, pub in enumerate(pubs):
+            joblog.checkpoint()
+            results.append(primitive.run([pub]).result()[0])
+            joblog.emit(f"Pub {index + 1}/{len(pubs)} done ({pub.circuit.num_qubits} qubits, "
+                        f"shape {pub.shape}).")
+        return PrimitiveResult(results, metadata={"version": 2})

@@ -1,0 +1,99 @@
+"""BackendMetadataProvider: what each backend looks like, from the client's fake provider.
+
+Read-only: configuration, calibration properties and status of every backend in
+``FakeProviderForBackendV2``. JSON documents are parsed once per process and cached;
+the backend objects themselves (which hold Aer simulators and noise models) are cached
+too, so executors build each noise model once.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import warnings
+from functools import cached_property
+from typing import Any
+
+from .errors import NotFound
+
+
+class BackendMetadataProvider:
+    """Cached access to fake backends by their served name (``fake_manila`` ...)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._conf: dict[str, dict[str, Any]] = {}
+        self._props: dict[str, dict[str, Any]] = {}
+
+    @cached_property
+    def _backends(self) -> dict[str, Any]:
+        from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {b.name: b for b in FakeProviderForBackendV2().backends()}
+
+    def names(self) -> list[str]:
+        """Every served backend name, sorted."""
+        return sorted(self._backends)
+
+    def exists(self, name: str) -> bool:
+        return name in self._backends
+
+    def get_backend(self, name: str) -> Any:
+        """The cached ``FakeBackendV2`` instance (executors build simulators from it)."""
+        try:
+            return self._backends[name]
+        except KeyError:
+            raise NotFound(
+                f"Backend '{name}' does not exist on this server; GET /backends lists the "
+                f"{len(self._backends)} available ones (for example 'fake_manila')."
+            ) from None
+
+    def get_configuration(self, name: str) -> dict[str, Any]:
+        """The configuration JSON with ``backend_name`` set to the served name."""
+        backend = self.get_backend(name)
+        with self._lock:
+            if name not in self._conf:
+                conf = copy.deepcopy(backend._load_json(backend.conf_filename))
+                conf["backend_name"] = name  # the client matches on the served name
+                self._conf[name] = conf
+            return self._conf[name]
+
+    def get_properties(self, name: str) -> dict[str, Any]:
+        """The calibration properties JSON (T1, T2, gate and readout errors)."""
+        backend = self.get_backend(name)
+        with self._lock:
+            if name not in self._props:
+                props = copy.deepcopy(backend._load_json(backend.props_filename))
+                props["backend_name"] = name
+                self._props[name] = props
+            return self._props[name]
+
+    def num_qubits(self, name: str) -> int:
+        return int(self.get_configuration(name)["n_qubits"])
+
+    def summary(self, name: str, queue_length: int = 0) -> dict[str, Any]:
+        """One entry of ``GET /backends``."""
+        conf = self.get_configuration(name)
+        return {
+            "name": name,
+            "status": {"name": "online", "reason": ""},
+            "queue_length": queue_length,
+            "qubits": conf["n_qubits"],
+            "processor_type": conf.get("processor_type", {}),
+            "clops": {"type": "hardware", "value": conf.get("clops_h") or 0},
+            "wait_time_seconds": None,
+            "performance_metrics": {"quantum_volume": conf.get("quantum_volume")},
+        }
+
+    def status(self, name: str, queue_length: int = 0) -> dict[str, Any]:
+        """``GET /backends/<name>/status``."""
+        conf = self.get_configuration(name)
+        return {
+            "state": True,
+            "status": "active",
+            "message": "",
+            "length_queue": queue_length,
+            "backend_version": conf.get("backend_version", "1.0.0"),
+        }

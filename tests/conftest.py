@@ -1,0 +1,60 @@
+"""Fixtures after flaskr's chain: app → client → live server → stock-client service."""
+
+from __future__ import annotations
+
+import pytest
+
+from qrs import create_app
+from qrs.config import Config
+
+from .server import ServerProcess
+
+
+@pytest.fixture
+def config(tmp_path) -> Config:
+    return Config(data_dir=str(tmp_path / "data"), executor_threads=1)
+
+
+@pytest.fixture
+def app(config):
+    return create_app(config)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory):
+    """One noisy server process shared by the client tests (memory limit kept small so
+    the memory-refusal test needs no big circuit)."""
+    server = ServerProcess(tmp_path_factory.mktemp("live") / "data",
+                           env={"QRS_MAX_MEMORY_MB": "4", "QRS_EXECUTOR_THREADS": "2"}).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ideal_server(tmp_path_factory):
+    """A server with noise off (``QRS_NOISE=0``)."""
+    server = ServerProcess(tmp_path_factory.mktemp("ideal") / "data",
+                           env={"QRS_NOISE": "0"}).start()
+    yield server
+    server.stop()
+
+
+def connect(server: ServerProcess, token: str = "test-key"):
+    from qrs.client import connect as qrs_connect
+
+    return qrs_connect(server.url, token=token)
+
+
+@pytest.fixture(scope="session")
+def service(live_server):
+    return connect(live_server)
+
+
+@pytest.fixture(scope="session")
+def ideal_service(ideal_server):
+    return connect(ideal_server)

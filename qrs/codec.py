@@ -59,7 +59,8 @@ def decode_params(text: str | dict, program_id: str) -> DecodedParams:
     pubs = raw.pop("pubs", None)
     if not isinstance(pubs, list) or not pubs:
         raise InvalidInput("params.pubs must be a non-empty list of pubs.")
-    options = raw.pop("options", None) or {}
+    options = raw.pop("options", None)
+    options = {} if options is None else options
     if not isinstance(options, dict):
         raise InvalidInput("params.options must be an object.")
     width = 3 if program_id == "sampler" else 4

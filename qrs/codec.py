@@ -142,6 +142,37 @@ def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
     return circuits
 
 
+def used_qubits(circuit: Any) -> set[int]:
+    """Indices of the qubits an instruction touches (ISA circuits carry many idle ones)."""
+    used: set[int] = set()
+    for instruction in circuit.data:
+        if instruction.operation.name != "barrier":
+            used.update(circuit.find_bit(q).index for q in instruction.qubits)
+    return used
+
+
+def observable_qubits(observables: Any) -> set[int]:
+    """Qubits on which any Pauli term of an ``ObservablesArray`` is not the identity."""
+    support: set[int] = set()
+    for observable in np.ravel(observables.tolist()):
+        for pauli in observable:
+            support.update(i for i, char in enumerate(reversed(pauli)) if char != "I")
+    return support
+
+
+def pub_qubits(pub: Any) -> set[int]:
+    """Qubits a Sampler or Estimator pub needs simulated (and their noise)."""
+    qubits = used_qubits(pub.circuit)
+    if hasattr(pub, "observables"):
+        qubits |= observable_qubits(pub.observables)
+    return qubits
+
+
+def circuit_width(pubs: list[tuple]) -> int:
+    """Qubits the widest circuit of decoded pubs actually uses."""
+    return max(len(used_qubits(pub[0])) for pub in pubs)
+
+
 @dataclass
 class MappedOptions:
     """Options mapped for an Aer primitive, plus what QRS could not honour."""

@@ -75,7 +75,8 @@ class Config:
     job_retention_days: float = 0.0
     session_max_ttl: int = 28800
     session_interactive_ttl: int = 300
-    start_runner: bool = True
+    batch_max_jobs: int = 32  # small Sampler jobs run together in one Aer call (1 = off)
+    batch_max_qubits: int = 12  # only jobs this narrow are batched
 
     # Limits
     max_body_mb: int = 100

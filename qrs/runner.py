@@ -121,14 +121,19 @@ class Runner:
 
     # ------------------------------------------------------------- one job
     def run_one(self) -> bool:
-        """Claim and run one job to its end; False when nothing was runnable."""
-        job = self.store.claim(self.worker_id)
-        if job is None:
+        """Claim and run one job (or one batch of small ones) to its end.
+
+        Returns False when nothing was runnable.
+        """
+        jobs = self.store.claim_batch(self.worker_id, self.config.batch_max_jobs,
+                                      self.config.batch_max_qubits)
+        if not jobs:
             return False
-        self.on_event("started", job, 0.0)
+        for job in jobs:
+            self.on_event("started", job, 0.0)
         self.busy += 1
         try:
-            self._supervise(job)
+            self._supervise(jobs)
         finally:
             self.busy -= 1
             self._notify_finished()
@@ -141,21 +146,21 @@ class Runner:
             count += 1
         return count
 
-    def _time_limit(self, job: Job) -> float:
-        limit = self.config.max_execution_time
-        if job.max_execution_time:
-            limit = min(limit, job.max_execution_time)
-        return float(limit)
+    def _time_limit(self, jobs: list[Job]) -> float:
+        limits = [self.config.max_execution_time]
+        limits += [job.max_execution_time for job in jobs if job.max_execution_time]
+        return float(min(limits))
 
-    def _supervise(self, job: Job) -> None:
-        """Run the job in a helper thread; enforce its time limit and notice cancels."""
-        context = joblog.JobContext(job.id, sink=lambda line: self.store.log(job.id, line))
+    def _supervise(self, jobs: list[Job]) -> None:
+        """Run the jobs in a helper thread; enforce the time limit and notice cancels."""
+        ids = [job.id for job in jobs]
+        context = joblog.JobContext(",".join(ids), sink=lambda line: self.store.log(ids, line))
         outcome: dict[str, Any] = {}
         started = time.monotonic()
-        thread = threading.Thread(target=self._execute, args=(job, context, outcome),
-                                  daemon=True, name=f"qrs-job-{job.id}")
+        thread = threading.Thread(target=self._execute, args=(jobs, context, outcome),
+                                  daemon=True, name=f"qrs-job-{ids[0]}")
         thread.start()
-        limit = self._time_limit(job)
+        limit = self._time_limit(jobs)
         while True:
             thread.join(min(0.5, max(0.0, limit - (time.monotonic() - started))))
             if not thread.is_alive():
@@ -166,36 +171,74 @@ class Runner:
                 context.stop.set()
                 message = (f"Job ran longer than its maximum execution time of {limit:.0f} s "
                            "(options.max_execution_time / QRS_MAX_EXECUTION_TIME).")
-                self.store.fail(job.id, self.worker_id, message, ReasonCode.RAN_TOO_LONG,
-                                usage_seconds=elapsed, status=JobStatus.CANCELLED)
-                self.on_event("cancelled", job, elapsed)
+                for job in jobs:
+                    if self.store.fail(job.id, self.worker_id, message, ReasonCode.RAN_TOO_LONG,
+                                       usage_seconds=elapsed, status=JobStatus.CANCELLED):
+                        self.on_event("cancelled", job, elapsed)
                 return
-            current = self.store.get_job(job.id)
-            if current is None or current.status != JobStatus.RUNNING:
+            if all((current := self.store.get_job(job.id)) is None
+                   or current.status != JobStatus.RUNNING for job in jobs):
                 context.stop_reason = "cancelled"
                 context.stop.set()
                 return
-        self._record(job, outcome, time.monotonic() - started)
+        elapsed = time.monotonic() - started
+        for job in jobs:
+            self._record(job, outcome.get(job.id, {}), elapsed / len(jobs))
 
-    def _execute(self, job: Job, context: joblog.JobContext, outcome: dict[str, Any]) -> None:
-        """Decode, execute, encode: the whole job, in the job's own thread."""
+    def _execute(self, jobs: list[Job], context: joblog.JobContext,
+                 outcome: dict[str, Any]) -> None:
+        """Decode, execute, encode: the whole job (or batch), in its own thread."""
         with joblog.bound(context):
-            try:
-                params = decode_params(self.store.job_params(job.id), job.program_id)
-                joblog.emit(f"Executing {len(params.pubs)} pub(s) on {job.backend} with the "
-                            f"{self.executor.name} executor.")
-                run = {"sampler": self.executor.execute_sampler,
-                       "estimator": self.executor.execute_estimator}.get(job.program_id)
-                if run is None:
-                    raise JobRefused(f"Program '{job.program_id}' is not supported.")
-                outcome["result"] = encode_result(run(params.pubs, params.options, job.backend))
-            except joblog.JobAborted:
-                outcome["aborted"] = True
-            except (JobRefused, QRSError, ValueError, TypeError) as exc:
-                outcome["error"] = str(getattr(exc, "message", exc)) or type(exc).__name__
-            except Exception as exc:  # an executor bug or an Aer error: the job fails, not us
-                log.exception("job %s failed", job.id)
-                outcome["error"] = f"{type(exc).__name__}: {exc}"
+            decoded = {}
+            for job in jobs:
+                try:
+                    decoded[job.id] = decode_params(self.store.job_params(job.id),
+                                                    job.program_id)
+                except Exception as exc:
+                    outcome[job.id] = {"error": _message(exc)}
+            runnable = [job for job in jobs if job.id in decoded]
+            if not runnable:
+                return
+            pubs = sum(len(decoded[job.id].pubs) for job in runnable)
+            joblog.emit(f"Executing {pubs} pub(s) on {jobs[0].backend} with the "
+                        f"{self.executor.name} executor"
+                        + (f", batched with {len(runnable) - 1} other job(s)." if len(runnable) > 1
+                           else "."))
+            if len(runnable) > 1:
+                results = self.executor.execute_sampler_batch(
+                    [(decoded[job.id].pubs, decoded[job.id].options) for job in runnable],
+                    jobs[0].backend)
+            else:
+                results = [self._call_executor(runnable[0], decoded[runnable[0].id])]
+            for job, result in zip(runnable, results):
+                outcome[job.id] = self._encode(job, result)
+
+    def _call_executor(self, job: Job, params: Any) -> Any:
+        """Run one job's pubs; an exception is returned, not raised, like batch results."""
+        run = {"sampler": self.executor.execute_sampler,
+               "estimator": self.executor.execute_estimator}.get(job.program_id)
+        try:
+            if run is None:
+                raise JobRefused(f"Program '{job.program_id}' is not supported.")
+            return run(params.pubs, params.options, job.backend)
+        except joblog.JobAborted as exc:
+            return exc
+        except Exception as exc:
+            return exc
+
+    @staticmethod
+    def _encode(job: Job, result: Any) -> dict[str, Any]:
+        if isinstance(result, joblog.JobAborted):
+            return {"aborted": True}
+        if isinstance(result, Exception):
+            if not isinstance(result, (JobRefused, QRSError, ValueError, TypeError)):
+                log.error("job %s failed: %r", job.id, result)
+            return {"error": _message(result)}
+        try:
+            return {"result": encode_result(result)}
+        except Exception as exc:
+            log.exception("job %s: result could not be encoded", job.id)
+            return {"error": f"The result could not be encoded: {_message(exc)}"}
 
     def _record(self, job: Job, outcome: dict[str, Any], elapsed: float) -> None:
         if "result" in outcome:
@@ -224,3 +267,11 @@ class Runner:
                 return job
             with self._finished:
                 self._finished.wait(min(remaining, 0.02))
+
+
+def _message(exc: BaseException) -> str:
+    """The text a user sees for a failure: a typed error's message, else type and text."""
+    if isinstance(exc, (JobRefused, QRSError)):
+        return str(getattr(exc, "message", exc))
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

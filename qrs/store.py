@@ -14,6 +14,7 @@ Layout of the data directory::
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import secrets
@@ -45,6 +46,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     private INTEGER NOT NULL DEFAULT 0,
     max_execution_time INTEGER,
     num_pubs INTEGER NOT NULL DEFAULT 0,
+    width INTEGER NOT NULL DEFAULT 0,
     claimed_by TEXT,
     heartbeat REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -102,9 +104,8 @@ JOB_COLUMNS = (
 
 
 def new_id() -> str:
-    """A 20-character lowercase id, like IBM's job ids."""
-    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-    return "d" + "".join(secrets.choice(alphabet) for _ in range(19))
+    """A 20-character lowercase id, like IBM's job ids (95 random bits)."""
+    return "d" + base64.b32encode(secrets.token_bytes(12)).decode().lower()[:19]
 
 
 @dataclass
@@ -183,6 +184,7 @@ class NewJob:
     private: bool = False
     max_execution_time: int | None = None
     num_pubs: int = 0
+    width: int = 0
     idempotency_key: str | None = None
 
 
@@ -289,11 +291,11 @@ class Store:
             with self._tx() as db:
                 db.execute(
                     "INSERT INTO jobs (id, user_id, program_id, backend, session_id, status, "
-                    "created, tags, log_level, private, max_execution_time, num_pubs, "
-                    "idempotency_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "created, tags, log_level, private, max_execution_time, num_pubs, width, "
+                    "idempotency_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (job_id, new.user_id, new.program_id, new.backend, new.session_id,
                      JobStatus.QUEUED.value, now, json.dumps(new.tags), new.log_level,
-                     int(new.private), new.max_execution_time, new.num_pubs,
+                     int(new.private), new.max_execution_time, new.num_pubs, new.width,
                      new.idempotency_key))
                 db.execute("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
                            (job_id, now, "Job received and queued."))
@@ -385,11 +387,13 @@ class Store:
         self._result_path(job_id).unlink(missing_ok=True)
         return bool(gone)
 
-    def log(self, job_id: str, message: str, now: float | None = None) -> None:
-        """Append one line to the job's log (``GET /jobs/<id>/logs``)."""
+    def log(self, job_ids: str | Sequence[str], message: str, now: float | None = None) -> None:
+        """Append one line to the log of a job (or of each job of a batch)."""
+        now = time.time() if now is None else now
+        ids = [job_ids] if isinstance(job_ids, str) else job_ids
         with self._tx() as db:
-            db.execute("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
-                       (job_id, time.time() if now is None else now, message))
+            db.executemany("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
+                           [(i, now, message) for i in ids])
 
     def job_logs(self, job_id: str) -> list[tuple[float, str]]:
         return [(r[0], r[1]) for r in self._read(
@@ -397,7 +401,15 @@ class Store:
 
     # ------------------------------------------------------------------ running
     def claim(self, worker_id: str, now: float | None = None) -> Job | None:
-        """Take the next runnable job, atomically. ``None`` when nothing can run now.
+        """Take the next runnable job, atomically. ``None`` when nothing can run now."""
+        jobs = self.claim_batch(worker_id, 1, 0, now)
+        return jobs[0] if jobs else None
+
+    def claim_batch(self, worker_id: str, limit: int, max_width: int,
+                    now: float | None = None) -> list[Job]:
+        """Take the next runnable job and, if it is a small Sampler job outside any
+        session, up to ``limit - 1`` more like it (same backend, at most ``max_width``
+        qubits), all in one transaction.
 
         Order: jobs of an active dedicated session first (so a session's next job does
         not wait behind unrelated work), then everything else by creation time. A
@@ -406,24 +418,38 @@ class Store:
         now = time.time() if now is None else now
         with self._tx() as db:
             row = db.execute(
-                "SELECT j.id, j.session_id FROM jobs j LEFT JOIN sessions s ON s.id=j.session_id "
+                "SELECT j.id, j.session_id, j.backend, j.program_id, j.width FROM jobs j "
+                "LEFT JOIN sessions s ON s.id=j.session_id "
                 "WHERE j.status='Queued' AND (j.session_id IS NULL OR s.mode='batch' OR NOT EXISTS "
                 "(SELECT 1 FROM jobs r WHERE r.session_id=j.session_id AND r.status='Running')) "
                 "ORDER BY CASE WHEN s.state='active' AND s.mode='dedicated' THEN 0 ELSE 1 END, "
                 "j.created, j.rowid LIMIT 1").fetchone()
             if row is None:
-                return None
-            job_id, session_id = row
-            db.execute(
+                return []
+            job_id, session_id, backend, program_id, width = row
+            ids = [job_id]
+            if (limit > 1 and session_id is None and program_id == "sampler"
+                    and width <= max_width):
+                ids += [r[0] for r in db.execute(
+                    "SELECT id FROM jobs WHERE status='Queued' AND session_id IS NULL AND "
+                    "program_id='sampler' AND backend=? AND width<=? AND id!=? "
+                    "ORDER BY created, rowid LIMIT ?", (backend, max_width, job_id, limit - 1))]
+            db.executemany(
                 "UPDATE jobs SET status='Running', claimed_by=?, heartbeat=?, running_at=?, "
-                "attempts=attempts+1 WHERE id=? AND status='Queued'", (worker_id, now, now, job_id))
-            db.execute("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
-                       (job_id, now, f"Job started on worker {worker_id}."))
+                "attempts=attempts+1 WHERE id=? AND status='Queued'",
+                [(worker_id, now, now, i) for i in ids])
+            line = f"Job started on worker {worker_id}" + (
+                f" in a batch of {len(ids)} small jobs." if len(ids) > 1 else ".")
+            db.executemany("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
+                           [(i, now, line) for i in ids])
             if session_id:
                 db.execute(
                     "UPDATE sessions SET state='active', activated_at=COALESCE(activated_at, ?), "
                     "last_job_started=? WHERE id=? AND state!='closed'", (now, now, session_id))
-        return self.get_job(job_id)
+            rows = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN "
+                              f"({','.join('?' * len(ids))})", ids).fetchall()
+        order = {i: n for n, i in enumerate(ids)}
+        return sorted((Job.from_row(r) for r in rows), key=lambda job: order[job.id])
 
     def heartbeat(self, worker_id: str, now: float | None = None) -> int:
         """Renew the lease of every job this worker runs; returns how many."""

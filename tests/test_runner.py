@@ -20,6 +20,7 @@ from .helpers import sampler_params
 
 
 def make_runner(tmp_path, executor, **config) -> Runner:
+    config.setdefault("batch_max_jobs", 1)
     cfg = Config(data_dir=str(tmp_path / "data"), executor_threads=1, **config)
     executor.setup(cfg, BackendMetadataProvider())
     return Runner(Store(cfg.data_dir), executor, cfg)
@@ -28,7 +29,7 @@ def make_runner(tmp_path, executor, **config) -> Runner:
 def submit(runner: Runner, shots: int = 100, **fields) -> str:
     return runner.store.add_job(NewJob(
         user_id="u", program_id="sampler", backend="fake_manila",
-        params_text=json.dumps(sampler_params(shots=shots)), **fields)).id
+        params_text=json.dumps(sampler_params(shots=shots)), **{"width": 2, **fields})).id
 
 
 def test_drain_runs_queued_jobs_to_completion(tmp_path):
@@ -111,3 +112,16 @@ def test_maintenance_recovers_jobs_of_a_dead_worker(tmp_path, lease):
     runner.drain()
     job = runner.store.get_job(job_id)
     assert job.status == JobStatus.COMPLETED and job.attempts == 2
+
+
+def test_small_sampler_jobs_run_as_one_batch(tmp_path):
+    runner = make_runner(tmp_path, AllZerosExecutor(), batch_max_jobs=8, batch_max_qubits=4)
+    ids = [submit(runner, shots=5 + i) for i in range(5)]
+    wide = submit(runner, width=5)  # wider than batch_max_qubits: runs on its own
+    assert runner.drain() == 2
+    for index, job_id in enumerate(ids):
+        assert runner.store.get_job(job_id).status == JobStatus.COMPLETED
+        counts = decode_result(runner.store.job_result(job_id))[0].data.meas.get_counts()
+        assert counts == {"00": 5 + index}  # each job got its own shots back
+        assert any("batch of 5" in line for _, line in runner.store.job_logs(job_id))
+    assert runner.store.get_job(wide).status == JobStatus.COMPLETED

@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from .. import schemas
-from ..codec import PROGRAMS, PubLimits, decode_params, validate_pubs
+from ..codec import PROGRAMS, PubLimits, circuit_width, decode_params, validate_pubs
 from ..errors import Conflict, InvalidInput, TooManyRequests
 from ..registry import get_registry
 from ..states import SessionState
@@ -83,6 +83,7 @@ def create_job():
         params_text=json.dumps(params), session_id=session_id, tags=tags,
         log_level=body["log_level"], private=bool(body["private"]),
         max_execution_time=int(max_time) if max_time else None, num_pubs=len(decoded.pubs),
+        width=circuit_width(decoded.pubs),
         idempotency_key=request.headers.get("Idempotency-Key")))
     reg.runner.wake()
     return jsonify({"id": job.id, "backend": job.backend, "session_id": job.session_id,

@@ -57,6 +57,22 @@ class BaseExecutor(ABC):
                           backend_name: str) -> "PrimitiveResult":
         """Run Estimator pubs ``(circuit, observables, parameter values, precision)``."""
 
+    def execute_sampler_batch(self, jobs: list[tuple[list[Any], dict[str, Any]]],
+                              backend_name: str) -> list[Any]:
+        """Run several small Sampler jobs; one ``PrimitiveResult`` or exception per job.
+
+        The runner hands over jobs for the same backend together so an executor can share
+        work between them (one simulator call for all their circuits). This default runs
+        them one by one; a failure stays with its own job.
+        """
+        results: list[Any] = []
+        for pubs, options in jobs:
+            try:
+                results.append(self.execute_sampler(pubs, options, backend_name))
+            except Exception as exc:  # reported per job by the runner
+                results.append(exc)
+        return results
+
     def close(self) -> None:
         """Release resources (clusters, GPU memory) at shutdown."""
 

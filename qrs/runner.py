@@ -28,6 +28,7 @@ from .errors import QRSError
 from .executors.base import BaseExecutor, JobRefused
 from .states import JobStatus, ReasonCode
 from .store import Job, Store
+from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class Runner:
         self._pid: int | None = None
         self._start_lock = threading.Lock()
         self.busy = 0
+        self._wakeup = Wakeup(store.data_dir)
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -67,6 +69,7 @@ class Runner:
                                                   name="qrs-maintenance"))
             for thread in self._threads:
                 thread.start()
+            self._wakeup.listen(self.wake)
             self._pid = os.getpid()
             log.info("runner %s started with %d executor threads (%s executor)",
                      self.worker_id, self.config.executor_threads, self.executor.name)
@@ -81,9 +84,14 @@ class Runner:
         self._pid = None
 
     def wake(self) -> None:
-        """New work arrived: wake one idle worker thread at once."""
+        """New work arrived: wake one idle worker thread of this process at once."""
         with self._wake:
             self._wake.notify()
+
+    def announce(self) -> None:
+        """A job was queued here: wake a runner thread here and in every other process."""
+        self.wake()
+        self._wakeup.notify()
 
     # ------------------------------------------------------------------- loops
     def _work_loop(self) -> None:

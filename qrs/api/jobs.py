@@ -85,7 +85,7 @@ def create_job():
         max_execution_time=int(max_time) if max_time else None, num_pubs=len(decoded.pubs),
         width=circuit_width(decoded.pubs),
         idempotency_key=request.headers.get("Idempotency-Key")))
-    reg.runner.wake()
+    reg.runner.announce()
     return jsonify({"id": job.id, "backend": job.backend, "session_id": job.session_id,
                     "private": job.private, "status": job.status.value,
                     "created": iso(job.created)})

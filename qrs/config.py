@@ -68,6 +68,7 @@ class Config:
     hybrid_large: str = "gpu"  # executor for large circuits: gpu | dask | package.module:Class
     dask_scheduler: str = "local"  # tcp://host:8786 or "local" for a LocalCluster
     dask_workers: int = 2
+    dask_connect_timeout: float = 15.0  # seconds to reach the scheduler at start-up
 
     # Runner and store
     job_lease_seconds: float = 30.0

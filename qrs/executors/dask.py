@@ -31,8 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Seconds to reach the scheduler at start-up, and between cancel checks while waiting.
-CONNECT_TIMEOUT = 15
+#: Seconds between checks for a cancelled job while waiting for a task.
 POLL_SECONDS = 0.5
 
 _worker_executors: dict[Config, LocalExecutor] = {}
@@ -104,7 +103,7 @@ class DaskExecutor(BaseExecutor):
                                             processes=True, dashboard_address=None,
                                             silence_logs=logging.WARNING)
                 address = self.cluster.scheduler_address
-            self.client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            self.client = Client(address, timeout=config.dask_connect_timeout, set_as_default=False)
             self.client.register_worker_callbacks(setup=_import_qiskit)
         except Exception as exc:
             self.close()

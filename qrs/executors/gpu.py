@@ -43,7 +43,8 @@ def _installed(distribution: str) -> str | None:
 def cuda_wheels() -> list[str]:
     """Installed CUDA 12 runtime wheels (``nvidia-cuda-runtime-cu12``, ``nvidia-cublas-cu12``…)."""
     names = {dist.metadata["Name"] or "" for dist in dist_metadata.distributions()}
-    return sorted(n for n in names if n.lower().startswith("nvidia-") and n.lower().endswith("-cu12"))
+    return sorted(name for name in names
+                  if name.lower().startswith("nvidia-") and name.lower().endswith("-cu12"))
 
 
 def diagnose_gpu() -> str | None:

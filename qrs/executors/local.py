@@ -35,11 +35,11 @@ _STATE_BYTES = {
 #: (backend, calibration date, noise on/off, simulator options).
 _NOISE_MODELS: dict[tuple[str, str], Any] = {}
 _SIMULATORS: dict[tuple, Any] = {}
-_CACHE_LOCK = threading.Lock()
+_CACHE_LOCK = threading.RLock()
 
 
 def pub_circuit(pub: Any) -> Any:
-    """The circuit of a pub, whether a decoded tuple or a coerced ``SamplerPub``/``EstimatorPub``."""
+    """The circuit of a pub: a decoded tuple or a coerced ``SamplerPub``/``EstimatorPub``."""
     return pub.circuit if hasattr(pub, "circuit") else pub[0]
 
 
@@ -128,12 +128,13 @@ class LocalExecutor(BaseExecutor):
     def noise_model(self, backend_name: str, calibration: str) -> Any:
         """The backend's noise model (``None`` if ideal), built once per calibration."""
         key = (backend_name, calibration)
-        if key not in _NOISE_MODELS:
-            from qiskit_aer.noise import NoiseModel
+        with _CACHE_LOCK:
+            if key not in _NOISE_MODELS:
+                from qiskit_aer.noise import NoiseModel
 
-            model = NoiseModel.from_backend(self.metadata.get_backend(backend_name))
-            _NOISE_MODELS[key] = None if model.is_ideal() else model
-        return _NOISE_MODELS[key]
+                model = NoiseModel.from_backend(self.metadata.get_backend(backend_name))
+                _NOISE_MODELS[key] = None if model.is_ideal() else model
+            return _NOISE_MODELS[key]
 
     def simulator(self, backend_name: str) -> Any:
         """The cached ``AerSimulator`` for a backend, shared by every job of the process."""

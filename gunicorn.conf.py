@@ -35,3 +35,4 @@ def worker_exit(server, worker):
     registry = worker.wsgi.extensions.get("qrs") if hasattr(worker, "wsgi") else None
     if registry is not None:
         registry.runner.stop(grace_seconds=graceful_timeout - 5)
+        registry.executor.close()  # e.g. a Dask LocalCluster's worker processes

@@ -25,7 +25,11 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from . import create_app
 
     if args.dev:
-        create_app(config).run(host=config.host, port=config.port, threaded=True)
+        app = create_app(config)
+        try:
+            app.run(host=config.host, port=config.port, threaded=True)
+        finally:
+            app.extensions["qrs"].executor.close()
         return 0
     from gunicorn.app.wsgiapp import run
 
@@ -125,8 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .executors.base import ExecutorUnavailable
+
     args = build_parser().parse_args(argv)
-    return args.func(args, Config.from_env())
+    try:
+        return args.func(args, Config.from_env())
+    except ExecutorUnavailable as exc:  # start-up refused: say why, without a traceback
+        print(f"qrs: cannot start: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -55,15 +55,20 @@ class Config:
     noise: bool = True
     simulation_method: str = "automatic"
     max_memory_mb: int = 0  # 0 = derive from the machine's memory
+    aer_threads: int = 0  # Aer threads per job; 0 = cores ÷ (workers × executor threads)
+    fusion_enable: bool = True  # Aer gate fusion
+    fusion_threshold: int = 0  # qubits from which fusion applies; 0 = Aer's default (14)
     gpu_device: int = 0
     gpu_memory_limit_mb: int = 0
     gpu_use_noise: bool = True
     gpu_batched_shots: bool = False
+    gpu_custatevec: bool = False  # cuStateVec_enable, where the Aer build has cuQuantum
     gpu_fallback: str = ""  # "cpu" opts in to falling back when no GPU exists
     hybrid_gpu_min_qubits: int = 20
-    hybrid_large: str = "gpu"  # executor for large circuits in hybrid mode: gpu | dask
+    hybrid_large: str = "gpu"  # executor for large circuits: gpu | dask | package.module:Class
     dask_scheduler: str = "local"  # tcp://host:8786 or "local" for a LocalCluster
     dask_workers: int = 2
+    dask_connect_timeout: float = 15.0  # seconds to reach the scheduler at start-up
 
     # Runner and store
     job_lease_seconds: float = 30.0

@@ -100,9 +100,15 @@ def resolve(spec: str) -> BaseExecutor:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise ExecutorUnavailable(f"QRS_EXECUTOR={spec!r}: cannot load {path}: {exc}") from exc
-    instance = cls()
+    if not callable(cls):
+        raise ExecutorUnavailable(f"QRS_EXECUTOR={spec!r}: {path} is not a class.")
+    try:
+        instance = cls()
+    except Exception as exc:
+        raise ExecutorUnavailable(f"QRS_EXECUTOR={spec!r}: {path}() failed: "
+                                  f"{type(exc).__name__}: {exc}") from exc
     if not isinstance(instance, BaseExecutor):
-        missing = [m for m in ("execute_sampler", "execute_estimator", "name")
+        missing = [m for m in ("execute_sampler", "execute_estimator", "name", "setup", "close")
                    if not hasattr(instance, m)]
         if missing:
             raise ExecutorUnavailable(

@@ -3,15 +3,16 @@
 Runs pubs the way ``QiskitRuntimeLocalService`` does — ``BackendSamplerV2`` /
 ``BackendEstimatorV2`` over an ``AerSimulator`` built from the fake backend, with the
 noise model from its calibration properties — so its answers are the statistical
-reference's. What it adds:
+reference's. Differences: noise models (slow to build for 100+ qubit devices) and
+simulators are cached per backend and calibration in module-level caches shared by every
+job and every executor of the process (the hybrid executor's CPU side and a GPU executor
+share one noise model); the memory a job needs is checked before it runs; pubs run one at
+a time so the job log shows progress and a cancelled job stops between pubs.
 
-* simulators (noise models take seconds to build for 100+ qubit devices) are cached per
-  backend and shared by every job of the process;
-* each run gets the noise model cut down to the qubits the job uses (``noise.py``), which
-  Aer converts in a fraction of the time of the whole device's model;
-* the memory a job needs is checked before it runs;
-* pubs run one at a time so the job log shows progress and a cancelled job stops early;
-* small Sampler jobs handed over together run in one Aer call (``execute_sampler_batch``).
+Two things keep small jobs cheap: each run gets the noise model cut down to the qubits
+the job uses (``noise.py``), which Aer converts in a fraction of the time of the whole
+device's model, and small Sampler jobs handed over together run in one Aer call
+(``execute_sampler_batch``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ..codec import coerce_pubs, estimator_options, pub_qubits, sampler_options,
 from .base import BaseExecutor, JobRefused
 from .noise import LRUCache, restrict_noise_model, with_noise_model
 
-#: Bytes of state each method needs for n qubits (complex128 amplitudes).
+#: Bytes per amplitude (complex128) and the state size each method needs for n qubits.
 _STATE_BYTES = {
     "statevector": lambda n: 16 * 2**n,
     "density_matrix": lambda n: 16 * 4**n,
@@ -35,6 +36,25 @@ _STATE_BYTES = {
     "unitary": lambda n: 16 * 4**n,
     "superop": lambda n: 16 * 16**n,
 }
+
+
+#: Process-wide caches: noise model per (backend, calibration date), simulator per
+#: (backend, calibration date, noise on/off, simulator options).
+_NOISE_MODELS: dict[tuple[str, str], Any] = {}
+_SIMULATORS: dict[tuple, Any] = {}
+_CACHE_LOCK = threading.RLock()
+#: Simulator views with noise cut down to a set of qubits, per (simulator, qubits).
+_VIEWS = LRUCache(256)
+
+
+def pub_circuit(pub: Any) -> Any:
+    """The circuit of a pub: a decoded tuple or a coerced ``SamplerPub``/``EstimatorPub``."""
+    return pub.circuit if hasattr(pub, "circuit") else pub[0]
+
+
+def widest(pubs: list[Any]) -> int:
+    """Most active qubits of any pub's circuit: what sizes a job's simulation."""
+    return max(active_qubits(pub_circuit(pub)) for pub in pubs)
 
 
 def active_qubits(circuit: Any) -> int:
@@ -57,15 +77,14 @@ class LocalExecutor(BaseExecutor):
     """Aer on this machine's CPU cores."""
 
     device = "CPU"
+    #: The setting that bounds this executor's state memory (named in refusals).
+    memory_setting = "QRS_MAX_MEMORY_MB"
 
     def __init__(self, method: str | None = None, noise: bool | None = None,
                  threads: int | None = None) -> None:
         self._method = method
         self._noise = noise
         self._threads = threads
-        self._simulators: dict[tuple, Any] = {}
-        self._views = LRUCache(256)
-        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -83,8 +102,8 @@ class LocalExecutor(BaseExecutor):
     @property
     def threads(self) -> int:
         """Aer threads per job, so that workers × runner threads × Aer threads ≈ cores."""
-        if self._threads:
-            return self._threads
+        if self._threads or self.config.aer_threads:
+            return self._threads or self.config.aer_threads
         from ..config import _cpu_count
 
         per_job = _cpu_count() // max(1, self.config.workers * self.config.executor_threads)
@@ -96,26 +115,49 @@ class LocalExecutor(BaseExecutor):
 
     def simulator_options(self) -> dict[str, Any]:
         """Options every simulator of this executor gets (the GPU executor adds its own)."""
-        return {"method": self.method, "device": self.device,
-                "max_parallel_threads": self.threads}
+        options: dict[str, Any] = {"method": self.method, "device": self.device,
+                                   "max_parallel_threads": self.threads,
+                                   "fusion_enable": self.config.fusion_enable}
+        if self.config.fusion_threshold:
+            options["fusion_threshold"] = self.config.fusion_threshold
+        return options
 
     # --------------------------------------------------------------- simulator
+    def calibration(self, backend_name: str) -> str:
+        """The calibration a backend's noise model is built from (its properties' date)."""
+        try:
+            return str(self.metadata.get_properties(backend_name).get("last_update_date", ""))
+        except Exception:  # a backend without properties has no calibration to key on
+            return ""
+
+    def noise_model(self, backend_name: str, calibration: str) -> Any:
+        """The backend's noise model (``None`` if ideal), built once per calibration."""
+        key = (backend_name, calibration)
+        with _CACHE_LOCK:
+            if key not in _NOISE_MODELS:
+                from qiskit_aer.noise import NoiseModel
+
+                model = NoiseModel.from_backend(self.metadata.get_backend(backend_name))
+                _NOISE_MODELS[key] = None if model.is_ideal() else model
+            return _NOISE_MODELS[key]
+
     def simulator(self, backend_name: str) -> Any:
-        """The cached ``AerSimulator`` for a backend (noise model built once per process)."""
-        key = (backend_name, self.noise)
-        with self._lock:
-            sim = self._simulators.get(key)
+        """The cached ``AerSimulator`` for a backend, shared by every job of the process."""
+        options = self.simulator_options()
+        calibration = self.calibration(backend_name)
+        key = (backend_name, calibration, self.noise,
+               tuple(sorted((name, repr(value)) for name, value in options.items())))
+        with _CACHE_LOCK:
+            sim = _SIMULATORS.get(key)
             if sim is None:
                 from qiskit_aer import AerSimulator
 
-                backend = self.metadata.get_backend(backend_name)
-                options = self.simulator_options()
-                if not self.noise:
-                    options["noise_model"] = None
-                sim = AerSimulator.from_backend(backend, **options)
-                self._simulators[key] = sim
+                noise = self.noise_model(backend_name, calibration) if self.noise else None
+                sim = AerSimulator.from_backend(self.metadata.get_backend(backend_name),
+                                                noise_model=noise, **options)
+                _SIMULATORS[key] = sim
                 joblog.emit(f"Built {'noisy' if self.noise else 'ideal'} {self.device} "
-                            f"simulator for {backend_name}.")
+                            f"simulator for {backend_name} (calibration {calibration or 'n/a'}).")
             return sim
 
     def simulator_for(self, backend_name: str, pubs: list[Any]) -> Any:
@@ -125,18 +167,18 @@ class LocalExecutor(BaseExecutor):
         if noise_model is None:
             return sim
         qubits = frozenset().union(*(pub_qubits(pub) for pub in pubs))
-        return self._views.get((backend_name, qubits), lambda: with_noise_model(
+        return _VIEWS.get((id(sim), qubits), lambda: with_noise_model(
             sim, restrict_noise_model(noise_model, qubits)))
 
     def check_memory(self, pubs: list[Any]) -> None:
-        """Refuse a job whose state would not fit in ``QRS_MAX_MEMORY_MB``."""
-        widest = max(active_qubits(pub.circuit) for pub in pubs)
-        needed = required_memory_mb(self.method, widest)
+        """Refuse a job whose state would not fit in this executor's memory limit."""
+        width = widest(pubs)
+        needed = required_memory_mb(self.method, width)
         if needed > self.memory_limit_mb:
             raise JobRefused(
-                f"A {widest}-qubit circuit needs about {needed:,.0f} MiB with the "
-                f"'{self.method}' method, above this server's limit of "
-                f"{self.memory_limit_mb:,} MiB (QRS_MAX_MEMORY_MB). Use fewer qubits or a "
+                f"A {width}-qubit circuit needs about {needed:,.0f} MiB with the "
+                f"'{self.method}' method on the {self.device}, above this server's limit of "
+                f"{self.memory_limit_mb:,} MiB ({self.memory_setting}). Use fewer qubits or a "
                 "method such as matrix_product_state or stabilizer.")
 
     # -------------------------------------------------------------- primitives

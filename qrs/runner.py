@@ -26,6 +26,7 @@ from .codec import decode_params, encode_result
 from .config import Config
 from .errors import QRSError
 from .executors.base import BaseExecutor, JobRefused
+from .quantum_program import EXECUTOR_PROGRAM, run_job as run_program_job
 from .states import JobStatus, ReasonCode
 from .store import Job, Store
 
@@ -181,6 +182,10 @@ class Runner:
         """Decode, execute, encode: the whole job, in the job's own thread."""
         with joblog.bound(context):
             try:
+                if job.program_id == EXECUTOR_PROGRAM:  # a QuantumProgram, not pubs
+                    outcome["result"] = run_program_job(
+                        self.executor, self.store.job_params(job.id), job.backend)
+                    return
                 params = decode_params(self.store.job_params(job.id), job.program_id)
                 joblog.emit(f"Executing {len(params.pubs)} pub(s) on {job.backend} with the "
                             f"{self.executor.name} executor.")

@@ -71,14 +71,16 @@ class DecodedProgram:
         return self.model.quantum_program.semantic_role
 
 
-def _pydantic_message(exc: Exception) -> str:
-    """The first few validation errors as ``field.path: message``."""
-    errors = getattr(exc, "errors", None)
-    if not callable(errors):
-        return f"{type(exc).__name__}: {exc}"
-    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}"
-             for e in errors()[:5]]
-    return "; ".join(parts)
+def _describe(exc: Exception) -> str:
+    """A pydantic error as its first few ``field.path: message``; others with their type."""
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}"
+                         for e in exc.errors()[:5])
+    kind = type(exc)
+    name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
+    return f"{name}: {exc}"
 
 
 def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
@@ -101,10 +103,14 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
             f"params.schema_version {version!r} is not supported; this server reads executor "
             f"params {', '.join(SCHEMA_VERSIONS)} (what qiskit-ibm-runtime 0.51 sends).")
     converter = QUANTUM_PROGRAM_PARAMS_CONVERTERS[version]
+    from pydantic import ValidationError
+
     try:
         model = converter.model.model_validate(params)
-    except Exception as exc:  # pydantic ValidationError: the payload's shape is wrong
-        raise InvalidInput(f"executor params are malformed: {_pydantic_message(exc)}") \
+    except ValidationError as exc:  # the payload's shape is wrong
+        raise InvalidInput(f"executor params are malformed: {_describe(exc)}") from None
+    except Exception as exc:  # base64/zlib/QPY that validation had to open
+        raise InvalidInput(f"the quantum program could not be decoded: {_describe(exc)}") \
             from None
     try:
         program, _ = converter.decoder(model)
@@ -112,8 +118,8 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
             if isinstance(item, SamplexItem):
                 item.samplex.finalize()  # serialized samplexes arrive unfinalized
     except Exception as exc:  # bad QPY, samplex JSON or arguments: the user's input
-        raise InvalidInput(f"the quantum program could not be decoded: "
-                           f"{type(exc).__name__}: {exc}") from None
+        raise InvalidInput(f"the quantum program could not be decoded: {_describe(exc)}") \
+            from None
     return DecodedProgram(program=program, options=model.options.model_dump(mode="json"),
                           model=model, schema_version=version)
 

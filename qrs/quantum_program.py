@@ -124,9 +124,20 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
                           model=model, schema_version=version)
 
 
-def check_program(decoded: DecodedProgram, backend_qubits: int, limits: PubLimits) -> int:
-    """Check the program against the backend and the limits; returns its element count."""
+def _foreign_operations(circuit: Any, supported: set[str]) -> list[str]:
+    """Operations of ``circuit`` the backend does not have (the program must be ISA)."""
+    return sorted({instruction.operation.name for instruction in circuit.data}
+                  - supported - {"barrier"})
+
+
+def check_program(decoded: DecodedProgram, backend: Any, limits: PubLimits) -> int:
+    """Check the program against the backend (a ``BackendV2``) and the limits.
+
+    Returns the number of circuit elements (bindings) the program runs.
+    """
     program = decoded.program
+    backend_qubits = backend.num_qubits
+    supported = set(backend.target.operation_names)
     if not program.items:
         raise InvalidInput("quantum_program.items is empty; a program needs at least one item.")
     if program.meas_level != "classified":
@@ -145,6 +156,11 @@ def check_program(decoded: DecodedProgram, backend_qubits: int, limits: PubLimit
             raise InvalidInput(
                 f"quantum_program.items[{index}]: the circuit has {item.circuit.num_qubits} "
                 f"qubits but the backend has only {backend_qubits}. Transpile it first.")
+        if foreign := _foreign_operations(item.circuit, supported):
+            raise InvalidInput(
+                f"quantum_program.items[{index}] uses {', '.join(foreign)}, which the backend "
+                f"does not support (it has {', '.join(sorted(supported))}). Transpile the "
+                "circuit for the backend, e.g. generate_preset_pass_manager(backend=backend).")
         size = math.prod(item.shape)
         if size > limits.max_parameter_bindings:
             raise LimitExceeded(

@@ -244,6 +244,13 @@ def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
     response = _post(ideal_server, _client_params(QuantumProgram(10, [CircuitItem(wide)])))
     assert response.status_code == 400 and "only 5" in response.json()["errors"][0]["message"]
 
+    not_isa = QuantumCircuit(1, 1)
+    not_isa.ry(0.3, 0)
+    not_isa.measure(0, 0)
+    response = _post(ideal_server, _client_params(QuantumProgram(10, [CircuitItem(not_isa)])))
+    assert response.status_code == 400
+    assert "uses ry, which the backend does not support" in response.json()["errors"][0]["message"]
+
     response = _post(ideal_server, {"pubs": []}, backend="mock_manila", program="sampler")
     assert response.status_code == 400 and "dry-run" in response.json()["errors"][0]["message"]
 

@@ -79,7 +79,7 @@ def create_job():
                        cfg.max_parameter_bindings, cfg.max_observables)
     if program_id == EXECUTOR_PROGRAM:
         program = decode_program(params)
-        check_program(program, qubits, limits)
+        check_program(program, reg.metadata.get_backend(backend), limits)
         num_pubs, options = len(program.program.items), {}
     else:
         decoded = decode_params(params, program_id)

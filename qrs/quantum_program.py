@@ -203,8 +203,7 @@ def _chunk_timing(program: "QuantumProgram", start: datetime, stop: datetime) ->
 
 
 def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram",
-                   options: dict[str, Any], backend_name: str,
-                   seed: int | None = None) -> "QuantumProgramResult":
+                   backend_name: str) -> "QuantumProgramResult":
     """Run ``program`` through a Sampler-pub executor: one pub per item, shots per element.
 
     Works for any executor, so local, GPU, Dask and plug-in executors all run programs.
@@ -212,17 +211,14 @@ def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram
     from qiskit_ibm_runtime.results import QuantumProgramResult
 
     start = datetime.now(timezone.utc)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng()
     pubs, extras = [], []
     for item in program.items:
         joblog.checkpoint()
         values, outputs = _item_inputs(item, rng)
         pubs.append((item.circuit, values, program.shots))
         extras.append(outputs)
-    sampler_options: dict[str, Any] = {"default_shots": program.shots}
-    if seed is not None:
-        sampler_options["simulator"] = {"seed_simulator": seed}
-    result = execute_sampler(pubs, sampler_options, backend_name)
+    result = execute_sampler(pubs, {"default_shots": program.shots}, backend_name)
     data = []
     for outputs, pub_result in zip(extras, result):
         bits = {name: array.to_bool_array(order="little")
@@ -234,7 +230,7 @@ def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram
     return program_result
 
 
-def random_result(program: "QuantumProgram", seed: int | None = None) -> "QuantumProgramResult":
+def random_result(program: "QuantumProgram") -> "QuantumProgramResult":
     """A dry run: every register's bits drawn uniformly, shapes as a real run's, no simulation.
 
     Samplex outputs are drawn for real (they are classical and cheap) so the client's
@@ -243,7 +239,7 @@ def random_result(program: "QuantumProgram", seed: int | None = None) -> "Quantu
     from qiskit_ibm_runtime.results import QuantumProgramResult
 
     start = datetime.now(timezone.utc)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng()
     data = []
     for item in program.items:
         joblog.checkpoint()
@@ -285,9 +281,9 @@ def encode_result(result: "QuantumProgramResult", decoded: DecodedProgram) -> st
 def log_options(decoded: DecodedProgram, executor_name: str) -> None:
     """Name in the job log each option the simulator honours only in part, or not at all."""
     options = decoded.options
-    ignored = {key: options[key] for key, _ in _UNSIMULATED.items() if options.get(key)}
-    for key, value in ignored.items():
-        joblog.emit(f"Option {key}={value!r} ignored: {_UNSIMULATED[key]}.")
+    for key, reason in _UNSIMULATED.items():
+        if options.get(key):
+            joblog.emit(f"Option {key}={options[key]!r} ignored: {reason}.")
     if options.get("init_qubits") is False:
         joblog.emit("Option init_qubits=False ignored: every simulated shot starts in |0>.")
     if options.get("experimental"):
@@ -303,7 +299,7 @@ def execute(executor: "BaseExecutor", program: "QuantumProgram", options: dict[s
     """``executor.execute_program``, or the Sampler route for plug-ins without it."""
     method = getattr(executor, "execute_program", None)
     if method is None:
-        return run_on_sampler(executor.execute_sampler, program, options, backend_name)
+        return run_on_sampler(executor.execute_sampler, program, backend_name)
     return method(program, options, backend_name)
 
 

@@ -87,7 +87,7 @@ def test_estimator_zz_on_bell(ideal_service, service):
         ref = Estimator(mode=FakeManilaV2()).run([(circuit, observable)], precision=0.02) \
             .result()[0].data
         ref_ev, ref_std = float(ref.evs), float(ref.stds)
-        assert 0.7 < ev < 1.0
+        assert 0.7 < ev <= 1.0 + SIGMAS * std  # readout-mitigated: may touch 1
         assert abs(ev - ref_ev) <= SIGMAS * math.hypot(std, ref_std), (ev, std, ref_ev, ref_std)
 
 

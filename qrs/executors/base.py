@@ -65,11 +65,12 @@ class BaseExecutor(ABC):
 
         The default draws the samplex randomizations and runs one Sampler pub per item
         through ``execute_sampler``, so every executor runs programs; override to batch
-        items differently. ``options`` are the program's execution options.
+        items differently. ``options`` are the program's execution options (``init_qubits``,
+        ``rep_delay``, ...); the runner has already logged those a simulator cannot honour.
         """
         from ..quantum_program import run_on_sampler
 
-        return run_on_sampler(self.execute_sampler, program, options, backend_name)
+        return run_on_sampler(self.execute_sampler, program, backend_name)
 
     def close(self) -> None:
         """Release resources (clusters, GPU memory) at shutdown."""

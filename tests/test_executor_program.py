@@ -244,6 +244,14 @@ def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
     response = _post(ideal_server, _client_params(QuantumProgram(10, [CircuitItem(wide)])))
     assert response.status_code == 400 and "only 5" in response.json()["errors"][0]["message"]
 
+    items = [dict(item) for item in good["quantum_program"]["items"]]
+    items[2]["samplex_arguments"] = {}  # the client refuses to send this; a raw caller may
+    response = _post(ideal_server, {**good, "quantum_program": {**good["quantum_program"],
+                                                                "items": items}})
+    assert response.status_code == 400
+    message = response.json()["errors"][0]["message"]
+    assert "samplex arguments are missing" in message and "parameter_values" in message
+
     not_isa = QuantumCircuit(1, 1)
     not_isa.ry(0.3, 0)
     not_isa.measure(0, 0)

@@ -167,6 +167,11 @@ def test_dry_run_returns_shaped_random_data_without_simulating(ideal_service):
         .result()[0].data.meas.get_counts()
     assert sum(counts.values()) == 400 and len(counts) == 4
 
+    circuit = isa(bell(measure=False), backend)
+    observables = [SparsePauliOp(p).apply_layout(circuit.layout) for p in ("ZZ", "XX", "ZI")]
+    data = Estimator(mode=backend).run([(circuit, observables)], dry_run=True).result()[0].data
+    assert data.evs.shape == data.stds.shape == (3,)
+
 
 def test_session_and_batch_modes(ideal_service):
     backend = ideal_service.backend("fake_manila")

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 EXECUTOR_PROGRAM = "executor"
 
-#: Params schema versions this server reads; results are written in the same version.
+#: Params schema versions this server reads (results are written as v2.0 models).
 SCHEMA_VERSIONS = ("v2.0",)
 
 #: Decimal places angles are rounded to at multiples of pi/2 (the reference's default
@@ -64,7 +64,6 @@ class DecodedProgram:
     program: "QuantumProgram"
     options: dict[str, Any]
     model: Any  # the validated ParamsModel (passthrough data is returned from it as sent)
-    schema_version: str
 
     @property
     def semantic_role(self) -> str | None:
@@ -121,7 +120,7 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
         raise InvalidInput(f"the quantum program could not be decoded: {_describe(exc)}") \
             from None
     return DecodedProgram(program=program, options=model.options.model_dump(mode="json"),
-                          model=model, schema_version=version)
+                          model=model)
 
 
 def _foreign_operations(circuit: Any, supported: set[str]) -> list[str]:

@@ -55,6 +55,8 @@ def test_ideal_bell_has_only_correlated_outcomes(ideal_service, twirling):
     # with twirling the client undoes the measurement flips the server returned
     assert set(counts) == {"00", "11"}, counts
     assert_binomial(counts["00"], shots, 0.5)
+    again = ideal_service.job(job.job_id()).result()  # retrieved later: same decoders
+    assert again[0].data.meas.get_counts() == counts
 
 
 @pytest.mark.parametrize("twirling", [False, True])

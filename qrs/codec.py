@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InvalidInput, LimitExceeded
 
-PROGRAMS = ("sampler", "estimator")
+PROGRAMS = ("sampler", "estimator", "executor")
 
 
 @dataclass

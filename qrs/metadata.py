@@ -4,6 +4,10 @@ Read-only: configuration, calibration properties and status of every backend in
 ``FakeProviderForBackendV2``. JSON documents are parsed once per process and cached;
 the backend objects themselves (which hold Aer simulators and noise models) are cached
 too, so executors build each noise model once.
+
+Every ``fake_<device>`` also has a ``mock_<device>`` twin (``"class": "mock"`` in
+``GET /backends``): the client sends ``run(..., dry_run=True)`` jobs there, and the server
+answers them with random data of the right shape.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from functools import cached_property
 from typing import Any
 
 from .errors import NotFound
+
+MOCK_PREFIX = "mock_"
 
 
 class BackendMetadataProvider:
@@ -34,16 +40,31 @@ class BackendMetadataProvider:
             return {b.name: b for b in FakeProviderForBackendV2().backends()}
 
     def names(self) -> list[str]:
-        """Every served backend name, sorted."""
+        """Every served (non-mock) backend name, sorted."""
         return sorted(self._backends)
 
+    def mock_names(self) -> list[str]:
+        """The dry-run twin of every backend: ``fake_manila`` → ``mock_manila``."""
+        return [MOCK_PREFIX + name.partition("_")[2] for name in self.names()]
+
+    def is_mock(self, name: str) -> bool:
+        return name.startswith(MOCK_PREFIX) and self.exists(name)
+
+    def base_name(self, name: str) -> str:
+        """The backend a mock twins (``mock_manila`` → ``fake_manila``); else ``name``."""
+        if name.startswith(MOCK_PREFIX):
+            twin = "fake_" + name[len(MOCK_PREFIX):]
+            if twin in self._backends:
+                return twin
+        return name
+
     def exists(self, name: str) -> bool:
-        return name in self._backends
+        return self.base_name(name) in self._backends
 
     def get_backend(self, name: str) -> Any:
         """The cached ``FakeBackendV2`` instance (executors build simulators from it)."""
         try:
-            return self._backends[name]
+            return self._backends[self.base_name(name)]
         except KeyError:
             raise NotFound(
                 f"Backend '{name}' does not exist on this server; GET /backends lists the "
@@ -85,6 +106,7 @@ class BackendMetadataProvider:
             "clops": {"type": "hardware", "value": conf.get("clops_h") or 0},
             "wait_time_seconds": None,
             "performance_metrics": {"quantum_volume": conf.get("quantum_volume")},
+            **({"class": "mock"} if self.is_mock(name) else {}),
         }
 
     def status(self, name: str, queue_length: int = 0) -> dict[str, Any]:

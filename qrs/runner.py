@@ -26,6 +26,7 @@ from .codec import decode_params, encode_result
 from .config import Config
 from .errors import QRSError
 from .executors.base import BaseExecutor, JobRefused
+from .quantum_program import EXECUTOR_PROGRAM, run_job as run_program_job
 from .states import JobStatus, ReasonCode
 from .store import Job, Store
 from .wakeup import Wakeup
@@ -197,6 +198,9 @@ class Runner:
                  outcome: dict[str, Any]) -> None:
         """Decode, execute, encode: the whole job (or batch), in its own thread."""
         with joblog.bound(context):
+            if jobs[0].program_id == EXECUTOR_PROGRAM:  # a QuantumProgram, never batched
+                outcome[jobs[0].id] = self._run_program(jobs[0])
+                return
             decoded = {}
             for job in jobs:
                 try:
@@ -233,6 +237,14 @@ class Runner:
             return exc
         except Exception as exc:
             return exc
+
+    def _run_program(self, job: Job) -> dict[str, Any]:
+        """Run one ``executor`` job: decoding and encoding are the program module's."""
+        try:
+            return {"result": run_program_job(self.executor, self.store.job_params(job.id),
+                                              job.backend)}
+        except Exception as exc:
+            return self._encode(job, exc)
 
     @staticmethod
     def _encode(job: Job, result: Any) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, jsonify, request
 from .. import schemas
 from ..codec import PROGRAMS, PubLimits, circuit_width, decode_params, validate_pubs
 from ..errors import Conflict, InvalidInput, TooManyRequests
+from ..quantum_program import EXECUTOR_PROGRAM, check_program, decode_program
 from ..registry import get_registry
 from ..states import SessionState
 from ..store import Job, JobQuery, NewJob
@@ -61,6 +62,10 @@ def create_job():
         raise InvalidInput(f"Unknown program_id '{program_id}'; this server runs "
                            f"{', '.join(PROGRAMS)}.")
     qubits = reg.metadata.num_qubits(backend)  # 404 for an unknown backend
+    if reg.metadata.is_mock(backend) and program_id != EXECUTOR_PROGRAM:
+        raise InvalidInput(f"Backend '{backend}' is a dry-run backend: it runs only executor "
+                           "programs (run(..., dry_run=True)). Use "
+                           f"'{reg.metadata.base_name(backend)}' for {program_id} jobs.")
     session_id = body["session_id"]
     if session_id:
         _check_session(session_id, backend)
@@ -69,21 +74,28 @@ def create_job():
             f"You already have {reg.config.max_queue_per_user} queued jobs "
             "(QRS_MAX_QUEUE_PER_USER); wait for some to finish.", headers={"Retry-After": "5"})
     params = body["params"]
-    decoded = decode_params(params, program_id)
     cfg = reg.config
-    validate_pubs(program_id, decoded.pubs, decoded.options, qubits,
-                  PubLimits(cfg.max_pubs, cfg.max_shots, cfg.max_pub_shots,
-                            cfg.max_parameter_bindings, cfg.max_observables))
+    limits = PubLimits(cfg.max_pubs, cfg.max_shots, cfg.max_pub_shots,
+                       cfg.max_parameter_bindings, cfg.max_observables)
+    if program_id == EXECUTOR_PROGRAM:
+        program = decode_program(params)
+        check_program(program, reg.metadata.get_backend(backend), limits)
+        num_pubs, options, width = len(program.program.items), {}, 0
+    else:
+        decoded = decode_params(params, program_id)
+        validate_pubs(program_id, decoded.pubs, decoded.options, qubits, limits)
+        num_pubs, options = len(decoded.pubs), decoded.options
+        width = circuit_width(decoded.pubs)
     tags = body["tags"] or []
     if len(tags) > cfg.max_tags:
         raise InvalidInput(f"{len(tags)} tags; at most {cfg.max_tags} are allowed.")
-    max_time = body["cost"] or decoded.options.get("max_execution_time")
+    max_time = body["cost"] or options.get("max_execution_time")
     job = reg.store.add_job(NewJob(
         user_id=user.id, program_id=program_id, backend=backend,
         params_text=json.dumps(params), session_id=session_id, tags=tags,
         log_level=body["log_level"], private=bool(body["private"]),
-        max_execution_time=int(max_time) if max_time else None, num_pubs=len(decoded.pubs),
-        width=circuit_width(decoded.pubs),
+        max_execution_time=int(max_time) if max_time else None, num_pubs=num_pubs,
+        width=width,
         idempotency_key=request.headers.get("Idempotency-Key")))
     reg.runner.announce()
     return jsonify({"id": job.id, "backend": job.backend, "session_id": job.session_id,
@@ -99,7 +111,7 @@ def _check_session(session_id: str, backend: str) -> None:
         raise Conflict(f"Session {session_id} is closed and accepts no new jobs"
                        f"{': ' + session.close_reason if session.close_reason else ''}. "
                        "Open a new session.")
-    if session.backend and session.backend != backend:
+    if session.backend and session.backend != reg.metadata.base_name(backend):
         raise InvalidInput(f"Session {session_id} runs on {session.backend}, not {backend}.")
     if reg.store.session_job_count(session_id) >= reg.config.max_jobs_per_session:
         raise Conflict(f"Session {session_id} already has {reg.config.max_jobs_per_session} "

@@ -1,7 +1,8 @@
 """The Executor interface: the replaceable part of QRS that runs circuits.
 
 An executor receives decoded pubs, the client's options dict and a backend name, and
-returns a qiskit ``PrimitiveResult``. It may report progress with
+returns a qiskit ``PrimitiveResult``; ``execute_program`` runs the client's QuantumPrograms on
+top of ``execute_sampler`` unless an executor overrides it. It may report progress with
 ``qrs.joblog.emit("...")``; those lines appear in the job's log. Executors are chosen by
 name (``local``, ``gpu``, ``hybrid``, ``dask``) or by a dotted path ``package.module:Class``.
 """
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from qiskit.primitives import PrimitiveResult
+    from samplomatic.quantum_program import QuantumProgram, QuantumProgramResult
 
     from ..config import Config
     from ..metadata import BackendMetadataProvider
@@ -72,6 +74,19 @@ class BaseExecutor(ABC):
             except Exception as exc:  # reported per job by the runner
                 results.append(exc)
         return results
+
+    def execute_program(self, program: "QuantumProgram", options: dict[str, Any],
+                        backend_name: str) -> "QuantumProgramResult":
+        """Run an ``executor`` QuantumProgram (the client's new Sampler/Estimator/Executor).
+
+        The default draws the samplex randomizations and runs one Sampler pub per item
+        through ``execute_sampler``, so every executor runs programs; override to batch
+        items differently. ``options`` are the program's execution options (``init_qubits``,
+        ``rep_delay``, ...); the runner has already logged those a simulator cannot honour.
+        """
+        from ..quantum_program import run_on_sampler
+
+        return run_on_sampler(self.execute_sampler, program, backend_name)
 
     def close(self) -> None:
         """Release resources (clusters, GPU memory) at shutdown."""

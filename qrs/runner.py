@@ -44,7 +44,8 @@ class Runner:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._wake = threading.Condition()
         self._finished = threading.Condition()
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()   # take no new job
+        self._halted = threading.Event()     # maintenance too: leases are no longer renewed
         self._threads: list[threading.Thread] = []
         self._pid: int | None = None
         self._start_lock = threading.Lock()
@@ -60,24 +61,38 @@ class Runner:
                 return
             self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
             self._stopping.clear()
+            self._halted.clear()
             self._threads = [threading.Thread(target=self._work_loop, daemon=True,
                                               name=f"qrs-runner-{i}")
                              for i in range(self.config.executor_threads)]
-            self._threads.append(threading.Thread(target=self._maintenance_loop, daemon=True,
-                                                  name="qrs-maintenance"))
-            for thread in self._threads:
+            maintenance = threading.Thread(target=self._maintenance_loop, daemon=True,
+                                           name="qrs-maintenance")
+            for thread in (*self._threads, maintenance):
                 thread.start()
             self._pid = os.getpid()
             log.info("runner %s started with %d executor threads (%s executor)",
                      self.worker_id, self.config.executor_threads, self.executor.name)
 
-    def stop(self, grace_seconds: float = 0.0) -> None:
-        """Stop claiming; give running jobs up to ``grace_seconds`` to finish."""
+    def stop_claiming(self) -> None:
+        """Take no new job (a SIGTERM arrived); running jobs go on and keep their leases."""
         self._stopping.set()
-        self.wake()
+        with self._wake:
+            self._wake.notify_all()
+
+    def stop(self, grace_seconds: float = 0.0) -> None:
+        """Stop claiming; give running jobs up to ``grace_seconds`` to finish.
+
+        Leases are renewed until then, so no other process takes a job that is still
+        finishing here; jobs still running after the grace period are re-queued at once.
+        """
+        self.stop_claiming()
         deadline = time.monotonic() + grace_seconds
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._halted.set()
+        for job_id in self.store.release(self.worker_id):
+            log.warning("job %s re-queued: worker %s stopped before it finished",
+                        job_id, self.worker_id)
         self._pid = None
 
     def wake(self) -> None:
@@ -100,7 +115,7 @@ class Runner:
 
     def _maintenance_loop(self) -> None:
         period = min(self.config.heartbeat_seconds, self.config.job_lease_seconds / 3)
-        while not self._stopping.wait(period):
+        while not self._halted.wait(period):
             try:
                 self.maintain()
             except Exception:

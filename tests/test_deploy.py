@@ -28,6 +28,7 @@ from .server import ServerProcess
 LOAD_JOBS = 1000
 LOAD_THREADS = 8
 SHOTS = 16
+SLOW_SHOTS = 60_000  # noisy: ~0.5 s per pub on one core
 
 
 def decode_result(text: str):
@@ -158,16 +159,16 @@ def test_concurrent_retries_with_one_key_make_one_job(tmp_path):
 
 
 # ------------------------------------------------------- crashes, restarts, shutdown
-#: Noise on here: it is what makes a 20,000-shot pub take about a second (an ideal Bell
+#: Noise on here: it is what makes a 60,000-shot pub take about half a second (an ideal Bell
 #: circuit's shots are sampled from one statevector, far too fast to be killed mid-run).
 LEASE_ENV = {"QRS_JOB_LEASE_SECONDS": "3", "QRS_HEARTBEAT_SECONDS": "1",
-             "QRS_MAX_ATTEMPTS": "2", "GUNICORN_CMD_ARGS": "--graceful-timeout 20"}
-GRACE = 15  # graceful timeout − gunicorn.conf.py's 5 s margin
+             "QRS_MAX_ATTEMPTS": "2", "GUNICORN_CMD_ARGS": "--graceful-timeout 15"}
+GRACE = 10  # graceful timeout − gunicorn.conf.py's 5 s margin
 
 
 @pytest.fixture(scope="module")
 def crash_server(tmp_path_factory):
-    """Two workers, 3 s leases, 15 s of grace on SIGTERM."""
+    """Two workers, 3 s leases, 10 s of grace on SIGTERM."""
     server = ServerProcess(tmp_path_factory.mktemp("crash") / "data", gunicorn=True,
                            workers=2, env=LEASE_ENV).start(timeout=180)
     yield server
@@ -176,8 +177,8 @@ def crash_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def slow_body():
-    """A job of about ten seconds: 12 noisy 20,000-shot pubs of a deep Bell circuit."""
-    return sampler_body(num_pubs=12, shots=20000, depth=40)
+    """A job of about ten seconds: 12 noisy 60,000-shot pubs of a deeper Bell circuit."""
+    return sampler_body(num_pubs=12, shots=SLOW_SHOTS, depth=8)
 
 
 def _submit_one(server: ServerProcess, body: str) -> str:
@@ -220,7 +221,7 @@ def test_sigkilled_worker_job_is_requeued_then_completes(crash_server, slow_body
     assert done["attempts"] == 2
     assert done["claimed_by"] != job["claimed_by"]
     answer = requests.get(f"{crash_server.url}/api/v1/jobs/{job_id}/results", timeout=30)
-    assert bell_counts_ok(answer.text, 20000, pubs=12, noisy=True)
+    assert bell_counts_ok(answer.text, SLOW_SHOTS, pubs=12, noisy=True)
     print(f"\nSIGKILLed worker {victim}: job re-queued {requeue_s:.1f} s later "
           f"(lease 3 s, heartbeat 1 s), Completed {time.monotonic() - killed:.1f} s after the kill")
 
@@ -264,7 +265,7 @@ def test_sigkill_whole_server_then_restart_keeps_and_runs_everything(crash_serve
     for job_id in finished + queued:
         assert bell_counts_ok(results[job_id][1], SHOTS, noisy=True), job_id
     for job_id in slow:
-        assert bell_counts_ok(results[job_id][1], 20000, pubs=12, noisy=True), job_id
+        assert bell_counts_ok(results[job_id][1], SLOW_SHOTS, pubs=12, noisy=True), job_id
         assert reader.job(job_id)["attempts"] == 2  # killed mid-run once, re-queued, rerun
 
 
@@ -272,9 +273,9 @@ def test_sigterm_lets_running_jobs_finish_and_requeues_the_rest(crash_server):
     """SIGTERM: a job that finishes within the grace period completes; one that cannot
     is re-queued at once (no lease wait, attempt given back) and completes after restart."""
     reader = StoreReader(crash_server.data_dir)
-    very_slow = _submit_one(crash_server, sampler_body(num_pubs=200, shots=20000, depth=40))
+    very_slow = _submit_one(crash_server, sampler_body(num_pubs=150, shots=SLOW_SHOTS, depth=8))
     reader.wait(_running(very_slow), timeout=60, every=0.05)
-    short = _submit_one(crash_server, sampler_body(num_pubs=3, shots=20000, depth=40))
+    short = _submit_one(crash_server, sampler_body(num_pubs=3, shots=SLOW_SHOTS, depth=8))
     reader.wait(_running(short), timeout=60, every=0.05)
     sigterm_at = time.time()
     crash_server.stop(signal.SIGTERM, timeout=60)

@@ -9,6 +9,8 @@ the tests check what was recorded, not what an endpoint says about it.
 from __future__ import annotations
 
 import json
+import os
+import re
 import sqlite3
 import threading
 import time
@@ -127,6 +129,31 @@ class StoreReader:
                 return value
             time.sleep(every)
         raise AssertionError(f"timed out after {timeout} s waiting for {predicate.__name__}")
+
+
+def lock_waits(log_text: str) -> list[float]:
+    """Milliseconds of each logged SQLite write-lock wait (``Store._tx`` logs > 100 ms)."""
+    return [float(m) for m in re.findall(r"sqlite write lock waited (\d+) ms", log_text)]
+
+
+def worker_pid(reader: StoreReader, job_id: str) -> int:
+    """The pid inside the ``host:pid:xxxx`` worker id that claimed the job."""
+    return int(reader.job(job_id)["claimed_by"].split(":")[-2])
+
+
+def gunicorn_workers(master_pid: int) -> set[int]:
+    """Live child processes of the gunicorn master (its workers)."""
+    children = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == master_pid and fields[0] != "Z":
+                children.add(int(entry))
+    return children
 
 
 def new_key() -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import time
 
@@ -19,10 +18,10 @@ import pytest
 import requests
 
 from qrs.config import Config
-from qrs.store import NewJob, Store
+from qrs.store import JobQuery, NewJob, Store
 
-from .deploy_helpers import (FINAL, StoreReader, fetch_results, new_key, sampler_body,
-                             submit, submit_many)
+from .deploy_helpers import (FINAL, StoreReader, fetch_results, gunicorn_workers, lock_waits,
+                             new_key, sampler_body, submit, submit_many, worker_pid)
 from .server import ServerProcess
 
 LOAD_JOBS = 1000
@@ -51,31 +50,6 @@ def bell_counts_ok(text: str, shots: int, pubs: int = 1, noisy: bool = False) ->
         if correlated < (0.8 * shots if noisy else shots):
             return False
     return True
-
-
-def lock_waits(log_text: str) -> list[float]:
-    """Milliseconds of each logged SQLite write-lock wait (``Store._tx`` logs > 100 ms)."""
-    return [float(m) for m in re.findall(r"sqlite write lock waited (\d+) ms", log_text)]
-
-
-def worker_pid(reader: StoreReader, job_id: str) -> int:
-    """The pid inside the ``host:pid:xxxx`` worker id that claimed the job."""
-    return int(reader.job(job_id)["claimed_by"].split(":")[-2])
-
-
-def gunicorn_workers(master_pid: int) -> set[int]:
-    """Live child processes of the gunicorn master (its workers)."""
-    children = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master_pid and fields[0] != "Z":
-                children.add(int(entry))
-    return children
 
 
 # --------------------------------------------------------------------- the load test
@@ -359,3 +333,25 @@ def test_disk_usage_is_cached_and_shown_in_health(tmp_path, client):
     assert store.disk_usage_bytes(max_age_seconds=0) >= first + 100_000
     body = client.get("/health").get_json()
     assert body["data_dir_bytes"] > 0 and body["disk_free_bytes"] > 0
+
+
+def test_submission_that_fails_on_a_locked_database_leaves_nothing(tmp_path):
+    """A write that times out on SQLite's lock (the API answers 500, the client retries)
+    leaves neither a row nor a params file; the retry then stores the job once."""
+    import sqlite3
+
+    store = Store(tmp_path / "data", busy_timeout_ms=200)
+    new = NewJob(user_id="u", program_id="sampler", backend="fake_manila", params_text="{}")
+    blocker = sqlite3.connect(store.path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            store.add_job(new)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert list(store.params_dir.iterdir()) == []
+    assert store.list_jobs(JobQuery(user_id=None))[1] == 0
+    job = store.add_job(new)
+    assert store.list_jobs(JobQuery(user_id=None))[1] == 1
+    assert store.job_params(job.id) == "{}"

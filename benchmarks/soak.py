@@ -88,8 +88,9 @@ def main() -> int:
                     os.kill(random.choice(victims), signal.SIGKILL)
                     kills += 1
                 next_kill += args.kill_every
-            print(f"\r{time.monotonic() - started:6.0f} s: {len(ids)} submitted, "
-                  f"{kills} workers killed", end="", flush=True)
+            if int(time.monotonic() - started) % 15 == 0:
+                print(f"{time.monotonic() - started:6.0f} s: {len(ids)} submitted, "
+                      f"{kills} workers killed", flush=True)
         stop.set()
         for thread in threads:
             thread.join(70)
@@ -120,7 +121,7 @@ def main() -> int:
     if "database is locked" in log:
         problems.append("'database is locked' in the server log")
     reruns = sum(1 for i in ids if attempts.get(i, 1) > 1)
-    print(f"\n{len(ids)} jobs in {elapsed:.0f} s ({len(ids) / elapsed:.1f} jobs/s; submissions "
+    print(f"{len(ids)} jobs in {elapsed:.0f} s ({len(ids) / elapsed:.1f} jobs/s; submissions "
           f"for {submitted_in:.0f} s), {args.workers} workers, {kills} SIGKILLs, {reruns} jobs "
           f"re-run after a kill, {len(errors)} client errors, SQLite write-lock waits > 100 ms: "
           f"{len(waits)}" + (f" (max {max(waits):.0f} ms)" if waits else ""))

@@ -575,14 +575,12 @@ class Store:
         if time.monotonic() - computed_at < max_age_seconds:
             return total
         total = 0
-        for folder in (self.data_dir, self.params_dir, self.results_dir):
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except OSError:  # deleted meanwhile (prune, a temp file renamed)
-                        pass
+        for root, _dirs, files in os.walk(self.data_dir):
+            for name in files:
+                try:
+                    total += os.path.getsize(os.path.join(root, name))
+                except OSError:  # deleted meanwhile (prune, a temp file renamed)
+                    pass
         self._disk_usage = (time.monotonic(), total)
         return total
 

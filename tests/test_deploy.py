@@ -27,6 +27,7 @@ from .server import ServerProcess
 LOAD_JOBS = 1000
 LOAD_THREADS = 8
 SHOTS = 16
+NOISY_SHOTS = 1000  # P(00)+P(11) ≈ 0.93 on fake_manila: the 0.8 bound is > 10 sigma away
 SLOW_SHOTS = 60_000  # noisy: ~0.5 s per pub on one core
 
 
@@ -219,7 +220,7 @@ def test_job_whose_worker_dies_twice_fails_with_reason(crash_server, slow_body):
 
 def test_sigkill_whole_server_then_restart_keeps_and_runs_everything(crash_server, slow_body):
     reader = StoreReader(crash_server.data_dir)
-    tiny = sampler_body(shots=SHOTS)
+    tiny = sampler_body(shots=NOISY_SHOTS)
     finished = submit_many(crash_server.url, tiny, 10, threads=4)
     reader.wait(lambda r: all(s == "Completed" for s in r.statuses(finished).values()), 120)
     # Two slow jobs occupy both workers' runner threads; the tiny ones behind them queue.
@@ -237,7 +238,7 @@ def test_sigkill_whole_server_then_restart_keeps_and_runs_everything(crash_serve
     assert set(reader.statuses(everything).values()) == {"Completed"}
     results = fetch_results(crash_server.url, everything, threads=4)
     for job_id in finished + queued:
-        assert bell_counts_ok(results[job_id][1], SHOTS, noisy=True), job_id
+        assert bell_counts_ok(results[job_id][1], NOISY_SHOTS, noisy=True), job_id
     for job_id in slow:
         assert bell_counts_ok(results[job_id][1], SLOW_SHOTS, pubs=12, noisy=True), job_id
         assert reader.job(job_id)["attempts"] == 2  # killed mid-run once, re-queued, rerun

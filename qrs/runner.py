@@ -31,6 +31,9 @@ from .store import Job, Store
 
 log = logging.getLogger(__name__)
 
+#: Seconds between retention passes (``QRS_JOB_RETENTION_DAYS``) of one process.
+PRUNE_EVERY_SECONDS = 300.0
+
 
 class Runner:
     """Claims and executes jobs for one process."""
@@ -50,6 +53,7 @@ class Runner:
         self._pid: int | None = None
         self._start_lock = threading.Lock()
         self.busy = 0
+        self._next_prune = 0.0
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -130,7 +134,10 @@ class Runner:
             log.warning("job %s %s after its worker stopped responding", job_id, outcome)
         if self.store.expire_sessions(now):
             self._notify_finished()
-        if self.config.job_retention_days > 0:
+        if self.config.job_retention_days > 0 and time.monotonic() >= self._next_prune:
+            # Retention is in days: once every few minutes per process is plenty, and it
+            # spares a scan of all finished jobs on every heartbeat.
+            self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
             self.store.prune(now - self.config.job_retention_days * 86400)
         self.wake()
 

@@ -50,7 +50,8 @@ accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 loglevel = _config.log_level.lower()
 
-#: Seconds running jobs get after SIGTERM (``worker.qrs_grace_deadline`` marks the end).
+#: Seconds of graceful_timeout kept back for re-queueing leftovers and exiting before the
+#: master's SIGKILL; running jobs get the rest (``worker.qrs_grace_deadline`` marks it).
 _GRACE_MARGIN = 5
 
 

@@ -26,5 +26,9 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## Long soak: gunicorn under load while workers are SIGKILLed (SOAK_ARGS="--minutes 30").
+soak: $(STAMP)
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -50,7 +50,7 @@ class Config:
 
     # Execution
     executor: str = "local"  # local | gpu | hybrid | dask | package.module:ClassName
-    executor_threads: int = max(1, _cpu_count() // 2)
+    executor_threads: int = 0  # 0 = cores ÷ (2 × workers), at least 1 (see __post_init__)
     workers: int = 1
     noise: bool = True
     simulation_method: str = "automatic"
@@ -98,6 +98,17 @@ class Config:
     # Auth
     api_keys_file: str = ""
     token_ttl_seconds: int = 3600
+
+    def __post_init__(self) -> None:
+        """Resolve ``executor_threads=0``: half the cores run jobs, shared by all workers.
+
+        So N gunicorn workers together run about cores ÷ 2 jobs at once (each with
+        cores ÷ (workers × executor_threads) Aer threads, see ``LocalExecutor.threads``)
+        instead of N × cores ÷ 2.
+        """
+        if self.executor_threads <= 0:
+            auto = max(1, _cpu_count() // (2 * max(1, self.workers)))
+            object.__setattr__(self, "executor_threads", auto)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":

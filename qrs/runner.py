@@ -33,6 +33,9 @@ from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
+#: Seconds between retention passes (``QRS_JOB_RETENTION_DAYS``) of one process.
+PRUNE_EVERY_SECONDS = 300.0
+
 
 class Runner:
     """Claims and executes jobs for one process."""
@@ -46,12 +49,14 @@ class Runner:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._wake = threading.Condition()
         self._finished = threading.Condition()
-        self._stopping = threading.Event()
+        self._stopping = threading.Event()   # take no new job
+        self._halted = threading.Event()     # maintenance too: leases are no longer renewed
         self._threads: list[threading.Thread] = []
         self._pid: int | None = None
         self._start_lock = threading.Lock()
         self.busy = 0
         self._wakeup = Wakeup(store.data_dir)
+        self._next_prune = 0.0
 
     # --------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -63,25 +68,39 @@ class Runner:
                 return
             self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
             self._stopping.clear()
+            self._halted.clear()
             self._threads = [threading.Thread(target=self._work_loop, daemon=True,
                                               name=f"qrs-runner-{i}")
                              for i in range(self.config.executor_threads)]
-            self._threads.append(threading.Thread(target=self._maintenance_loop, daemon=True,
-                                                  name="qrs-maintenance"))
-            for thread in self._threads:
+            maintenance = threading.Thread(target=self._maintenance_loop, daemon=True,
+                                           name="qrs-maintenance")
+            for thread in (*self._threads, maintenance):
                 thread.start()
             self._wakeup.listen(self.wake)
             self._pid = os.getpid()
             log.info("runner %s started with %d executor threads (%s executor)",
                      self.worker_id, self.config.executor_threads, self.executor.name)
 
-    def stop(self, grace_seconds: float = 0.0) -> None:
-        """Stop claiming; give running jobs up to ``grace_seconds`` to finish."""
+    def stop_claiming(self) -> None:
+        """Take no new job (a SIGTERM arrived); running jobs go on and keep their leases."""
         self._stopping.set()
-        self.wake()
+        with self._wake:
+            self._wake.notify_all()
+
+    def stop(self, grace_seconds: float = 0.0) -> None:
+        """Stop claiming; give running jobs up to ``grace_seconds`` to finish.
+
+        Leases are renewed until then, so no other process takes a job that is still
+        finishing here; jobs still running after the grace period are re-queued at once.
+        """
+        self.stop_claiming()
         deadline = time.monotonic() + grace_seconds
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        self._halted.set()
+        for job_id in self.store.release(self.worker_id):
+            log.warning("job %s re-queued: worker %s stopped before it finished",
+                        job_id, self.worker_id)
         self._pid = None
 
     def wake(self) -> None:
@@ -109,7 +128,7 @@ class Runner:
 
     def _maintenance_loop(self) -> None:
         period = min(self.config.heartbeat_seconds, self.config.job_lease_seconds / 3)
-        while not self._stopping.wait(period):
+        while not self._halted.wait(period):
             try:
                 self.maintain()
             except Exception:
@@ -124,7 +143,10 @@ class Runner:
             log.warning("job %s %s after its worker stopped responding", job_id, outcome)
         if self.store.expire_sessions(now):
             self._notify_finished()
-        if self.config.job_retention_days > 0:
+        if self.config.job_retention_days > 0 and time.monotonic() >= self._next_prune:
+            # Retention is in days: once every few minutes per process is plenty, and it
+            # spares a scan of all finished jobs on every heartbeat.
+            self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
             self.store.prune(now - self.config.job_retention_days * 86400)
         self.wake()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import secrets
 import sqlite3
@@ -27,6 +28,11 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from .states import FINAL_JOB_STATES, JobStatus, ReasonCode, SessionMode, SessionState
+
+log = logging.getLogger(__name__)
+
+#: A write lock waited for longer than this is logged ("sqlite write lock waited ...").
+LOCK_WAIT_LOG_SECONDS = 0.1
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -217,6 +223,7 @@ class Store:
         self.path = self.data_dir / "qrs.sqlite3"
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
+        self._disk_usage: tuple[float, int] = (float("-inf"), 0)  # (computed at, bytes)
         self._connect().executescript(SCHEMA)  # idempotent DDL; executescript commits itself
 
     # ----------------------------------------------------------------- plumbing
@@ -237,7 +244,11 @@ class Store:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One short write transaction, taken eagerly so writers queue instead of deadlocking."""
         db = self._connect()
+        asked = time.monotonic()
         db.execute("BEGIN IMMEDIATE")
+        waited = time.monotonic() - asked
+        if waited > LOCK_WAIT_LOG_SECONDS:  # busy_timeout absorbed it; operators see how long
+            log.info("sqlite write lock waited %.0f ms", waited * 1000)
         try:
             yield db
         except BaseException:
@@ -555,6 +566,23 @@ class Store:
                 self._write_file(self._result_path(job_id), self.get_job(job_id).reason or "")
         return handled
 
+    def release(self, worker_id: str, now: float | None = None) -> list[str]:
+        """Requeue the jobs a stopping worker still runs, so they need not wait for the lease.
+
+        The attempt is given back: the job was interrupted by a shutdown, not a crash.
+        Its executor's late result is discarded (``finish`` finds it no longer ours).
+        """
+        now = time.time() if now is None else now
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute(
+                "SELECT id FROM jobs WHERE status='Running' AND claimed_by=?", (worker_id,))]
+            db.executemany("UPDATE jobs SET status='Queued', claimed_by=NULL, heartbeat=NULL, "
+                           "attempts=MAX(attempts-1, 0) WHERE id=?", [(i,) for i in ids])
+            db.executemany("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
+                           [(i, now, f"Worker {worker_id} shut down before the job finished; "
+                             "job re-queued.") for i in ids])
+        return ids
+
     def prune(self, older_than: float) -> int:
         """Delete final jobs finished before ``older_than`` (retention); returns how many."""
         rows = self._read("SELECT id FROM jobs WHERE status IN ('Completed','Failed','Cancelled') "
@@ -563,15 +591,23 @@ class Store:
             self.delete_job(row[0])
         return len(rows)
 
-    def disk_usage_bytes(self) -> int:
-        """Bytes used by the database and payload files."""
+    def disk_usage_bytes(self, max_age_seconds: float = 60.0) -> int:
+        """Bytes used by the database and payload files, recomputed at most once a minute.
+
+        Walking a data directory of many thousand result files takes a while, and
+        ``/health`` is polled often; a figure a minute old is good enough for it.
+        """
+        computed_at, total = self._disk_usage
+        if time.monotonic() - computed_at < max_age_seconds:
+            return total
         total = 0
         for root, _dirs, files in os.walk(self.data_dir):
             for name in files:
                 try:
                     total += os.path.getsize(os.path.join(root, name))
-                except OSError:
+                except OSError:  # deleted meanwhile (prune, a temp file renamed)
                     pass
+        self._disk_usage = (time.monotonic(), total)
         return total
 
     # ----------------------------------------------------------------- sessions

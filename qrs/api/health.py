@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
 from flask import Blueprint, jsonify
@@ -11,9 +12,18 @@ from ..registry import get_registry
 bp = Blueprint("health", __name__)
 
 
+@bp.after_app_request
+def name_the_worker(response):
+    """``X-QRS-Worker: <pid>`` on every answer: which gunicorn worker served it (operators
+    and the multi-worker tests match it to job logs' ``host:pid:xxxx`` worker ids)."""
+    response.headers["X-QRS-Worker"] = str(os.getpid())
+    return response
+
+
 @bp.get("/health")
 def health():
-    """Liveness: the process serves requests; includes the data directory's disk use."""
+    """Liveness: the process serves requests; includes the data directory's disk use
+    (recomputed at most once a minute per worker, see ``Store.disk_usage_bytes``)."""
     reg = get_registry()
     disk = shutil.disk_usage(reg.store.data_dir)
     return jsonify({"status": "ok", "executor": reg.executor.name,

@@ -88,6 +88,7 @@ class Config:
     max_queue_per_user: int = 10_000
     max_jobs_per_session: int = 100_000
     max_tags: int = 50
+    max_clbits: int = 65_536
 
     # Auth
     api_keys_file: str = ""

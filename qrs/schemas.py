@@ -7,6 +7,8 @@ validated dicts only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from .errors import InvalidInput
@@ -22,6 +24,13 @@ class Body(Schema):
 class Query(Schema):
     class Meta:
         unknown = RAISE
+
+
+class TokenRequest(Body):
+    """``POST /identity/token``: the client's IAM form (``grant_type``, ``apikey``)."""
+
+    apikey = fields.String(load_default="", validate=validate.Length(max=1024))
+    grant_type = fields.String(load_default=None, allow_none=True)
 
 
 class JobCreate(Body):
@@ -92,10 +101,15 @@ class ConfigurationQuery(Query):
     calibration_id = fields.String(load_default=None)
 
 
+_JSON_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "a boolean"}
+
+
 def load(schema: Schema, data: object, where: str = "body") -> dict:
     """Validate ``data`` or raise ``InvalidInput`` naming each bad field."""
-    if data is None:
-        raise InvalidInput(f"The request {where} must be a JSON object.")
+    if not isinstance(data, Mapping):
+        got = "" if data is None else ", not " + _JSON_NAMES.get(type(data), "that")
+        raise InvalidInput(f"The request {where} must be a JSON object{got}.")
     try:
         return schema.load(data)
     except ValidationError as exc:

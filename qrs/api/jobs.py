@@ -11,10 +11,11 @@ from flask import Blueprint, Response, jsonify, request
 from .. import schemas
 from ..codec import PROGRAMS, PubLimits, decode_params, validate_pubs
 from ..errors import Conflict, InvalidInput, TooManyRequests
+from ..payload_guard import PayloadLimits, check_params
 from ..registry import get_registry
 from ..states import SessionState
 from ..store import Job, JobQuery, NewJob
-from .common import current_user, get_job, get_session, iso, owner_filter
+from .common import current_user, get_job, get_session, iso, json_body, owner_filter
 
 bp = Blueprint("jobs", __name__)
 
@@ -54,7 +55,7 @@ def _json_with_params(body: dict[str, Any], params_text: str) -> Response:
 @bp.post("/jobs")
 def create_job():
     reg = get_registry()
-    body = schemas.load(schemas.JobCreate(), request.get_json(silent=True))
+    body = schemas.load(schemas.JobCreate(), json_body())
     user = current_user()
     program_id, backend = body["program_id"], body["backend"]
     if program_id not in PROGRAMS:
@@ -69,11 +70,13 @@ def create_job():
             f"You already have {reg.config.max_queue_per_user} queued jobs "
             "(QRS_MAX_QUEUE_PER_USER); wait for some to finish.", headers={"Retry-After": "5"})
     params = body["params"]
-    decoded = decode_params(params, program_id)
     cfg = reg.config
+    check_params(params, PayloadLimits(cfg.max_decoded_mb * 2**20, qubits, cfg.max_clbits))
+    decoded = decode_params(params, program_id)
     validate_pubs(program_id, decoded.pubs, decoded.options, qubits,
                   PubLimits(cfg.max_pubs, cfg.max_shots, cfg.max_pub_shots,
-                            cfg.max_parameter_bindings, cfg.max_observables))
+                            cfg.max_parameter_bindings, cfg.max_observables),
+                  backend_max_shots=reg.metadata.get_configuration(backend).get("max_shots"))
     tags = body["tags"] or []
     if len(tags) > cfg.max_tags:
         raise InvalidInput(f"{len(tags)} tags; at most {cfg.max_tags} are allowed.")
@@ -178,7 +181,7 @@ def metrics(job_id: str):
 @bp.put("/jobs/<job_id>/tags")
 def update_tags(job_id: str):
     job = get_job(job_id)
-    body = schemas.load(schemas.TagsUpdate(), request.get_json(silent=True))
+    body = schemas.load(schemas.TagsUpdate(), json_body())
     if len(body["tags"]) > get_registry().config.max_tags:
         raise InvalidInput(f"At most {get_registry().config.max_tags} tags are allowed.")
     get_registry().store.set_tags(job.id, body["tags"])

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 import traceback
 
-from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, jsonify
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,13 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(QRSError)
     def _qrs_error(exc: QRSError) -> Response:
         return _respond(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge) -> Response:
+        limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / 2**20
+        return _respond(413, PayloadTooLarge.code,
+                        f"The request body is larger than {limit:g} MiB, this server's limit "
+                        "(QRS_MAX_BODY_MB). Split the work into smaller jobs.")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -50,6 +50,28 @@ class JobCreate(Body):
     session_time = fields.Integer(load_default=None, allow_none=True)
 
 
+class SimulatorOptions(Body):
+    """``options.simulator``: the settings QRS hands to Aer."""
+
+    seed_simulator = fields.Integer(allow_none=True,
+                                    validate=validate.Range(min=0, max=2**63 - 1))
+    noise_model = fields.Raw(allow_none=True)  # a decoded NoiseModel, or its dict
+    coupling_map = fields.List(fields.List(fields.Integer(), validate=validate.Length(equal=2)),
+                               allow_none=True)
+    basis_gates = fields.List(fields.String(), allow_none=True)
+
+
+class PrimitiveOptions(Body):
+    """``params.options`` of a job: the fields QRS acts on must have usable types (the
+    rest is logged as ignored by the runner)."""
+
+    default_shots = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    default_precision = fields.Float(allow_none=True,
+                                     validate=validate.Range(min=0, min_inclusive=False))
+    max_execution_time = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    simulator = fields.Nested(SimulatorOptions, allow_none=True)
+
+
 class JobGetQuery(Query):
     exclude_params = fields.Boolean(load_default=False)
 

@@ -160,8 +160,9 @@ def test_forged_expired_and_unsigned_tokens_answer_401(server, keys):
     cases = {
         "expired": (jwt.encode({**claims, "iat": now - 7200, "exp": now - 3600}, secret,
                                algorithm="HS256"), "expired"),
-        "wrong secret": (jwt.encode({**claims, "iat": now, "exp": now + 600}, b"a-guessed-secret-of-32-bytes-or-more",
-                                    algorithm="HS256"), "Invalid access token"),
+        "wrong secret": (jwt.encode({**claims, "iat": now, "exp": now + 600},
+                                    b"a guessed secret, 32 bytes or more", algorithm="HS256"),
+                         "Invalid access token"),
         "alg none": (jwt.encode({**claims, "admin": True, "iat": now, "exp": now + 600},
                                 None, algorithm="none"), "Invalid access token"),
         "no expiry": (jwt.encode({**claims, "iat": now}, secret, algorithm="HS256"),

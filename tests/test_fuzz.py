@@ -11,8 +11,8 @@ Part two sends hand-made attacks to a real server process over HTTP (zlib bomb, 
 declared array, deeply nested JSON, invalid UTF-8, huge headers, lying Content-Length)
 and checks the server still runs a stock-client job afterwards.
 
-Bounded for CI (``QRS_FUZZ_EXAMPLES``, default 150 per property, derandomized); ``make fuzz`` runs many
-more. The number of generated cases is printed at the end of the module.
+Bounded for CI (``QRS_FUZZ_EXAMPLES``, default 150 per property, derandomized);
+``make fuzz`` runs many more. The number of generated cases is printed at the end.
 """
 
 from __future__ import annotations

@@ -288,3 +288,16 @@ def test_stock_client_sees_the_shots_message(service):
     isa = generate_preset_pass_manager(backend=backend, optimization_level=1).run(qc)
     with pytest.raises(Exception, match="max_shots"):
         SamplerV2(mode=backend).run([isa], shots=200_000)
+
+
+@pytest.mark.parametrize("options, field", [
+    ({"max_execution_time": {"a": 1}}, "max_execution_time"),
+    ({"max_execution_time": 0}, "max_execution_time"),
+    ({"default_shots": "many"}, "default_shots"),
+    ({"simulator": {"seed_simulator": [1]}}, "simulator"),
+    ({"simulator": {"coupling_map": [[0, 1, 2]]}}, "simulator"),
+    ({"simulator": "aer"}, "simulator"),
+])
+def test_options_of_the_wrong_type_answer_400(make_client, options, field):
+    refused(make_client().post("/jobs", json=sampler_job([(circuit(),)], options)), 400,
+            "params.options", field)

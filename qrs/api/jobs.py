@@ -73,6 +73,7 @@ def create_job():
     cfg = reg.config
     check_params(params, PayloadLimits(cfg.max_decoded_mb * 2**20, qubits, cfg.max_clbits))
     decoded = decode_params(params, program_id)
+    schemas.load(schemas.PrimitiveOptions(), decoded.options, "params.options")
     validate_pubs(program_id, decoded.pubs, decoded.options, qubits,
                   PubLimits(cfg.max_pubs, cfg.max_shots, cfg.max_pub_shots,
                             cfg.max_parameter_bindings, cfg.max_observables),

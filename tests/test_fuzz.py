@@ -18,6 +18,7 @@ Bounded for CI (``QRS_FUZZ_EXAMPLES``, default 150 per property, derandomized);
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
@@ -360,10 +361,13 @@ def test_fuzz_lost_no_job(target):
 
 
 # ---------------------------------------------------------------- hand-made attacks
-@pytest.fixture(scope="module")
-def attacked(tmp_path_factory):
+@pytest.fixture(scope="module", params=["werkzeug", "gunicorn"])
+def attacked(request, tmp_path_factory):
+    """A live server (the dev server, and gunicorn as ``make run`` starts it) with one
+    stock-client job submitted before the attacks."""
     server = ServerProcess(tmp_path_factory.mktemp("attacked") / "data",
-                           env={"QRS_MAX_BODY_MB": "8"}).start()
+                           env={"QRS_MAX_BODY_MB": "8"},
+                           gunicorn=request.param == "gunicorn").start()
     service = connect(server)
     backend = service.backend("fake_manila")
     job = SamplerV2(mode=backend).run([BELL], shots=100)  # submitted before the attacks
@@ -385,6 +389,7 @@ def job_with(pub_item: dict) -> bytes:
                                   "version": 2}}).encode()
 
 
+@functools.cache
 def zlib_bomb(inflated_bytes: int) -> dict:
     """A valid ``.npy`` array of zeros of ``inflated_bytes`` bytes, zlib-compressed."""
     header = io.BytesIO()
@@ -401,7 +406,7 @@ def zlib_bomb(inflated_bytes: int) -> dict:
 
 def test_zlib_bomb_is_refused(attacked):
     server = attacked[0]
-    response = post_raw(server, job_with(zlib_bomb(2**30)))  # 1 GiB from ~1 MB
+    response = post_raw(server, job_with(zlib_bomb(2**30)))  # 1 GiB from ~1 MiB
     assert response.status_code == 413
     assert "QRS_MAX_DECODED_MB" in response.json()["errors"][0]["message"]
 

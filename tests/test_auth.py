@@ -114,6 +114,7 @@ def test_keys_create_prints_key_last_and_list_hides_it(server, keys):
         assert key.startswith("qrs_") and len(key) > 30
         assert key not in listing
     db = b"".join(p.read_bytes() for p in server.data_dir.glob("qrs.sqlite3*"))
+    assert (server.data_dir / "secret.key").stat().st_mode & 0o077 == 0  # owner-only
     assert not any(key.encode() in db for key in keys.values())  # stored hashed only
 
 

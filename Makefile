@@ -30,5 +30,9 @@ test: $(STAMP)
 soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
 
+## Long property-based fuzz run of every endpoint (QRS_FUZZ_EXAMPLES cases per property).
+fuzz: $(STAMP)
+	QRS_FUZZ_EXAMPLES=$${QRS_FUZZ_EXAMPLES:-3000} $(BIN)/python -m pytest tests/test_fuzz.py -s $(PYTEST_ARGS)
+
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

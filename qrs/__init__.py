@@ -39,7 +39,7 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     """
     from .api import backends, health, identity, jobs, sessions
     from .api.common import authenticate
-    from .auth import Auth
+    from .auth import Auth, is_loopback
     from .errors import register_error_handlers
     from .executors.base import resolve
     from .logs import configure_logging
@@ -79,4 +79,9 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     logging.getLogger(__name__).info(
         "QRS %s: data in %s, %s executor, %s mode", __version__, config.data_dir, executor.name,
         "open" if registry.auth.open_mode else "API-key")
+    if registry.auth.open_mode and not is_loopback(config.host):
+        logging.getLogger(__name__).warning(
+            "Open mode on %s: no API key is configured, so anyone who can reach this "
+            "address may submit jobs and read every job. Create a key with "
+            "'qrs keys create --user NAME' (or set QRS_API_KEYS_FILE).", config.host)
     return app

@@ -10,6 +10,7 @@ created or revoked with ``qrs keys`` takes effect at once in a running server.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -33,6 +34,17 @@ class User:
 
     id: str
     admin: bool = False
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address is reachable only from this machine (names other than
+    ``localhost`` count as exposed: resolving them at start-up could block)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def hash_key(key: str) -> str:
@@ -130,7 +142,11 @@ class Auth:
                                "from POST /identity/token.") from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"Invalid access token: {exc}.") from None
-        if not self._key_active(str(claims.get("kid", ""))):
+        key_id = str(claims.get("kid", ""))
+        if not key_id:
+            raise Unauthorized("This token was issued before the server had API keys; "
+                               "connect again with an API key.")
+        if not self._key_active(key_id):
             raise Unauthorized("The API key behind this token was revoked.")
         return User(str(claims["sub"]), bool(claims.get("admin")))
 

@@ -52,8 +52,14 @@ def decode_params(text: str | dict, program_id: str) -> DecodedParams:
         raw = json.loads(text if isinstance(text, str) else json.dumps(text), cls=RuntimeDecoder)
     except InvalidInput:
         raise
-    except Exception as exc:  # malformed QPY, base64, zlib or JSON: all the user's input
-        raise InvalidInput(f"params could not be decoded: {type(exc).__name__}: {exc}") from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # noqa: B036 - qiskit's Rust QPY reader panics as BaseException
+        # Malformed QPY, base64, zlib or JSON: all the user's input. Rust errors carry a
+        # multi-line coloured backtrace; the first line says what was wrong.
+        reason = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise InvalidInput(f"params could not be decoded: {type(exc).__name__}: {reason}") \
+            from None
     if not isinstance(raw, dict):
         raise InvalidInput("params must be a JSON object with a 'pubs' list.")
     pubs = raw.pop("pubs", None)
@@ -90,8 +96,12 @@ def coerce_pubs(program_id: str, pubs: list[tuple], default: float | int | None)
 
 
 def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
-                  backend_qubits: int, limits: PubLimits) -> int:
+                  backend_qubits: int, limits: PubLimits,
+                  backend_max_shots: int | None = None) -> int:
     """Check pubs against the backend and the limits; returns the number of circuits.
+
+    ``backend_max_shots`` is the ``max_shots`` of the backend's configuration: IBM refuses
+    more shots per pub than the device allows, and so does QRS.
 
     Raises ``InvalidInput`` for impossible pubs and ``LimitExceeded`` for limits.
     """
@@ -124,6 +134,10 @@ def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
                 raise LimitExceeded(
                     f"params.pubs[{index}] asks for {shots} shots; the limit per pub is "
                     f"{limits.max_pub_shots} (QRS_MAX_PUB_SHOTS).")
+            if backend_max_shots and shots > backend_max_shots:
+                raise LimitExceeded(
+                    f"params.pubs[{index}] asks for {shots} shots; the backend allows at most "
+                    f"{backend_max_shots} per pub (max_shots in its configuration).")
             total_shots += shots * bindings
         else:
             observables = int(pub.observables.size)

@@ -80,6 +80,7 @@ class Config:
     job_retention_days: float = 0.0
     session_max_ttl: int = 28800
     session_interactive_ttl: int = 300
+    start_runner: bool = True
     batch_max_jobs: int = 32  # small Sampler jobs run together in one Aer call (1 = off)
     batch_max_qubits: int = 12  # only jobs this narrow are batched
 
@@ -94,6 +95,7 @@ class Config:
     max_queue_per_user: int = 10_000
     max_jobs_per_session: int = 100_000
     max_tags: int = 50
+    max_clbits: int = 65_536
 
     # Auth
     api_keys_file: str = ""

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import traceback
 
-from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, jsonify
+from gunicorn.http.errors import NoMoreData, ParseException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,21 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(QRSError)
     def _qrs_error(exc: QRSError) -> Response:
         return _respond(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _too_large(exc: RequestEntityTooLarge) -> Response:
+        limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / 2**20
+        return _respond(413, PayloadTooLarge.code,
+                        f"The request body is larger than {limit:g} MiB, this server's limit "
+                        "(QRS_MAX_BODY_MB). Split the work into smaller jobs.")
+
+    @app.errorhandler(ParseException)
+    @app.errorhandler(NoMoreData)
+    def _unreadable_body(exc: Exception) -> Response:
+        """gunicorn raises these inside the view when a body's framing is broken (bad
+        chunk sizes, a body shorter than announced): the client's fault, not ours."""
+        return _respond(400, InvalidInput.code,
+                        f"The request body could not be read: {type(exc).__name__}: {exc}.")
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

@@ -7,6 +7,8 @@ validated dicts only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
 
 from .errors import InvalidInput
@@ -24,6 +26,13 @@ class Query(Schema):
         unknown = RAISE
 
 
+class TokenRequest(Body):
+    """``POST /identity/token``: the client's IAM form (``grant_type``, ``apikey``)."""
+
+    apikey = fields.String(load_default="", validate=validate.Length(max=1024))
+    grant_type = fields.String(load_default=None, allow_none=True)
+
+
 class JobCreate(Body):
     """``POST /jobs``: what ``QiskitRuntimeService._run`` sends."""
 
@@ -39,6 +48,28 @@ class JobCreate(Body):
     runtime = fields.String(load_default=None, allow_none=True)
     start_session = fields.Boolean(load_default=False, allow_none=True)
     session_time = fields.Integer(load_default=None, allow_none=True)
+
+
+class SimulatorOptions(Body):
+    """``options.simulator``: the settings QRS hands to Aer."""
+
+    seed_simulator = fields.Integer(allow_none=True,
+                                    validate=validate.Range(min=0, max=2**63 - 1))
+    noise_model = fields.Raw(allow_none=True)  # a decoded NoiseModel, or its dict
+    coupling_map = fields.List(fields.List(fields.Integer(), validate=validate.Length(equal=2)),
+                               allow_none=True)
+    basis_gates = fields.List(fields.String(), allow_none=True)
+
+
+class PrimitiveOptions(Body):
+    """``params.options`` of a job: the fields QRS acts on must have usable types (the
+    rest is logged as ignored by the runner)."""
+
+    default_shots = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    default_precision = fields.Float(allow_none=True,
+                                     validate=validate.Range(min=0, min_inclusive=False))
+    max_execution_time = fields.Integer(allow_none=True, validate=validate.Range(min=1))
+    simulator = fields.Nested(SimulatorOptions, allow_none=True)
 
 
 class JobGetQuery(Query):
@@ -92,10 +123,15 @@ class ConfigurationQuery(Query):
     calibration_id = fields.String(load_default=None)
 
 
+_JSON_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "a boolean"}
+
+
 def load(schema: Schema, data: object, where: str = "body") -> dict:
     """Validate ``data`` or raise ``InvalidInput`` naming each bad field."""
-    if data is None:
-        raise InvalidInput(f"The request {where} must be a JSON object.")
+    if not isinstance(data, Mapping):
+        got = "" if data is None else ", not " + _JSON_NAMES.get(type(data), "that")
+        raise InvalidInput(f"The request {where} must be a JSON object{got}.")
     try:
         return schema.load(data)
     except ValidationError as exc:

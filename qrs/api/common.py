@@ -2,20 +2,43 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
+from typing import Any
 
 from flask import g, request
+from werkzeug.exceptions import UnsupportedMediaType
 
 from ..auth import User
-from ..errors import NotFound
+from ..errors import InvalidInput, NotFound
 from ..registry import get_registry
 from ..store import Job, Session
 
 
 def authenticate() -> None:
     """``before_request`` of the API blueprints: who is calling (401 if nobody valid)."""
-    g.user = get_registry().auth.user_for_header(request.headers.get("Authorization"))
-    get_registry().runner.start()
+    reg = get_registry()
+    g.user = reg.auth.user_for_header(request.headers.get("Authorization"))
+    if reg.config.start_runner:
+        reg.runner.start()
+
+
+def json_body() -> Any:
+    """The request's JSON body, or a 4xx saying why it is not one.
+
+    Parsed here rather than with ``request.get_json`` so the message names the parse
+    error (Flask hides it outside debug mode) and a body nested deeper than the parser's
+    recursion allows is a 400 rather than a ``RecursionError`` (a 500).
+    """
+    if not request.is_json:
+        raise UnsupportedMediaType("Send the request body as JSON "
+                                   "(Content-Type: application/json).")
+    try:
+        return json.loads(request.get_data())
+    except RecursionError:
+        raise InvalidInput("The request body is nested too deeply to parse.") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise InvalidInput(f"The request body is not valid JSON: {exc}.") from None
 
 
 def current_user() -> User:

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from .. import schemas
 from ..registry import get_registry
+from .common import json_body
 
 bp = Blueprint("identity", __name__)
 
 
 @bp.post("/identity/token")
 def token():
-    """Exchange an API key (form field ``apikey``) for a bearer token."""
-    key = request.form.get("apikey") or (request.get_json(silent=True) or {}).get("apikey") or ""
-    return jsonify(get_registry().auth.issue_token(key))
+    """Exchange an API key (form field ``apikey``, as the client sends it, or JSON) for a
+    bearer token."""
+    data = json_body() if request.is_json else request.form
+    body = schemas.load(schemas.TokenRequest(), data)
+    return jsonify(get_registry().auth.issue_token(body["apikey"]))

@@ -12,10 +12,11 @@ from .. import schemas
 from ..codec import PROGRAMS, PubLimits, circuit_width, decode_params, validate_pubs
 from ..errors import Conflict, InvalidInput, TooManyRequests
 from ..quantum_program import EXECUTOR_PROGRAM, check_program, decode_program
+from ..payload_guard import PayloadLimits, check_params
 from ..registry import get_registry
 from ..states import SessionState
 from ..store import Job, JobQuery, NewJob
-from .common import current_user, get_job, get_session, iso, owner_filter
+from .common import current_user, get_job, get_session, iso, json_body, owner_filter
 
 bp = Blueprint("jobs", __name__)
 
@@ -55,7 +56,7 @@ def _json_with_params(body: dict[str, Any], params_text: str) -> Response:
 @bp.post("/jobs")
 def create_job():
     reg = get_registry()
-    body = schemas.load(schemas.JobCreate(), request.get_json(silent=True))
+    body = schemas.load(schemas.JobCreate(), json_body())
     user = current_user()
     program_id, backend = body["program_id"], body["backend"]
     if program_id not in PROGRAMS:
@@ -77,13 +78,16 @@ def create_job():
     cfg = reg.config
     limits = PubLimits(cfg.max_pubs, cfg.max_shots, cfg.max_pub_shots,
                        cfg.max_parameter_bindings, cfg.max_observables)
+    check_params(params, PayloadLimits(cfg.max_decoded_mb * 2**20, qubits, cfg.max_clbits))
     if program_id == EXECUTOR_PROGRAM:
         program = decode_program(params)
         check_program(program, reg.metadata.get_backend(backend), limits)
         num_pubs, options, width = len(program.program.items), {}, 0
     else:
         decoded = decode_params(params, program_id)
-        validate_pubs(program_id, decoded.pubs, decoded.options, qubits, limits)
+        schemas.load(schemas.PrimitiveOptions(), decoded.options, "params.options")
+        validate_pubs(program_id, decoded.pubs, decoded.options, qubits, limits,
+                      backend_max_shots=reg.metadata.get_configuration(backend).get("max_shots"))
         num_pubs, options = len(decoded.pubs), decoded.options
         width = circuit_width(decoded.pubs)
     tags = body["tags"] or []
@@ -191,7 +195,7 @@ def metrics(job_id: str):
 @bp.put("/jobs/<job_id>/tags")
 def update_tags(job_id: str):
     job = get_job(job_id)
-    body = schemas.load(schemas.TagsUpdate(), request.get_json(silent=True))
+    body = schemas.load(schemas.TagsUpdate(), json_body())
     if len(body["tags"]) > get_registry().config.max_tags:
         raise InvalidInput(f"At most {get_registry().config.max_tags} tags are allowed.")
     get_registry().store.set_tags(job.id, body["tags"])

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
 from .. import schemas
 from ..errors import InvalidInput
 from ..registry import get_registry
 from ..states import SessionMode
 from ..store import Session
-from .common import current_user, get_session, iso
+from .common import current_user, get_session, iso, json_body
 
 bp = Blueprint("sessions", __name__)
 
@@ -44,7 +44,7 @@ def session_json(session: Session) -> dict[str, Any]:
 @bp.post("/sessions")
 def create_session():
     reg = get_registry()
-    body = schemas.load(schemas.SessionCreate(), request.get_json(silent=True))
+    body = schemas.load(schemas.SessionCreate(), json_body())
     backend = body["backend"]
     if backend:
         reg.metadata.get_backend(backend)  # 404 for an unknown backend
@@ -65,7 +65,7 @@ def read_session(session_id: str):
 @bp.patch("/sessions/<session_id>")
 def update_session(session_id: str):
     session = get_session(session_id)
-    body = schemas.load(schemas.SessionPatch(), request.get_json(silent=True))
+    body = schemas.load(schemas.SessionPatch(), json_body())
     if body["accepting_jobs"]:
         raise InvalidInput("A session cannot be reopened once it stops accepting jobs.")
     get_registry().store.close_session(session.id)

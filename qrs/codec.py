@@ -156,6 +156,33 @@ def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
     return circuits
 
 
+def unsupported_instructions(circuit: Any, supported: frozenset[str]) -> set[str]:
+    """Names of operations in ``circuit`` (control-flow blocks included) outside ``supported``."""
+    from qiskit.circuit import CONTROL_FLOW_OP_NAMES, ControlFlowOp
+
+    allowed = supported | CONTROL_FLOW_OP_NAMES | {"barrier", "measure", "delay", "reset", "store"}
+    missing: set[str] = set()
+    for instruction in circuit.data:
+        operation = instruction.operation
+        if isinstance(operation, ControlFlowOp):
+            for block in operation.blocks:
+                missing |= unsupported_instructions(block, supported)
+        elif operation.name not in allowed:
+            missing.add(operation.name)
+    return missing
+
+
+def check_instructions(pubs: list[tuple], supported: frozenset[str], backend: str) -> None:
+    """Refuse circuits the device cannot run (not transpiled for it), as IBM does at submit."""
+    for index, pub in enumerate(pubs):
+        missing = unsupported_instructions(pub[0], supported)
+        if missing:
+            raise InvalidInput(
+                f"params.pubs[{index}]: the circuit uses {', '.join(sorted(missing))}, which "
+                f"{backend} does not support. Transpile it for the backend first, e.g. with "
+                "generate_preset_pass_manager(backend=backend).run(circuit).")
+
+
 def used_qubits(circuit: Any) -> set[int]:
     """Indices of the qubits an instruction touches (ISA circuits carry many idle ones)."""
     used: set[int] = set()

@@ -91,6 +91,10 @@ class BackendMetadataProvider:
                 self._props[name] = props
             return self._props[name]
 
+    def operation_names(self, name: str) -> frozenset[str]:
+        """Instructions the device runs natively (its target's operations)."""
+        return frozenset(self.get_backend(name).target.operation_names)
+
     def num_qubits(self, name: str) -> int:
         return int(self.get_configuration(name)["n_qubits"])
 

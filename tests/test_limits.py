@@ -32,8 +32,9 @@ def wire(obj) -> dict:
 
 
 def circuit(qubits: int = 2, clbits: int | None = None) -> QuantumCircuit:
+    """An entangling circuit in fake_manila's native gates (sx, cx)."""
     qc = QuantumCircuit(qubits, qubits if clbits is None else clbits)
-    qc.h(0)
+    qc.sx(0)
     for q in range(1, qubits):
         qc.cx(0, q)
     qc.measure(range(min(qubits, qc.num_clbits)), range(min(qubits, qc.num_clbits)))
@@ -83,7 +84,7 @@ def test_decoded_size_zlib_bomb_413(make_client):
     assert len(values["__value__"]) < 20_000
     theta = Parameter("t")
     qc = QuantumCircuit(1)
-    qc.rx(theta, 0)
+    qc.rz(theta, 0)
     qc.measure_all()
     body = sampler_job([(qc,)])
     body["params"]["pubs"][0].append(values)
@@ -198,7 +199,7 @@ def test_max_pubs(make_client):
 def test_max_parameter_bindings(make_client):
     theta = Parameter("t")
     qc = QuantumCircuit(1)
-    qc.rx(theta, 0)
+    qc.rz(theta, 0)
     qc.measure_all()
     client = make_client(max_parameter_bindings=10)
     refused(client.post("/jobs", json=sampler_job([(qc, np.linspace(0, 1, 11)[:, None])])),
@@ -224,7 +225,7 @@ def test_shots_per_job(make_client):
     refused(client.post("/jobs", json=sampler_job([(circuit(), None, 600)] * 2)), 400,
             "1200 shots in total", "QRS_MAX_SHOTS")
     bare = QuantumCircuit(2)
-    bare.h(0)
+    bare.sx(0)
     refused(client.post("/jobs", json=estimator_job([(bare, SparsePauliOp("ZZ"), None, 0.001)])),
             400, "1000000 shots in total", "QRS_MAX_SHOTS")
 
@@ -241,7 +242,7 @@ def test_max_clbits(make_client):
 
 def test_max_observables(make_client):
     bare = QuantumCircuit(2)
-    bare.h(0)
+    bare.sx(0)
     observables = [SparsePauliOp(label) for label in ("ZZ", "XX", "YY")]
     refused(make_client(max_observables=2).post("/jobs", json=estimator_job(
         [(bare, observables)])), 400, "3 observables", "QRS_MAX_OBSERVABLES")
@@ -301,3 +302,12 @@ def test_stock_client_sees_the_shots_message(service):
 def test_options_of_the_wrong_type_answer_400(make_client, options, field):
     refused(make_client().post("/jobs", json=sampler_job([(circuit(),)], options)), 400,
             "params.options", field)
+
+
+def test_circuits_outside_the_device_gate_set_are_refused(make_client):
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure_all()
+    refused(make_client().post("/jobs", json=sampler_job([(qc,)])), 400, "uses h",
+            "fake_manila does not support", "Transpile")

@@ -9,7 +9,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from .. import schemas
-from ..codec import PROGRAMS, PubLimits, circuit_width, decode_params, validate_pubs
+from ..codec import (PROGRAMS, PubLimits, check_instructions, circuit_width, decode_params,
+                     validate_pubs)
 from ..errors import Conflict, InvalidInput, TooManyRequests
 from ..quantum_program import EXECUTOR_PROGRAM, check_program, decode_program
 from ..payload_guard import PayloadLimits, check_params
@@ -88,6 +89,7 @@ def create_job():
         schemas.load(schemas.PrimitiveOptions(), decoded.options, "params.options")
         validate_pubs(program_id, decoded.pubs, decoded.options, qubits, limits,
                       backend_max_shots=reg.metadata.get_configuration(backend).get("max_shots"))
+        check_instructions(decoded.pubs, reg.metadata.operation_names(backend), backend)
         num_pubs, options = len(decoded.pubs), decoded.options
         width = circuit_width(decoded.pubs)
     tags = body["tags"] or []

@@ -275,8 +275,10 @@ class Store:
         """Store params, then the row, in that order: a job row never lacks its params.
 
         With an idempotency key, a second identical submission returns the first job.
+        ``created`` is kept to the microsecond the API shows, so a ``created_after`` filter
+        given a job's own creation time includes that job.
         """
-        now = time.time() if now is None else now
+        now = round(time.time() if now is None else now, 6)
         if new.idempotency_key:
             existing = self._read(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE user_id=? AND idempotency_key=?",

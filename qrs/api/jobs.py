@@ -198,6 +198,10 @@ def list_jobs():
         created_after=query["created_after"].timestamp() if query["created_after"] else None,
         created_before=query["created_before"].timestamp() if query["created_before"] else None,
         descending=query["sort"].upper() == "DESC"))
+    # The client pages until it holds ``count - skip`` jobs, and its offset is always
+    # ``skip`` plus what it holds: a count below the offset (a skip past the end, or jobs
+    # deleted while it pages) would never match and its loop would never end.
+    count = max(count, query["offset"])
     return jsonify({"jobs": [job_json(j) for j in jobs], "count": count,
                     "limit": query["limit"], "offset": query["offset"]})
 

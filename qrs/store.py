@@ -601,22 +601,28 @@ class Store:
         return ids
 
     def expire_sessions(self, now: float | None = None) -> list[str]:
-        """Close sessions past ``max_ttl`` or idle past ``interactive_ttl``; returns their ids."""
+        """Close sessions past ``max_ttl``; deactivate those idle past ``interactive_ttl``.
+
+        A session reaching ``max_ttl`` closes and its pending jobs are cancelled with the
+        reason; returns those sessions' ids. An active session with no pending job for
+        longer than ``interactive_ttl`` goes ``inactive`` (the client's "Pending"): it still
+        accepts jobs, which queue like any other until one starts and reactivates it.
+        """
         now = time.time() if now is None else now
         rows = self._read(
-            "SELECT id, max_ttl, interactive_ttl, created, activated_at, last_job_completed, state "
-            "FROM sessions WHERE state!='closed'")
+            "SELECT id, max_ttl, created, activated_at FROM sessions WHERE state!='closed'")
         expired = []
-        for sid, max_ttl, idle_ttl, created, activated, last_done, state in rows:
-            started = activated or created
-            if now - started > max_ttl:
-                reason = f"Session {sid} reached its maximum time to live ({max_ttl} s)."
-            elif state == SessionState.INACTIVE.value and now - (last_done or started) > idle_ttl:
-                reason = f"Session {sid} was idle longer than its interactive TTL ({idle_ttl} s)."
-            else:
-                continue
-            self.cancel_session(sid, reason, now)
-            expired.append(sid)
+        for sid, max_ttl, created, activated in rows:
+            if now - (activated or created) > max_ttl:
+                self.cancel_session(
+                    sid, f"Session {sid} reached its maximum time to live ({max_ttl} s).", now)
+                expired.append(sid)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE sessions SET state='inactive' WHERE state='active' "
+                "AND COALESCE(last_job_completed, activated_at) < ? - interactive_ttl "
+                "AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.session_id=sessions.id "
+                "AND jobs.status IN ('Queued','Running'))", (now,))
         return expired
 
     def _after_job_end(self, db: sqlite3.Connection, job_id: str, now: float) -> None:
@@ -627,15 +633,16 @@ class Store:
 
     @staticmethod
     def _settle_session(db: sqlite3.Connection, session_id: str, now: float) -> None:
-        """With no pending job left: a closing session closes, an active one goes inactive."""
+        """A session that stopped accepting jobs closes once none is pending.
+
+        An open one stays as it is: ``active`` (its next job goes first) until its
+        interactive TTL runs out (``expire_sessions``).
+        """
         pending = db.execute("SELECT COUNT(*) FROM jobs WHERE session_id=? AND status IN "
                              "('Queued','Running')", (session_id,)).fetchone()[0]
-        if pending:
-            return
-        db.execute("UPDATE sessions SET state='closed', closed_at=? WHERE id=? "
-                   "AND accepting_jobs=0 AND state!='closed'", (now, session_id))
-        db.execute("UPDATE sessions SET state='inactive' WHERE id=? AND state='active'",
-                   (session_id,))
+        if not pending:
+            db.execute("UPDATE sessions SET state='closed', closed_at=? WHERE id=? "
+                       "AND accepting_jobs=0 AND state!='closed'", (now, session_id))
 
     # --------------------------------------------------------------------- keys
     def add_api_key(self, user_id: str, key_hash: str, admin: bool = False) -> str:

@@ -285,3 +285,5 @@ def test_unknown_job_and_bad_filters_are_clear_4xx(server, svc):
     answer = requests.put(f"{server.url}/api/v1/jobs/dnosuchjob0000000000/tags",
                           json={"tags": ["a"]}, timeout=10)
     assert answer.status_code == 404 and "not found" in answer.json()["errors"][0]["message"]
+    answer = requests.get(f"{server.url}/api/v1/instances/configuration", timeout=10)
+    assert answer.status_code == 200 and answer.json()["qctrl_enabled"] is False

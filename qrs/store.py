@@ -580,12 +580,15 @@ class Store:
             db.execute("UPDATE sessions SET accepting_jobs=0 WHERE id=?", (session_id,))
             self._settle_session(db, session_id, now)
 
-    def cancel_session(self, session_id: str, reason: str, now: float | None = None) -> list[str]:
-        """Cancel every pending job of the session and close it; returns cancelled job ids."""
+    def cancel_session(self, session_id: str, reason: str, now: float | None = None,
+                       running_too: bool = True) -> list[str]:
+        """Cancel the session's pending jobs (only the Queued ones unless ``running_too``)
+        and close it; returns the cancelled job ids."""
         now = time.time() if now is None else now
+        statuses = "('Queued','Running')" if running_too else "('Queued')"
         with self._tx() as db:
             ids = [r[0] for r in db.execute(
-                "SELECT id FROM jobs WHERE session_id=? AND status IN ('Queued','Running')",
+                f"SELECT id FROM jobs WHERE session_id=? AND status IN {statuses}",
                 (session_id,))]
             db.executemany(
                 "UPDATE jobs SET status='Cancelled', reason=?, reason_code=?, finished_at=?, "
@@ -603,8 +606,9 @@ class Store:
     def expire_sessions(self, now: float | None = None) -> list[str]:
         """Close sessions past ``max_ttl``; deactivate those idle past ``interactive_ttl``.
 
-        A session reaching ``max_ttl`` closes and its pending jobs are cancelled with the
-        reason; returns those sessions' ids. An active session with no pending job for
+        A session reaching ``max_ttl`` (counted from its first job's start) closes at once
+        and its queued jobs are cancelled with the reason, while a running one completes,
+        as IBM's service does; returns those sessions' ids. An active session with no pending job for
         longer than ``interactive_ttl`` goes ``inactive`` (the client's "Pending"): it still
         accepts jobs, which queue like any other until one starts and reactivates it.
         """
@@ -615,7 +619,8 @@ class Store:
         for sid, max_ttl, created, activated in rows:
             if now - (activated or created) > max_ttl:
                 self.cancel_session(
-                    sid, f"Session {sid} reached its maximum time to live ({max_ttl} s).", now)
+                    sid, f"Session {sid} reached its maximum time to live ({max_ttl} s).", now,
+                    running_too=False)
                 expired.append(sid)
         with self._tx() as db:
             db.execute(

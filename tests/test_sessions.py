@@ -91,7 +91,7 @@ def test_dedicated_session_runs_jobs_in_submission_order(svc, backend):
 def test_batch_jobs_run_side_by_side(svc, backend):
     with Batch(backend=backend) as batch:
         assert batch.details()["mode"] == "batch"
-        first, second = busy_job(batch, pubs=15), busy_job(batch, pubs=15)
+        first, second = busy_job(batch, pubs=25), busy_job(batch, pubs=25)
         first.result(), second.result()
     (start1, end1), (start2, end2) = times(first), times(second)
     assert start2 < end1 and start1 < end2, (start1, end1, start2, end2)  # they overlapped
@@ -201,8 +201,8 @@ def test_interactive_ttl_deactivates_and_a_new_job_reactivates(svc, backend):
 
 def test_max_ttl_closes_session_and_cancels_queued_jobs(server, svc, backend):
     """As on IBM's service: queued jobs are cancelled, the running one completes."""
-    session = Session(backend=backend, max_time=1)
-    running = busy_job(session, pubs=40)
+    session = Session(backend=backend, max_time=2)  # time enough to queue the second job
+    running = busy_job(session, pubs=60)  # 3 s or more: still running at the max TTL
     queued = small_job(session, backend)
     wait_status(running, {"RUNNING"})
     wait_until(lambda: session.status() == "Closed", timeout=20,
@@ -210,6 +210,6 @@ def test_max_ttl_closes_session_and_cancels_queued_jobs(server, svc, backend):
     assert queued.status() == "CANCELLED"
     assert running.result()[0].data.c.num_shots > 0 and running.status() == "DONE"
     reason = raw_job(server, queued.job_id())["state"]["reason"]
-    assert reason == f"Session {session.session_id} reached its maximum time to live (1 s)."
-    with pytest.raises(IBMRuntimeError, match="maximum time to live"):
+    assert reason == f"Session {session.session_id} reached its maximum time to live (2 s)."
+    with pytest.raises(IBMRuntimeError, match=r"maximum time to live \(2 s\)\. Open a new"):
         small_job(session, backend)  # the client still thinks it open; the server says why

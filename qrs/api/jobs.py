@@ -95,8 +95,8 @@ def _check_session(session_id: str, backend: str) -> None:
     reg = get_registry()
     session = get_session(session_id)
     if session.state == SessionState.CLOSED or not session.accepting_jobs:
-        raise Conflict(f"Session {session_id} is closed and accepts no new jobs"
-                       f"{': ' + session.close_reason if session.close_reason else ''}. "
+        why = f": {session.close_reason.rstrip('.')}" if session.close_reason else ""
+        raise Conflict(f"Session {session_id} is closed and accepts no new jobs{why}. "
                        "Open a new session.")
     if session.backend and session.backend != backend:
         raise InvalidInput(f"Session {session_id} runs on {session.backend}, not {backend}.")

@@ -606,11 +606,13 @@ class Store:
     def expire_sessions(self, now: float | None = None) -> list[str]:
         """Close sessions past ``max_ttl``; deactivate those idle past ``interactive_ttl``.
 
-        A session reaching ``max_ttl`` (counted from its first job's start) closes at once
+        A session reaching ``max_ttl`` (from its first job's start; from its creation while
+        no job has started) closes at once
         and its queued jobs are cancelled with the reason, while a running one completes,
-        as IBM's service does; returns those sessions' ids. An active session with no pending job for
-        longer than ``interactive_ttl`` goes ``inactive`` (the client's "Pending"): it still
-        accepts jobs, which queue like any other until one starts and reactivates it.
+        as IBM's service does; returns those sessions' ids. An active session with no
+        pending job for longer than ``interactive_ttl`` goes ``inactive`` (the client's
+        "Pending"): it still accepts jobs, which queue like any other until one starts and
+        reactivates it.
         """
         now = time.time() if now is None else now
         rows = self._read(
@@ -640,8 +642,8 @@ class Store:
     def _settle_session(db: sqlite3.Connection, session_id: str, now: float) -> None:
         """A session that stopped accepting jobs closes once none is pending.
 
-        An open one stays as it is: ``active`` (its next job goes first) until its
-        interactive TTL runs out (``expire_sessions``).
+        One still accepting jobs keeps its state: an ``active`` one (whose next job goes
+        first) stays so until its interactive TTL runs out (``expire_sessions``).
         """
         pending = db.execute("SELECT COUNT(*) FROM jobs WHERE session_id=? AND status IN "
                              "('Queued','Running')", (session_id,)).fetchone()[0]

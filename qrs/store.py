@@ -607,12 +607,11 @@ class Store:
         """Close sessions past ``max_ttl``; deactivate those idle past ``interactive_ttl``.
 
         A session reaching ``max_ttl`` (from its first job's start; from its creation while
-        no job has started) closes at once
-        and its queued jobs are cancelled with the reason, while a running one completes,
-        as IBM's service does; returns those sessions' ids. An active session with no
-        pending job for longer than ``interactive_ttl`` goes ``inactive`` (the client's
-        "Pending"): it still accepts jobs, which queue like any other until one starts and
-        reactivates it.
+        no job has started) closes at once and its queued jobs are cancelled with the
+        reason, while a running one completes, as IBM's service does; returns those
+        sessions' ids. An active session with no pending job for longer than
+        ``interactive_ttl`` goes ``inactive`` (the client's "Pending"): it still accepts
+        jobs, which queue like any other until one starts and reactivates it.
         """
         now = time.time() if now is None else now
         rows = self._read(

@@ -18,18 +18,20 @@ from qiskit_ibm_runtime.exceptions import (
 )
 
 from .conftest import connect
-from .jobtools import bell, busy_job, encoded_params, isa, post_job, raw_job, times, wait_status
-from .jobtools import wait_until
+from .jobtools import (
+    BUSY_SHOTS, bell, busy_circuit, busy_job, encoded_params, isa, post_job, raw_job, times,
+    wait_status, wait_until,
+)
 from .server import ServerProcess
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """Ideal, two executor threads, maintenance every 0.2 s, one-second interactive TTL."""
+    """Ideal, two executor threads, maintenance every 0.2 s, 4-second interactive TTL."""
     proc = ServerProcess(tmp_path_factory.mktemp("sessions") / "data",
                          env={"QRS_NOISE": "0", "QRS_EXECUTOR_THREADS": "2",
                               "QRS_HEARTBEAT_SECONDS": "0.2",
-                              "QRS_SESSION_INTERACTIVE_TTL": "1"}).start()
+                              "QRS_SESSION_INTERACTIVE_TTL": "4"}).start()
     yield proc
     proc.stop()
 
@@ -53,7 +55,7 @@ def test_session_as_context_manager(server, svc, backend):
         details = session.details()
         assert details["state"] == "open" and session.status() == "Pending"
         assert details["mode"] == "dedicated" and details["backend_name"] == "fake_manila"
-        assert details["max_time"] == 600 and details["interactive_timeout"] == 1
+        assert details["max_time"] == 600 and details["interactive_timeout"] == 4
         assert details["accepting_jobs"] is True and details["activated_at"] is None
 
         busy = busy_job(session, pubs=15)
@@ -114,6 +116,28 @@ def test_active_session_job_goes_ahead_of_unrelated_queued_jobs(svc, backend):
     assert times(session_next)[0] < times(waiting[0])[0]
     assert waiting[0].creation_date < session_next.creation_date
     waiting[1].result()
+    session.close()
+
+
+def test_session_keeps_its_priority_between_jobs(svc, backend):
+    """An iterative session: its next job, sent after the last one finished but within
+    the interactive TTL, still goes ahead of jobs queued outside the session."""
+    circuit, bell_circuit = busy_circuit(backend), isa(bell(), backend)
+    session = Session(backend=backend)
+    SamplerV2(mode=session).run([bell_circuit], shots=10).result()
+    assert session.details()["state"] == "active"
+    blockers = [SamplerV2(mode=backend).run([(circuit, None, BUSY_SHOTS)] * 300)
+                for _ in range(2)]
+    for blocker in blockers:
+        wait_status(blocker, {"RUNNING"})
+    waiting = SamplerV2(mode=backend).run([bell_circuit], shots=10)
+    session_next = SamplerV2(mode=session).run([bell_circuit], shots=10)
+    assert session.details()["state"] == "active"  # else this test was too slow to show it
+    blockers[0].cancel()
+    session_next.result()
+    blockers[1].cancel()
+    waiting.result()
+    assert times(session_next)[0] < times(waiting)[0]
     session.close()
 
 

@@ -16,6 +16,7 @@ import requests
 from qiskit import QuantumCircuit
 from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2
+from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError
 
 from .server import ServerProcess
 
@@ -55,6 +56,15 @@ def busy_job(backend_or_mode, pubs: int, **options: Any):
     for name, value in options.items():
         setattr(sampler.options, name, value)
     return sampler.run([(circuit, None, BUSY_SHOTS)] * pubs)
+
+
+def cancel_quietly(jobs: Iterable) -> None:
+    """Cancel what may still run, so a failed test leaves no busy job to the next one."""
+    for job in jobs:
+        try:
+            job.cancel()
+        except RuntimeInvalidStateError:
+            pass  # already final
 
 
 def encoded_params(circuit: QuantumCircuit, shots: int = 1) -> str:

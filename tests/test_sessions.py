@@ -19,19 +19,19 @@ from qiskit_ibm_runtime.exceptions import (
 
 from .conftest import connect
 from .jobtools import (
-    BUSY_SHOTS, bell, busy_circuit, busy_job, encoded_params, isa, post_job, raw_job, times,
-    wait_status, wait_until,
+    BUSY_SHOTS, bell, busy_circuit, busy_job, cancel_quietly, encoded_params, isa, post_job,
+    raw_job, times, wait_status, wait_until,
 )
 from .server import ServerProcess
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """Ideal, two executor threads, maintenance every 0.2 s, 4-second interactive TTL."""
+    """Ideal, two executor threads, maintenance every 0.2 s, 30-second interactive TTL."""
     proc = ServerProcess(tmp_path_factory.mktemp("sessions") / "data",
                          env={"QRS_NOISE": "0", "QRS_EXECUTOR_THREADS": "2",
                               "QRS_HEARTBEAT_SECONDS": "0.2",
-                              "QRS_SESSION_INTERACTIVE_TTL": "4"}).start()
+                              "QRS_SESSION_INTERACTIVE_TTL": "30"}).start()
     yield proc
     proc.stop()
 
@@ -55,7 +55,7 @@ def test_session_as_context_manager(server, svc, backend):
         details = session.details()
         assert details["state"] == "open" and session.status() == "Pending"
         assert details["mode"] == "dedicated" and details["backend_name"] == "fake_manila"
-        assert details["max_time"] == 600 and details["interactive_timeout"] == 4
+        assert details["max_time"] == 600 and details["interactive_timeout"] == 30
         assert details["accepting_jobs"] is True and details["activated_at"] is None
 
         busy = busy_job(session, pubs=15)
@@ -104,14 +104,16 @@ def test_active_session_job_goes_ahead_of_unrelated_queued_jobs(svc, backend):
     session = Session(backend=backend)
     session_busy = busy_job(session, pubs=300)
     other_busy = busy_job(backend, pubs=300)  # both executor threads are now taken
-    wait_status(session_busy, {"RUNNING"})
-    wait_status(other_busy, {"RUNNING"})
-    waiting = [small_job(backend, backend) for _ in range(2)]  # queued before ...
-    session_next = small_job(session, backend)  # ... the session's next job
-    assert session_next.status() == "QUEUED"
-    session_busy.cancel()  # frees a thread: the active session's job is taken first
-    session_next.result()
-    other_busy.cancel()
+    try:
+        wait_status(session_busy, {"RUNNING"})
+        wait_status(other_busy, {"RUNNING"})
+        waiting = [small_job(backend, backend) for _ in range(2)]  # queued before ...
+        session_next = small_job(session, backend)  # ... the session's next job
+        assert session_next.status() == "QUEUED"
+        session_busy.cancel()  # frees a thread: the active session's job is taken first
+        session_next.result()
+    finally:
+        cancel_quietly([session_busy, other_busy])
     waiting[0].result()
     assert times(session_next)[0] < times(waiting[0])[0]
     assert waiting[0].creation_date < session_next.creation_date
@@ -128,14 +130,16 @@ def test_session_keeps_its_priority_between_jobs(svc, backend):
     assert session.details()["state"] == "active"
     blockers = [SamplerV2(mode=backend).run([(circuit, None, BUSY_SHOTS)] * 300)
                 for _ in range(2)]
-    for blocker in blockers:
-        wait_status(blocker, {"RUNNING"})
-    waiting = SamplerV2(mode=backend).run([bell_circuit], shots=10)
-    session_next = SamplerV2(mode=session).run([bell_circuit], shots=10)
-    assert session.details()["state"] == "active"  # else this test was too slow to show it
-    blockers[0].cancel()
-    session_next.result()
-    blockers[1].cancel()
+    try:
+        for blocker in blockers:
+            wait_status(blocker, {"RUNNING"})
+        waiting = SamplerV2(mode=backend).run([bell_circuit], shots=10)
+        session_next = SamplerV2(mode=session).run([bell_circuit], shots=10)
+        assert session.details()["state"] == "active"
+        blockers[0].cancel()
+        session_next.result()
+    finally:
+        cancel_quietly(blockers)
     waiting.result()
     assert times(session_next)[0] < times(waiting)[0]
     session.close()
@@ -159,9 +163,11 @@ def test_close_finishes_queued_jobs_and_refuses_new_ones(server, svc, backend):
 def test_cancel_cancels_pending_jobs_and_closes(server, svc, backend):
     session = Session(backend=backend)
     running = busy_job(session, pubs=300)
-    queued = small_job(session, backend)
-    wait_status(running, {"RUNNING"})
-    session.cancel()
+    try:
+        queued = small_job(session, backend)
+        wait_status(running, {"RUNNING"})
+    finally:
+        session.cancel()
     assert queued.status() == "CANCELLED" and running.status() == "CANCELLED"
     assert session.status() == "Closed"
     state = raw_job(server, queued.job_id())["state"]
@@ -209,18 +215,26 @@ def test_jobs_to_closed_unknown_or_foreign_sessions_are_refused(server, svc, bac
     assert answer.status_code == 400 and "cannot be reopened" in answer.text
 
 
-def test_interactive_ttl_deactivates_and_a_new_job_reactivates(svc, backend):
-    session = Session(backend=backend)
-    small_job(session, backend).result()
-    wait_until(lambda: session.details()["state"] == "inactive", timeout=15,
-               what="the idle session to go inactive")
-    assert session.status() == "Pending" and session.details()["accepting_jobs"] is True
-    next_job = small_job(session, backend)  # an inactive session still takes jobs
-    next_job.result()
-    assert session.details()["state"] in {"active", "inactive"}
-    assert session.details()["last_job_started"] >= next_job.metrics()["timestamps"]["running"]
-    session.close()
-    assert session.status() == "Closed"
+def test_interactive_ttl_deactivates_and_a_new_job_reactivates(tmp_path):
+    short = ServerProcess(tmp_path / "data", env={
+        "QRS_NOISE": "0", "QRS_HEARTBEAT_SECONDS": "0.2",
+        "QRS_SESSION_INTERACTIVE_TTL": "1"}).start()
+    try:
+        backend = connect(short).backend("fake_manila")
+        session = Session(backend=backend)
+        small_job(session, backend).result()
+        wait_until(lambda: session.details()["state"] == "inactive", timeout=15,
+                   what="the idle session to go inactive")
+        assert session.status() == "Pending" and session.details()["accepting_jobs"] is True
+        next_job = small_job(session, backend)  # an inactive session still takes jobs
+        next_job.result()
+        details = session.details()
+        assert details["last_job_started"] >= next_job.metrics()["timestamps"]["running"]
+        assert details["state"] in {"active", "inactive"}  # reactivated (maybe idle again)
+        session.close()
+        assert session.status() == "Closed"
+    finally:
+        short.stop()
 
 
 def test_max_ttl_closes_session_and_cancels_queued_jobs(server, svc, backend):

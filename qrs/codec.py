@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,13 @@ import numpy as np
 from .errors import InvalidInput, LimitExceeded
 
 PROGRAMS = ("sampler", "estimator", "executor")
+
+#: ``RuntimeDecoder`` parses with the ``ast`` module (numpy's ``.npy`` headers, QPY's
+#: symbolic expressions), whose recursion counter CPython 3.11 shares between threads
+#: (python/cpython#106905): two decodes at once — a POST validating while a runner thread
+#: decodes — can fail a valid job with "SystemError: AST constructor recursion depth
+#: mismatch". Decoding is milliseconds; one at a time per process costs nothing.
+_DECODE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -49,7 +57,9 @@ def decode_params(text: str | dict, program_id: str) -> DecodedParams:
     from qiskit_ibm_runtime import RuntimeDecoder
 
     try:
-        raw = json.loads(text if isinstance(text, str) else json.dumps(text), cls=RuntimeDecoder)
+        with _DECODE_LOCK:
+            raw = json.loads(text if isinstance(text, str) else json.dumps(text),
+                             cls=RuntimeDecoder)
     except InvalidInput:
         raise
     except (KeyboardInterrupt, SystemExit):

@@ -288,8 +288,10 @@ class Store:
         """Store params, then the row, in that order: a job row never lacks its params.
 
         With an idempotency key, a second identical submission returns the first job.
+        ``created`` is kept to the microsecond the API shows, so a ``created_after`` filter
+        given a job's own creation time includes that job.
         """
-        now = time.time() if now is None else now
+        now = round(time.time() if now is None else now, 6)
         if new.idempotency_key:
             existing = self._read(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE user_id=? AND idempotency_key=?",
@@ -640,12 +642,15 @@ class Store:
             db.execute("UPDATE sessions SET accepting_jobs=0 WHERE id=?", (session_id,))
             self._settle_session(db, session_id, now)
 
-    def cancel_session(self, session_id: str, reason: str, now: float | None = None) -> list[str]:
-        """Cancel every pending job of the session and close it; returns cancelled job ids."""
+    def cancel_session(self, session_id: str, reason: str, now: float | None = None,
+                       running_too: bool = True) -> list[str]:
+        """Cancel the session's pending jobs (only the Queued ones unless ``running_too``)
+        and close it; returns the cancelled job ids."""
         now = time.time() if now is None else now
+        statuses = "('Queued','Running')" if running_too else "('Queued')"
         with self._tx() as db:
             ids = [r[0] for r in db.execute(
-                "SELECT id FROM jobs WHERE session_id=? AND status IN ('Queued','Running')",
+                f"SELECT id FROM jobs WHERE session_id=? AND status IN {statuses}",
                 (session_id,))]
             db.executemany(
                 "UPDATE jobs SET status='Cancelled', reason=?, reason_code=?, finished_at=?, "
@@ -661,22 +666,31 @@ class Store:
         return ids
 
     def expire_sessions(self, now: float | None = None) -> list[str]:
-        """Close sessions past ``max_ttl`` or idle past ``interactive_ttl``; returns their ids."""
+        """Close sessions past ``max_ttl``; deactivate those idle past ``interactive_ttl``.
+
+        A session reaching ``max_ttl`` (from its first job's start; from its creation while
+        no job has started) closes at once and its queued jobs are cancelled with the
+        reason, while a running one completes, as IBM's service does; returns those
+        sessions' ids. An active session with no pending job for longer than
+        ``interactive_ttl`` goes ``inactive`` (the client's "Pending"): it still accepts
+        jobs, which queue like any other until one starts and reactivates it.
+        """
         now = time.time() if now is None else now
         rows = self._read(
-            "SELECT id, max_ttl, interactive_ttl, created, activated_at, last_job_completed, state "
-            "FROM sessions WHERE state!='closed'")
+            "SELECT id, max_ttl, created, activated_at FROM sessions WHERE state!='closed'")
         expired = []
-        for sid, max_ttl, idle_ttl, created, activated, last_done, state in rows:
-            started = activated or created
-            if now - started > max_ttl:
-                reason = f"Session {sid} reached its maximum time to live ({max_ttl} s)."
-            elif state == SessionState.INACTIVE.value and now - (last_done or started) > idle_ttl:
-                reason = f"Session {sid} was idle longer than its interactive TTL ({idle_ttl} s)."
-            else:
-                continue
-            self.cancel_session(sid, reason, now)
-            expired.append(sid)
+        for sid, max_ttl, created, activated in rows:
+            if now - (activated or created) > max_ttl:
+                self.cancel_session(
+                    sid, f"Session {sid} reached its maximum time to live ({max_ttl} s).", now,
+                    running_too=False)
+                expired.append(sid)
+        with self._tx() as db:
+            db.execute(
+                "UPDATE sessions SET state='inactive' WHERE state='active' "
+                "AND COALESCE(last_job_completed, activated_at) < ? - interactive_ttl "
+                "AND NOT EXISTS (SELECT 1 FROM jobs WHERE jobs.session_id=sessions.id "
+                "AND jobs.status IN ('Queued','Running'))", (now,))
         return expired
 
     def _after_job_end(self, db: sqlite3.Connection, job_id: str, now: float) -> None:
@@ -687,15 +701,16 @@ class Store:
 
     @staticmethod
     def _settle_session(db: sqlite3.Connection, session_id: str, now: float) -> None:
-        """With no pending job left: a closing session closes, an active one goes inactive."""
+        """A session that stopped accepting jobs closes once none is pending.
+
+        One still accepting jobs keeps its state: an ``active`` one (whose next job goes
+        first) stays so until its interactive TTL runs out (``expire_sessions``).
+        """
         pending = db.execute("SELECT COUNT(*) FROM jobs WHERE session_id=? AND status IN "
                              "('Queued','Running')", (session_id,)).fetchone()[0]
-        if pending:
-            return
-        db.execute("UPDATE sessions SET state='closed', closed_at=? WHERE id=? "
-                   "AND accepting_jobs=0 AND state!='closed'", (now, session_id))
-        db.execute("UPDATE sessions SET state='inactive' WHERE id=? AND state='active'",
-                   (session_id,))
+        if not pending:
+            db.execute("UPDATE sessions SET state='closed', closed_at=? WHERE id=? "
+                       "AND accepting_jobs=0 AND state!='closed'", (now, session_id))
 
     # --------------------------------------------------------------------- keys
     def add_api_key(self, user_id: str, key_hash: str, admin: bool = False) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import threading
+import time
 
 import pytest
 
@@ -130,6 +131,8 @@ def test_dedicated_session_runs_in_order_and_first(store):
     another_outside = new_job(store)
     assert store.claim("w").id == second  # active session goes ahead of older outside work
     store.finish(second, "w", "{}", 0.1)
+    assert store.get_session(session.id).state == SessionState.ACTIVE  # keeps its place a while
+    store.expire_sessions(now=time.time() + 61)  # idle past its interactive TTL of 60 s
     assert store.get_session(session.id).state == SessionState.INACTIVE
     assert store.claim("w").id == another_outside
 

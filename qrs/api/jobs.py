@@ -114,8 +114,8 @@ def _check_session(session_id: str, backend: str) -> None:
     reg = get_registry()
     session = get_session(session_id)
     if session.state == SessionState.CLOSED or not session.accepting_jobs:
-        raise Conflict(f"Session {session_id} is closed and accepts no new jobs"
-                       f"{': ' + session.close_reason if session.close_reason else ''}. "
+        why = f": {session.close_reason.rstrip('.')}" if session.close_reason else ""
+        raise Conflict(f"Session {session_id} is closed and accepts no new jobs{why}. "
                        "Open a new session.")
     if session.backend and session.backend != reg.metadata.base_name(backend):
         raise InvalidInput(f"Session {session_id} runs on {session.backend}, not {backend}.")
@@ -217,6 +217,10 @@ def list_jobs():
         created_after=query["created_after"].timestamp() if query["created_after"] else None,
         created_before=query["created_before"].timestamp() if query["created_before"] else None,
         descending=query["sort"].upper() == "DESC"))
+    # The client pages until it holds ``count - skip`` jobs, and its offset is always
+    # ``skip`` plus what it holds: a count below the offset (a skip past the end, or jobs
+    # deleted while it pages) would never match and its loop would never end.
+    count = max(count, query["offset"])
     return jsonify({"jobs": [job_json(j) for j in jobs], "count": count,
                     "limit": query["limit"], "offset": query["offset"]})
 

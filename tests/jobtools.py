@@ -1,0 +1,119 @@
+"""Helpers the job and session tests share: circuits of known cost, raw submissions, waits.
+
+Long jobs are many short pubs of a circuit with mid-circuit measurements (Aer must
+simulate every shot), so a job runs for seconds but stops within a pub of being
+cancelled or timed out (the runner stops jobs between pubs).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Any, Iterable
+
+import requests
+from qiskit import QuantumCircuit
+from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
+from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2
+from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError
+
+from .server import ServerProcess
+
+#: Shots per pub of a busy circuit: about 0.1 s of Aer time per pub on one core.
+BUSY_SHOTS = 1000
+
+
+def isa(circuit: QuantumCircuit, backend) -> QuantumCircuit:
+    return generate_preset_pass_manager(backend=backend, optimization_level=1).run(circuit)
+
+
+def bell() -> QuantumCircuit:
+    qc = QuantumCircuit(2)
+    qc.h(0)
+    qc.cx(0, 1)
+    qc.measure_all()
+    return qc
+
+
+def busy_circuit(backend) -> QuantumCircuit:
+    """Five qubits measured after every layer: no sampling shortcut, ~0.1 ms per shot."""
+    qc = QuantumCircuit(5, 5)
+    for _ in range(6):
+        for q in range(5):
+            qc.rx(0.3 + q, q)
+        for q in range(4):
+            qc.cx(q, q + 1)
+        qc.measure(range(5), range(5))
+    return isa(qc, backend)
+
+
+def busy_job(backend_or_mode, pubs: int, **options: Any):
+    """A sampler job of ``pubs`` busy pubs (~0.1 s each) submitted by the stock client."""
+    backend = getattr(backend_or_mode, "_backend", backend_or_mode)
+    circuit = busy_circuit(backend)
+    sampler = SamplerV2(mode=backend_or_mode)
+    for name, value in options.items():
+        setattr(sampler.options, name, value)
+    return sampler.run([(circuit, None, BUSY_SHOTS)] * pubs)
+
+
+def cancel_quietly(jobs: Iterable) -> None:
+    """Cancel what may still run, so a failed test leaves no busy job to the next one."""
+    for job in jobs:
+        try:
+            job.cancel()
+        except RuntimeInvalidStateError:
+            pass  # already final
+
+
+def encoded_params(circuit: QuantumCircuit, shots: int = 1) -> str:
+    """Sampler params exactly as the client encodes them (``RuntimeEncoder``)."""
+    from qiskit.primitives.containers.sampler_pub import SamplerPub
+
+    return json.dumps({"pubs": [SamplerPub.coerce((circuit, None, shots))], "options": {},
+                       "version": 2, "support_qiskit": True}, cls=RuntimeEncoder)
+
+
+def post_job(server: ServerProcess, backend: str, params_text: str,
+             program_id: str = "sampler", **fields: Any) -> requests.Response:
+    """``POST /jobs`` the way the client does it, without the client's job object."""
+    body = json.dumps({"program_id": program_id, "backend": backend, **fields})
+    body = body[:-1] + ', "params": ' + params_text + "}"
+    return requests.post(f"{server.url}/api/v1/jobs", data=body, timeout=30,
+                         headers={"Content-Type": "application/json"})
+
+
+def raw_job(server: ServerProcess, job_id: str) -> dict:
+    """``GET /jobs/<id>`` as JSON: the wire state (``state.reason_code`` etc.)."""
+    return requests.get(f"{server.url}/api/v1/jobs/{job_id}?exclude_params=true",
+                        timeout=30).json()
+
+
+def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def wait_status(job, statuses: Iterable[str], timeout: float = 30.0) -> str:
+    wanted = set(statuses)
+
+    def reached() -> str | None:
+        status = job.status()
+        return status if status in wanted else None
+
+    return wait_until(reached, timeout, what=f"job {job.job_id()} to reach {wanted}")
+
+
+def times(job) -> tuple[datetime, datetime]:
+    """(running, finished) timestamps from ``job.metrics()``."""
+    stamps = job.metrics()["timestamps"]
+    return (datetime.fromisoformat(stamps["running"].replace("Z", "+00:00")),
+            datetime.fromisoformat(stamps["finished"].replace("Z", "+00:00")))

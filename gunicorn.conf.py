@@ -6,6 +6,10 @@ must not be shared across fork) and starts its runner threads after it boots; th
 is the only state workers share, so any number of workers is safe.
 """
 
+import os
+from pathlib import Path
+
+from qrs import metrics
 from qrs.config import Config
 
 _config = Config.from_env()
@@ -23,6 +27,16 @@ keepalive = 5
 accesslog = "-"
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss'
 loglevel = _config.log_level.lower()
+
+
+def on_starting(server):
+    """Before any worker exists: start the workers' shared metrics folder empty."""
+    metrics.reset(os.environ.get(metrics.ENV) or Path(_config.data_dir) / "metrics")
+
+
+def child_exit(server, worker):
+    """A worker is gone: drop its live gauges so busy threads add up correctly."""
+    metrics.mark_process_dead(worker.pid)
 
 
 def post_worker_init(worker):

@@ -1,0 +1,306 @@
+"""The OpenAPI 3 document (``GET /openapi.json``) and its browsable page (``GET /docs``).
+
+The document is generated, not written: apispec walks the app's URL map, so every route
+appears, and the marshmallow request schemas of ``schemas.py`` become its parameters and
+bodies. Response bodies, which views build as plain dicts, are described by the schemas
+below. ``OPERATIONS`` says which schema goes where; a route it does not name still
+appears, summarised from its view's docstring.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from flask import Blueprint, Flask, current_app, jsonify, render_template
+from marshmallow import Schema, fields
+
+from . import __version__, schemas
+
+# ------------------------------------------------------------------ response schemas
+
+
+class ErrorItem(Schema):
+    code = fields.Integer()
+    message = fields.String()
+    more_info = fields.String()
+
+
+class Error(Schema):
+    """Every 4xx/5xx answer: IBM's error shape."""
+
+    errors = fields.List(fields.Nested(ErrorItem))
+    trace = fields.String()
+
+
+class Token(Schema):
+    access_token = fields.String(metadata={"description": "HS256 JWT; send as 'Bearer'."})
+    refresh_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+    expiration = fields.Integer()
+    scope = fields.String()
+
+
+class Backend(Schema):
+    name = fields.String()
+    status = fields.Dict()
+    queue_length = fields.Integer()
+    qubits = fields.Integer()
+    processor_type = fields.Dict()
+    clops = fields.Dict()
+    wait_time_seconds = fields.Float(allow_none=True)
+    performance_metrics = fields.Dict()
+
+
+class BackendList(Schema):
+    devices = fields.List(fields.Nested(Backend))
+
+
+class BackendStatus(Schema):
+    state = fields.Boolean()
+    status = fields.String()
+    message = fields.String()
+    length_queue = fields.Integer()
+    backend_version = fields.String()
+
+
+class JobState(Schema):
+    status = fields.String(metadata={"enum": ["Queued", "Running", "Completed", "Failed",
+                                               "Cancelled"]})
+    reason = fields.String()
+    reason_code = fields.Integer()
+
+
+class Job(Schema):
+    id = fields.String()
+    backend = fields.String()
+    status = fields.String()
+    state = fields.Nested(JobState)
+    created = fields.DateTime()
+    program = fields.Dict(metadata={"description": "{'id': 'sampler' | 'estimator'}"})
+    session_id = fields.String(allow_none=True)
+    tags = fields.List(fields.String())
+    private = fields.Boolean()
+    cost = fields.Integer(allow_none=True)
+    user_id = fields.String()
+    usage = fields.Dict()
+    params = fields.Dict(metadata={"description": "Only without exclude_params=true."})
+
+
+class JobCreated(Schema):
+    id = fields.String()
+    backend = fields.String()
+    session_id = fields.String(allow_none=True)
+    private = fields.Boolean()
+    status = fields.String()
+    created = fields.DateTime()
+
+
+class JobList(Schema):
+    jobs = fields.List(fields.Nested(Job))
+    count = fields.Integer()
+    limit = fields.Integer()
+    offset = fields.Integer()
+
+
+class JobMetrics(Schema):
+    timestamps = fields.Dict()
+    usage = fields.Dict()
+    num_pubs = fields.Integer()
+    executor = fields.String()
+    attempts = fields.Integer()
+
+
+class Session(Schema):
+    id = fields.String()
+    backend_name = fields.String(allow_none=True)
+    mode = fields.String(metadata={"enum": ["dedicated", "batch"]})
+    state = fields.String()
+    accepting_jobs = fields.Boolean()
+    max_ttl = fields.Integer()
+    interactive_ttl = fields.Integer()
+    started_at = fields.DateTime()
+    closed_at = fields.DateTime(allow_none=True)
+    elapsed_time = fields.Float()
+    close_reason = fields.String(allow_none=True)
+
+
+class Usage(Schema):
+    usage_consumed_seconds = fields.Float()
+    usage_limit_seconds = fields.Float(allow_none=True)
+    usage_limit_reached = fields.Boolean()
+
+
+class Health(Schema):
+    status = fields.String()
+    executor = fields.String()
+    disk_free_bytes = fields.Integer()
+
+
+class Ready(Schema):
+    status = fields.String(metadata={"enum": ["ready", "not ready"]})
+    checks = fields.Dict()
+    queue_depth = fields.Integer(allow_none=True)
+    disk_free_bytes = fields.Integer()
+    runner_busy_threads = fields.Integer()
+
+
+# ----------------------------------------------------------------- the operation table
+_JSON = "application/json"
+
+#: view name → what the document says about it. Keys: ``tag``, ``body``, ``query``,
+#: ``ok`` (200 response schema or ``(status, media type)``), ``errors`` (status codes).
+OPERATIONS: dict[str, dict[str, Any]] = {
+    "identity.token": {"tag": "auth", "form": True, "ok": Token, "errors": [401]},
+    "backends.list_backends": {"tag": "backends", "query": schemas.BackendsQuery,
+                               "ok": BackendList},
+    "backends.configuration": {"tag": "backends", "query": schemas.ConfigurationQuery,
+                               "ok": "object", "errors": [404]},
+    "backends.properties": {"tag": "backends", "query": schemas.PropertiesQuery,
+                            "ok": "object", "errors": [404]},
+    "backends.status": {"tag": "backends", "ok": BackendStatus},
+    "jobs.create_job": {"tag": "jobs", "body": schemas.JobCreate, "ok": JobCreated,
+                        "errors": [400, 404, 409, 413, 429]},
+    "jobs.list_jobs": {"tag": "jobs", "query": schemas.JobsQuery, "ok": JobList},
+    "jobs.read_job": {"tag": "jobs", "query": schemas.JobGetQuery, "ok": Job, "errors": [404]},
+    "jobs.results": {"tag": "jobs", "ok": "object", "errors": [404, 409]},
+    "jobs.cancel": {"tag": "jobs", "ok": (204, None), "errors": [404, 409]},
+    "jobs.delete": {"tag": "jobs", "ok": (204, None), "errors": [404]},
+    "jobs.logs": {"tag": "jobs", "ok": (200, "text/plain"), "errors": [404]},
+    "jobs.metrics": {"tag": "jobs", "ok": JobMetrics, "errors": [404]},
+    "jobs.update_tags": {"tag": "jobs", "body": schemas.TagsUpdate, "ok": (204, None),
+                         "errors": [400, 404]},
+    "jobs.usage": {"tag": "jobs", "ok": Usage},
+    "jobs.instance_configuration": {"tag": "jobs", "ok": "object"},
+    "sessions.create_session": {"tag": "sessions", "body": schemas.SessionCreate,
+                                "ok": Session, "errors": [400, 404]},
+    "sessions.read_session": {"tag": "sessions", "ok": Session, "errors": [404]},
+    "sessions.update_session": {"tag": "sessions", "body": schemas.SessionPatch,
+                                "ok": (204, None), "errors": [400, 404]},
+    "sessions.cancel_session": {"tag": "sessions", "ok": (204, None), "errors": [404]},
+    "health.health": {"tag": "operations", "ok": Health, "public": True},
+    "health.ready": {"tag": "operations", "ok": Ready, "public": True},
+    "health.metrics": {"tag": "operations", "ok": (200, "text/plain"), "public": True},
+    "docs.openapi_json": {"tag": "operations", "ok": "object", "public": True},
+    "docs.docs": {"tag": "operations", "ok": (200, "text/html"), "public": True},
+}
+
+#: Tags that need no token; the dashboard has its own sign-in (see dashboard.py).
+_PUBLIC_TAGS = {"operations", "auth", "dashboard"}
+_ALT_PREFIX = "/api/v1"
+
+
+def openapi_path(rule: str) -> str:
+    """``/jobs/<job_id>`` → ``/jobs/{job_id}`` (converters such as ``<int:n>`` too)."""
+    return re.sub(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>", r"{\1}", rule)
+
+
+def _base_endpoint(endpoint: str) -> str:
+    """``jobs_api_v1.read_job`` → ``jobs.read_job`` (the same view at the other root)."""
+    blueprint, _, view = endpoint.rpartition(".")
+    return f"{blueprint.removesuffix(_ALT_PREFIX.replace('/', '_'))}.{view}"
+
+
+def _response(ok: Any) -> dict[str, Any]:
+    if isinstance(ok, tuple):
+        status, media = ok
+        answer: dict[str, Any] = {"description": "No content" if status == 204 else "OK"}
+        if media:
+            answer["content"] = {media: {"schema": {"type": "string"}}}
+        return {str(status): answer}
+    schema = {"type": "object"} if ok == "object" else ok
+    return {"200": {"description": "OK", "content": {_JSON: {"schema": schema}}}}
+
+
+def _operation(endpoint: str, view: Any, path: str) -> dict[str, Any]:
+    info = OPERATIONS.get(_base_endpoint(endpoint), {})
+    doc = (view.__doc__ or "").strip()
+    summary = doc.splitlines()[0] if doc else endpoint.rpartition(".")[2].replace("_", " ")
+    tag = info.get("tag") or endpoint.partition(".")[0].split("_")[0]
+    operation: dict[str, Any] = {"summary": summary, "tags": [tag],
+                                 "operationId": endpoint.replace(".", "_"),
+                                 "responses": _response(info.get("ok", (200, None)))}
+    if doc and "\n" in doc:
+        operation["description"] = doc
+    names = re.findall(r"{([^}]+)}", path)
+    parameters: list[Any] = [{"in": "path", "name": n, "required": True,
+                              "schema": {"type": "string"}} for n in names]
+    if info.get("query"):
+        parameters.append({"in": "query", "schema": info["query"]})
+    if parameters:
+        operation["parameters"] = parameters
+    if info.get("body"):
+        operation["requestBody"] = {"required": True,
+                                    "content": {_JSON: {"schema": info["body"]}}}
+    elif info.get("form"):
+        operation["requestBody"] = {"content": {"application/x-www-form-urlencoded": {
+            "schema": {"type": "object", "properties": {"apikey": {"type": "string"}}}}}}
+    for status in info.get("errors", []):
+        operation["responses"][str(status)] = {"description": "Error",
+                                               "content": {_JSON: {"schema": Error}}}
+    if tag in _PUBLIC_TAGS or info.get("public"):
+        operation["security"] = []
+    return operation
+
+
+def build_spec(app: Flask) -> dict[str, Any]:
+    """The OpenAPI 3.0 document of every route ``app`` serves."""
+    spec = APISpec(
+        title="QRS — Qiskit Runtime Server", version=__version__, openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={"description": "The IBM Qiskit Runtime REST API subset the stock "
+                             "qiskit-ibm-runtime client uses, served for a local Aer "
+                             f"simulator. The API answers at both / and {_ALT_PREFIX}; "
+                             "the paths below are the / ones."},
+        servers=[{"url": "/"}, {"url": _ALT_PREFIX}],
+        security=[{"bearer": []}])
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
+                                               "bearerFormat": "JWT"})
+    operations: dict[str, dict[str, Any]] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        if rule.endpoint == "static" or rule.rule.startswith(_ALT_PREFIX + "/"):
+            continue
+        path = openapi_path(rule.rule)
+        view = app.view_functions[rule.endpoint]
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            operations.setdefault(path, {})[method.lower()] = _operation(rule.endpoint, view,
+                                                                         path)
+    for path, ops in operations.items():
+        spec.path(path=path, operations=ops)
+    return spec.to_dict()
+
+
+def spec_for(app: Flask) -> dict[str, Any]:
+    """The document, built once per app (routes do not change after start-up)."""
+    if "qrs_openapi" not in app.extensions:
+        app.extensions["qrs_openapi"] = build_spec(app)
+    return app.extensions["qrs_openapi"]
+
+
+bp = Blueprint("docs", __name__)
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    """This server's OpenAPI 3 document."""
+    return jsonify(spec_for(current_app))
+
+
+@bp.get("/docs")
+def docs():
+    """The OpenAPI document as a readable page: every operation, its inputs and outputs."""
+    spec = spec_for(current_app)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            groups.setdefault(op["tags"][0], []).append(
+                {"method": method.upper(), "path": path, "op": op})
+    return render_template("docs.html", spec=spec, groups=groups,
+                           components=spec.get("components", {}).get("schemas", {}))
+
+
+def register_docs(app: Flask) -> None:
+    app.register_blueprint(bp)

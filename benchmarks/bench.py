@@ -122,7 +122,8 @@ class Http:
                     raise
         raise AssertionError("unreachable")
 
-    def run_job(self, body: bytes, poll_s: float = 0.01) -> tuple[str, float]:
+    def run_job(self, body: bytes, poll_s: float = 0.01,
+                timeout: float = 900.0) -> tuple[str, float]:
         """Submit, poll until final, fetch the result: (final status, seconds)."""
         start = time.perf_counter()
         status, data = self.call("POST", "/jobs", body)
@@ -134,6 +135,8 @@ class Http:
             state = json.loads(data).get("status") if status == 200 else f"HTTP {status}"
             if state in ("Completed", "Failed", "Cancelled") or status != 200:
                 break
+            if time.perf_counter() - start > timeout:
+                return "timed out", time.perf_counter() - start
             time.sleep(poll_s)
         if state == "Completed":
             self.call("GET", f"/jobs/{job_id}/results")
@@ -325,14 +328,20 @@ def bench_cache(tmp: Path, quick: bool) -> list[Row]:
     try:
         http_ = Http(server.url)
         times = []
+        deadline = time.monotonic() + 600
         for _ in range(2):
             status, data = http_.call("POST", "/jobs", body)
+            if status != 200:
+                raise RuntimeError(f"POST /jobs answered {status}: {data[:500]!r}\n"
+                                   f"{server.log()}")
             job_id = json.loads(data)["id"]
             while True:
                 _, data = http_.call("GET", f"/jobs/{job_id}/metrics")
                 stamps = json.loads(data)["timestamps"]
                 if stamps["finished"]:
                     break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"job {job_id} did not finish:\n{server.log()}")
                 time.sleep(0.01)
             _, data = http_.call("GET", f"/jobs/{job_id}?exclude_params=true")
             times.append(json.loads(data)["usage"]["seconds"])

@@ -13,8 +13,10 @@ from the store at scrape time, so it is right whichever process changed the queu
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
@@ -69,6 +71,7 @@ def enable(data_dir: str | os.PathLike) -> Path:
     if os.environ.get(ENV):
         path = Path(os.environ[ENV])
         path.mkdir(parents=True, exist_ok=True)
+        _get()
         return path
     path = Path(data_dir) / "metrics"
     path.mkdir(parents=True, exist_ok=True)
@@ -77,6 +80,7 @@ def enable(data_dir: str | os.PathLike) -> Path:
         if pid is not None and pid != os.getpid() and not _alive(pid):
             stale.unlink(missing_ok=True)
     os.environ[ENV] = str(path)
+    _get()
     return path
 
 
@@ -111,13 +115,17 @@ class _Metrics:
 
 
 _metrics: _Metrics | None = None
+_lock = threading.Lock()
+log = logging.getLogger(__name__)
 
 
 def _get() -> _Metrics:
+    """The process's metric objects; registering them twice would raise, hence the lock."""
     global _metrics
-    if _metrics is None:
-        _metrics = _Metrics()
-    return _metrics
+    with _lock:
+        if _metrics is None:
+            _metrics = _Metrics()
+        return _metrics
 
 
 def count_submitted(program: str, backend: str) -> None:
@@ -130,7 +138,17 @@ def count_cancelled(program: str, backend: str) -> None:
 
 
 def on_job_event(kind: str, job: "Job", seconds: float) -> None:
-    """The runner's ``on_event`` hook: started/completed/failed/cancelled/released."""
+    """The runner's ``on_event`` hook: started/completed/failed/cancelled/released.
+
+    Never raises: a metrics problem must not leave a claimed job unrun.
+    """
+    try:
+        _record_event(kind, job, seconds)
+    except Exception:
+        log.exception("metrics: could not record %s of job %s", kind, job.id)
+
+
+def _record_event(kind: str, job: "Job", seconds: float) -> None:
     metrics = _get()
     if kind == "started":
         metrics.busy.inc()

@@ -8,7 +8,8 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from .. import metrics, schemas
+from .. import metrics as qrs_metrics
+from .. import schemas
 from ..codec import PROGRAMS, PubLimits, decode_params, validate_pubs
 from ..errors import Conflict, InvalidInput, TooManyRequests
 from ..registry import get_registry
@@ -85,7 +86,7 @@ def create_job():
         max_execution_time=int(max_time) if max_time else None, num_pubs=len(decoded.pubs),
         idempotency_key=request.headers.get("Idempotency-Key")))
     reg.runner.wake()
-    metrics.count_submitted(program_id, backend)
+    qrs_metrics.count_submitted(program_id, backend)
     return jsonify({"id": job.id, "backend": job.backend, "session_id": job.session_id,
                     "private": job.private, "status": job.status.value,
                     "created": iso(job.created)})
@@ -135,7 +136,7 @@ def cancel(job_id: str):
     if not get_registry().store.cancel(job.id):
         raise Conflict(f"Job {job_id} is already {get_registry().store.get_job(job_id).status.value}"
                        " and cannot be cancelled.")
-    metrics.count_cancelled(job.program_id, job.backend)
+    qrs_metrics.count_cancelled(job.program_id, job.backend)
     return Response(status=204)
 
 

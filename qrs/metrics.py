@@ -71,6 +71,7 @@ def enable(data_dir: str | os.PathLike) -> Path:
     if os.environ.get(ENV):
         path = Path(os.environ[ENV])
         path.mkdir(parents=True, exist_ok=True)
+        _multiprocess_values()
         _get()
         return path
     path = Path(data_dir) / "metrics"
@@ -80,8 +81,19 @@ def enable(data_dir: str | os.PathLike) -> Path:
         if pid is not None and pid != os.getpid() and not _alive(pid):
             stale.unlink(missing_ok=True)
     os.environ[ENV] = str(path)
+    _multiprocess_values()
     _get()
     return path
+
+
+def _multiprocess_values() -> None:
+    """Make prometheus-client write to files even if it was imported before ``ENV`` was set
+    (it picks its value class at import time; an embedding app may have imported it)."""
+    import sys
+
+    values = sys.modules.get("prometheus_client.values")
+    if values is not None:
+        values.ValueClass = values.get_value_class()
 
 
 def mark_process_dead(pid: int) -> None:

@@ -215,13 +215,15 @@ def _response(ok: Any) -> dict[str, Any]:
     return {"200": {"description": "OK", "content": {_JSON: {"schema": schema}}}}
 
 
-def _operation(endpoint: str, view: Any, path: str) -> dict[str, Any]:
+def _operation(endpoint: str, view: Any, path: str, method: str | None) -> dict[str, Any]:
+    """One operation; ``method`` is given when the view serves several (unique ids)."""
     info = OPERATIONS.get(_base_endpoint(endpoint), {})
     doc = (view.__doc__ or "").strip()
     summary = doc.splitlines()[0] if doc else endpoint.rpartition(".")[2].replace("_", " ")
     tag = info.get("tag") or endpoint.partition(".")[0].split("_")[0]
     operation: dict[str, Any] = {"summary": summary, "tags": [tag],
-                                 "operationId": endpoint.replace(".", "_"),
+                                 "operationId": endpoint.replace(".", "_")
+                                 + (f"_{method.lower()}" if method else ""),
                                  "responses": _response(info.get("ok", (200, None)))}
     if doc and "\n" in doc:
         operation["description"] = doc
@@ -265,9 +267,10 @@ def build_spec(app: Flask) -> dict[str, Any]:
             continue
         path = openapi_path(rule.rule)
         view = app.view_functions[rule.endpoint]
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            operations.setdefault(path, {})[method.lower()] = _operation(rule.endpoint, view,
-                                                                         path)
+        methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
+        for method in methods:
+            operations.setdefault(path, {})[method.lower()] = _operation(
+                rule.endpoint, view, path, method if len(methods) > 1 else None)
     for path, ops in operations.items():
         spec.path(path=path, operations=ops)
     return spec.to_dict()

@@ -14,8 +14,10 @@ from ..store import Job, Session
 
 def authenticate() -> None:
     """``before_request`` of the API blueprints: who is calling (401 if nobody valid)."""
-    g.user = get_registry().auth.user_for_header(request.headers.get("Authorization"))
-    get_registry().runner.start()
+    reg = get_registry()
+    g.user = reg.auth.user_for_header(request.headers.get("Authorization"))
+    if reg.config.start_runner:
+        reg.runner.start()
 
 
 def current_user() -> User:

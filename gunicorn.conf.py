@@ -41,7 +41,9 @@ def child_exit(server, worker):
 
 def post_worker_init(worker):
     """Start this worker's runner at boot, so queued jobs run after a restart."""
-    worker.wsgi.extensions["qrs"].runner.start()
+    registry = worker.wsgi.extensions["qrs"]
+    if registry.config.start_runner:
+        registry.runner.start()
 
 
 def worker_exit(server, worker):

@@ -8,7 +8,9 @@ processes started here (``tests/server.py``), on whatever machine runs it:
            simulator the executor builds), noise off and on. The server is gunicorn with
            one worker and one runner thread, so Aer gets every core in both cases. A
            warm-up job first builds the server's simulator, as the reference's is built
-           before its clock starts. Noisy trajectories of 22 qubits × 4,096 shots take
+           before its clock starts; each side is the best of 2 runs (1 with --quick), as
+           other load on the machine can only add time. Noisy trajectories of 22 qubits
+           × 4,096 shots take
            hours on two cores, so the noisy case is narrower (Aer picks density_matrix).
 2. tiny    Bell on fake_manila, noise on, 100 shots, raw HTTP (keep-alive), 4 gunicorn
            workers: 16 concurrent submitters (in 4 client processes) polling every 10 ms,
@@ -211,6 +213,7 @@ def bench_heavy(tmp: Path, quick: bool) -> list[Row]:
 
     backend = fake_backend("fake_kolkata")
     rows = []
+    repeats = 1 if quick else 2  # best of: other load on the machine only adds time
     cases = [(False, 20 if quick else 22, 20, 4096), (True, 8 if quick else 10, 20, 4096)]
     for noise, qubits, depth, shots in cases:
         label = f"heavy {qubits}q depth {depth} {shots} shots, noise {'on' if noise else 'off'}"
@@ -218,21 +221,28 @@ def bench_heavy(tmp: Path, quick: bool) -> list[Row]:
         circuit = isa(layered(qubits, depth), backend)
         sim = (AerSimulator.from_backend(backend) if noise
                else AerSimulator.from_backend(backend, noise_model=None))
-        start = time.perf_counter()
-        sim.run(circuit, shots=shots, memory=True).result()
-        local = time.perf_counter() - start
+        sim.run(isa(bell(), backend), shots=100, memory=True).result()  # warm-up
+        local = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            sim.run(circuit, shots=shots, memory=True).result()
+            local = min(local, time.perf_counter() - start)
         server = start_server(tmp, f"heavy-noise{int(noise)}", 1,
                               {"QRS_NOISE": str(int(noise)), "QRS_EXECUTOR_THREADS": "1"})
         try:
             http_ = Http(server.url)
             http_.run_job(job_body(isa(bell(), backend), "fake_kolkata", 100))  # warm-up
-            state, remote = http_.run_job(job_body(circuit, "fake_kolkata", shots))
+            body = job_body(circuit, "fake_kolkata", shots)
+            runs = [http_.run_job(body) for _ in range(repeats)]
         finally:
             server.stop()
+        remote = min(seconds for _, seconds in runs)
+        state = ", ".join(sorted({state for state, _ in runs}))
         ratio = remote / local
         rows.append(Row(f"{label}: server ÷ in-process Aer", ratio, "×", "≤ 1.05",
                         ratio <= 1.05 and state == "Completed",
-                        f"server {remote:.2f} s, in-process {local:.2f} s, job {state}"))
+                        f"best of {repeats}: server {remote:.2f} s, in-process {local:.2f} s, "
+                        f"jobs {state}"))
     return rows
 
 
@@ -245,7 +255,7 @@ def bench_tiny(tmp: Path, quick: bool) -> tuple[list[Row], ServerProcess]:
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         pool.map(_client_process, [(server.url, body, 4, 3)] * 4)
 
-        total = 320 if quick else 1000
+        total = 320 if quick else 1024  # a multiple of the 16 submitters
         print(f"- tiny jobs: {total} with 16 submitters", flush=True)
         cpu0, wall0 = server_cpu_seconds(server.proc.pid), time.perf_counter()
         results = [r for part in pool.map(_client_process,

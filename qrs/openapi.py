@@ -151,45 +151,67 @@ class Ready(Schema):
 # ----------------------------------------------------------------- the operation table
 _JSON = "application/json"
 
-#: view name → what the document says about it. Keys: ``tag``, ``body``, ``query``,
-#: ``ok`` (200 response schema or ``(status, media type)``), ``errors`` (status codes).
+def _op(tag: str, summary: str, ok: Any, *, body: type | None = None,
+        query: type | None = None, errors: tuple[int, ...] = (), **extra: Any) -> dict:
+    """One row of ``OPERATIONS``: ``ok`` is the 200 schema or ``(status, media type)``."""
+    return {"tag": tag, "summary": summary, "ok": ok, "body": body, "query": query,
+            "errors": errors, **extra}
+
+
+_NO_BODY = (204, None)
+_TEXT = (200, "text/plain")
+
+#: view name (as registered at "/") → what the document says about it.
 OPERATIONS: dict[str, dict[str, Any]] = {
-    "identity.token": {"tag": "auth", "form": True, "ok": Token, "errors": [401]},
-    "backends.list_backends": {"tag": "backends", "query": schemas.BackendsQuery,
-                               "ok": BackendList},
-    "backends.configuration": {"tag": "backends", "query": schemas.ConfigurationQuery,
-                               "ok": "object", "errors": [404]},
-    "backends.properties": {"tag": "backends", "query": schemas.PropertiesQuery,
-                            "ok": "object", "errors": [404]},
-    "backends.status": {"tag": "backends", "ok": BackendStatus},
-    "jobs.create_job": {"tag": "jobs", "body": schemas.JobCreate, "ok": JobCreated,
-                        "errors": [400, 404, 409, 413, 429]},
-    "jobs.list_jobs": {"tag": "jobs", "query": schemas.JobsQuery, "ok": JobList},
-    "jobs.read_job": {"tag": "jobs", "query": schemas.JobGetQuery, "ok": Job, "errors": [404]},
-    "jobs.results": {"tag": "jobs", "ok": "object", "errors": [404, 409]},
-    "jobs.cancel": {"tag": "jobs", "ok": (204, None), "errors": [404, 409]},
-    "jobs.delete": {"tag": "jobs", "ok": (204, None), "errors": [404]},
-    "jobs.logs": {"tag": "jobs", "ok": (200, "text/plain"), "errors": [404]},
-    "jobs.metrics": {"tag": "jobs", "ok": JobMetrics, "errors": [404]},
-    "jobs.update_tags": {"tag": "jobs", "body": schemas.TagsUpdate, "ok": (204, None),
-                         "errors": [400, 404]},
-    "jobs.usage": {"tag": "jobs", "ok": Usage},
-    "jobs.instance_configuration": {"tag": "jobs", "ok": "object"},
-    "sessions.create_session": {"tag": "sessions", "body": schemas.SessionCreate,
-                                "ok": Session, "errors": [400, 404]},
-    "sessions.read_session": {"tag": "sessions", "ok": Session, "errors": [404]},
-    "sessions.update_session": {"tag": "sessions", "body": schemas.SessionPatch,
-                                "ok": (204, None), "errors": [400, 404]},
-    "sessions.cancel_session": {"tag": "sessions", "ok": (204, None), "errors": [404]},
-    "health.health": {"tag": "operations", "ok": Health, "public": True},
-    "health.ready": {"tag": "operations", "ok": Ready, "public": True},
-    "health.metrics": {"tag": "operations", "ok": (200, "text/plain"), "public": True},
-    "docs.openapi_json": {"tag": "operations", "ok": "object", "public": True},
-    "docs.docs": {"tag": "operations", "ok": (200, "text/html"), "public": True},
+    "identity.token": _op("auth", "Exchange an API key (form field apikey) for a bearer token.",
+                          Token, errors=(401,), form=True),
+    "backends.list_backends": _op(
+        "backends", "Every served backend with its qubit count, status and queue length.",
+        BackendList, query=schemas.BackendsQuery),
+    "backends.configuration": _op(
+        "backends", "A backend's configuration (coupling map, basis gates, ...).", "object",
+        query=schemas.ConfigurationQuery, errors=(404,)),
+    "backends.properties": _op(
+        "backends", "A backend's calibration properties (T1, T2, gate and readout errors).",
+        "object", query=schemas.PropertiesQuery, errors=(404,)),
+    "backends.status": _op("backends", "A backend's status and queue length.", BackendStatus),
+    "jobs.create_job": _op("jobs", "Submit a sampler or estimator job.", JobCreated,
+                           body=schemas.JobCreate, errors=(400, 404, 409, 413, 429)),
+    "jobs.list_jobs": _op("jobs", "The caller's jobs, newest first, filtered and paged.",
+                          JobList, query=schemas.JobsQuery),
+    "jobs.read_job": _op("jobs", "A job's status and details (held briefly while it finishes).",
+                         Job, query=schemas.JobGetQuery, errors=(404,)),
+    "jobs.results": _op("jobs", "The result text the client decodes (or the failure message).",
+                        "object", errors=(404, 409)),
+    "jobs.cancel": _op("jobs", "Cancel a queued or running job.", _NO_BODY, errors=(404, 409)),
+    "jobs.delete": _op("jobs", "Delete a job with its params, result and log.", _NO_BODY,
+                       errors=(404,)),
+    "jobs.logs": _op("jobs", "The job's log lines.", _TEXT, errors=(404,)),
+    "jobs.metrics": _op("jobs", "Timestamps and usage of a job.", JobMetrics, errors=(404,)),
+    "jobs.update_tags": _op("jobs", "Replace a job's tags.", _NO_BODY, body=schemas.TagsUpdate,
+                            errors=(400, 404)),
+    "jobs.usage": _op("jobs", "Execution seconds the caller has used.", Usage),
+    "jobs.instance_configuration": _op("jobs", "Instance settings the client reads.", "object"),
+    "sessions.create_session": _op("sessions", "Open a session or batch.", Session,
+                                   body=schemas.SessionCreate, errors=(400, 404)),
+    "sessions.read_session": _op("sessions", "A session's state and details.", Session,
+                                 errors=(404,)),
+    "sessions.update_session": _op(
+        "sessions", "Close a session to new jobs (accepting_jobs=false).", _NO_BODY,
+        body=schemas.SessionPatch, errors=(400, 404)),
+    "sessions.cancel_session": _op("sessions", "Cancel a session and its queued jobs.",
+                                   _NO_BODY, errors=(404,)),
+    "health.health": _op("operations", "Liveness: the process serves requests.", Health),
+    "health.ready": _op("operations", "Readiness: store, executor and runner are up (else 503).",
+                        Ready),
+    "health.metrics": _op("operations", "Prometheus metrics of all worker processes.", _TEXT),
+    "docs.openapi_json": _op("operations", "This OpenAPI document.", "object"),
+    "docs.docs": _op("operations", "This document as a readable page.", (200, "text/html")),
 }
 
-#: Tags that need no token; the dashboard has its own sign-in (see dashboard.py).
-_PUBLIC_TAGS = {"operations", "auth", "dashboard"}
+#: Tags that need no token. The dashboard has its own sign-in (api/dashboard.py).
+_PUBLIC_TAGS = {"operations", "auth"}
+_DASHBOARD_OPEN = {"dashboard.root", "dashboard.login"}
 _ALT_PREFIX = "/api/v1"
 
 
@@ -219,7 +241,9 @@ def _operation(endpoint: str, view: Any, path: str, method: str | None) -> dict[
     """One operation; ``method`` is given when the view serves several (unique ids)."""
     info = OPERATIONS.get(_base_endpoint(endpoint), {})
     doc = (view.__doc__ or "").strip()
-    summary = doc.splitlines()[0] if doc else endpoint.rpartition(".")[2].replace("_", " ")
+    doc = doc.replace("``", "")
+    summary = info.get("summary") or (doc.splitlines()[0] if doc
+                                      else endpoint.rpartition(".")[2].replace("_", " "))
     tag = info.get("tag") or endpoint.partition(".")[0].split("_")[0]
     operation: dict[str, Any] = {"summary": summary, "tags": [tag],
                                  "operationId": endpoint.replace(".", "_")
@@ -240,11 +264,13 @@ def _operation(endpoint: str, view: Any, path: str, method: str | None) -> dict[
     elif info.get("form"):
         operation["requestBody"] = {"content": {"application/x-www-form-urlencoded": {
             "schema": {"type": "object", "properties": {"apikey": {"type": "string"}}}}}}
-    for status in info.get("errors", []):
+    for status in info.get("errors", ()):
         operation["responses"][str(status)] = {"description": "Error",
                                                "content": {_JSON: {"schema": Error}}}
-    if tag in _PUBLIC_TAGS or info.get("public"):
+    if tag in _PUBLIC_TAGS or _base_endpoint(endpoint) in _DASHBOARD_OPEN:
         operation["security"] = []
+    elif tag == "dashboard":
+        operation["security"] = [{"dashboardCookie": []}]
     return operation
 
 
@@ -261,6 +287,9 @@ def build_spec(app: Flask) -> dict[str, Any]:
         security=[{"bearer": []}])
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
                                                "bearerFormat": "JWT"})
+    spec.components.security_scheme("dashboardCookie", {
+        "type": "apiKey", "in": "cookie", "name": "qrs_ui_token",
+        "description": "Set by /ui/login for an admin key; not needed in open mode."})
     operations: dict[str, dict[str, Any]] = {}
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
         if rule.endpoint == "static" or rule.rule.startswith(_ALT_PREFIX + "/"):

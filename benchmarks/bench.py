@@ -8,10 +8,10 @@ processes started here (``tests/server.py``), on whatever machine runs it:
            simulator the executor builds), noise off and on. The server is gunicorn with
            one worker and one runner thread, so Aer gets every core in both cases. A
            warm-up job first builds the server's simulator, as the reference's is built
-           before its clock starts; each side is the best of 3 interleaved runs (1 with --quick), as
-           other load on the machine can only add time. Noisy trajectories of 22 qubits
-           × 4,096 shots take
-           hours on two cores, so the noisy case is narrower (Aer picks density_matrix).
+           before its clock starts; each side is the best of 3 interleaved runs (1 with
+           --quick), as other load on the machine can only add time. Noisy trajectories
+           of 22 qubits × 4,096 shots take hours on two cores, so the noisy case is
+           narrower (Aer picks density_matrix for it, in and out of the server).
 2. tiny    Bell on fake_manila, noise on, 100 shots, raw HTTP (keep-alive), 4 gunicorn
            workers: 16 concurrent submitters (in 4 client processes) polling every 10 ms,
            and 1 submitter. Latency = POST sent → result body received. Server CPU per

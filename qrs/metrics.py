@@ -68,19 +68,15 @@ def enable(data_dir: str | os.PathLike) -> Path:
     Cleaning here is safe under any launcher: only files whose writer process no longer
     exists are removed (a gunicorn master already set the variable, so nothing is).
     """
-    if os.environ.get(ENV):
-        path = Path(os.environ[ENV])
-        path.mkdir(parents=True, exist_ok=True)
-        _multiprocess_values()
-        _get()
-        return path
-    path = Path(data_dir) / "metrics"
+    preset = os.environ.get(ENV)
+    path = Path(preset) if preset else Path(data_dir) / "metrics"
     path.mkdir(parents=True, exist_ok=True)
-    for stale in path.glob("*.db"):
-        pid = _pid_of(stale)
-        if pid is not None and pid != os.getpid() and not _alive(pid):
-            stale.unlink(missing_ok=True)
-    os.environ[ENV] = str(path)
+    if not preset:
+        for stale in path.glob("*.db"):
+            pid = _pid_of(stale)
+            if pid is not None and pid != os.getpid() and not _alive(pid):
+                stale.unlink(missing_ok=True)
+        os.environ[ENV] = str(path)
     _multiprocess_values()
     _get()
     return path

@@ -184,6 +184,8 @@ def test_dashboard_shows_jobs_backends_and_filters(ops_server):
     assert not any(job_id in failed for job_id in ops_server.jobs)
     other = requests.get(ops_server.url + "/ui", params={"backend": "fake_lima"}, timeout=30)
     assert not any(job_id in other.text for job_id in ops_server.jobs)
+    bogus = requests.get(ops_server.url + "/ui", params={"status": "Bogus"}, timeout=30)
+    assert bogus.status_code == 400 and "Bogus" in bogus.json()["errors"][0]["message"]
     home = requests.get(ops_server.url + "/", timeout=30, allow_redirects=False)
     assert home.status_code == 302 and home.headers["Location"].endswith("/ui")
 

@@ -16,7 +16,7 @@ from typing import Any
 from flask import (Blueprint, Response, g, make_response, redirect, render_template, request,
                    url_for)
 
-from ..errors import Forbidden, NotFound, Unauthorized
+from ..errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from ..registry import get_registry
 from ..states import JobStatus
 from ..store import JobQuery
@@ -100,7 +100,8 @@ def overview():
     status = request.args.get("status") or None
     backend = request.args.get("backend") or None
     if status and status not in {s.value for s in JobStatus}:
-        raise NotFound(f"No job status '{status}'.")
+        raise InvalidInput(f"No job status {status!r}; use one of "
+                           f"{[s.value for s in JobStatus]}.")
     page = max(0, request.args.get("page", 0, type=int))
     jobs, count = reg.store.list_jobs(JobQuery(user_id=None, limit=PAGE_SIZE,
                                                offset=page * PAGE_SIZE, backend=backend,

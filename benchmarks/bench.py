@@ -110,6 +110,7 @@ class Http:
     def __init__(self, url: str) -> None:
         host, port = url.removeprefix("http://").split(":")
         self.conn = http.client.HTTPConnection(host, int(port), timeout=600)
+        self.last_result = b""
 
     def call(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes]:
         headers = {"Authorization": "Bearer bench", "Content-Type": "application/json"}
@@ -141,7 +142,7 @@ class Http:
                 return "timed out", time.perf_counter() - start
             time.sleep(poll_s)
         if state == "Completed":
-            self.call("GET", f"/jobs/{job_id}/results")
+            self.last_result = self.call("GET", f"/jobs/{job_id}/results")[1]
         return state, time.perf_counter() - start
 
 
@@ -208,6 +209,16 @@ def start_server(tmp: Path, name: str, workers: int, env: dict[str, str]) -> Ser
                          workers=workers).start(timeout=300)
 
 
+def _shots(result_text: bytes) -> int:
+    """Shots in a stored sampler result (proof the server did the whole job)."""
+    from qrs.codec import decode_result
+
+    try:
+        return decode_result(result_text.decode())[0].data.meas.num_shots
+    except Exception:
+        return 0
+
+
 def bench_heavy(tmp: Path, quick: bool) -> list[Row]:
     from qiskit_aer import AerSimulator
 
@@ -240,13 +251,14 @@ def bench_heavy(tmp: Path, quick: bool) -> list[Row]:
                 runs.append(http_.run_job(body))
         finally:
             server.stop()
+        returned = _shots(http_.last_result)
         remote = min(seconds for _, seconds in runs)
         state = ", ".join(sorted({state for state, _ in runs}))
         ratio = remote / local
         rows.append(Row(f"{label}: server ÷ in-process Aer", ratio, "×", "≤ 1.05",
-                        ratio <= 1.05 and state == "Completed",
+                        ratio <= 1.05 and state == "Completed" and returned == shots,
                         f"best of {repeats}: server {remote:.2f} s, in-process {local:.2f} s, "
-                        f"jobs {state}"))
+                        f"jobs {state}, {returned} shots returned"))
     return rows
 
 

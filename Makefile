@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run dev test bench soak fuzz clean
+.PHONY: install run dev test bench screenshot soak fuzz clean
 
 $(STAMP): setup.cfg setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ soak: $(STAMP)
 ## Long property-based fuzz run of every endpoint (QRS_FUZZ_EXAMPLES cases per property).
 fuzz: $(STAMP)
 	QRS_FUZZ_EXAMPLES=$${QRS_FUZZ_EXAMPLES:-3000} $(BIN)/python -m pytest tests/test_fuzz.py -s $(PYTEST_ARGS)
+
+## Print the benchmark table (BENCH_ARGS=--quick for a shorter run). Not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+## Dashboard and API-docs screenshots in a real headless Chromium, saved to screenshots/.
+screenshot: $(STAMP)
+	command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		(apt-get install -y chromium || sudo apt-get install -y chromium)
+	$(BIN)/python -m tests.browser screenshots
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

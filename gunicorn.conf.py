@@ -16,9 +16,12 @@ running jobs without waiting. A SIGKILLed worker cannot do either: its jobs are 
 by the other workers once their lease (``QRS_JOB_LEASE_SECONDS``) runs out.
 """
 
+import os
 import signal
 import time
+from pathlib import Path
 
+from qrs import metrics
 from qrs.config import Config
 
 _config = Config.from_env()
@@ -61,13 +64,24 @@ def _registry(worker):
     return extensions.get("qrs")
 
 
+def on_starting(server):
+    """Before any worker exists: start the workers' shared metrics folder empty."""
+    metrics.reset(os.environ.get(metrics.ENV) or Path(_config.data_dir) / "metrics")
+
+
+def child_exit(server, worker):
+    """A worker is gone: drop its live gauges so busy threads add up correctly."""
+    metrics.mark_process_dead(worker.pid)
+
+
 def post_worker_init(worker):
     """Start this worker's runner at boot (so queued jobs run after a restart) and stop
     its claiming the moment SIGTERM arrives, not only once the worker exits."""
     registry = _registry(worker)
     if registry is None:
         return
-    registry.runner.start()
+    if registry.config.start_runner:
+        registry.runner.start()
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum, frame):

@@ -37,19 +37,23 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     ``config.executor`` names. Nothing starts here: runner threads start on the first
     API request (or in gunicorn's ``post_worker_init``), once per process.
     """
-    from .api import backends, health, identity, jobs, sessions
+    config = config or Config.from_env()
+    from . import metrics  # before anything imports prometheus_client: see metrics.py
+
+    metrics.enable(config.data_dir)
+    from .api import backends, dashboard, health, identity, jobs, sessions
     from .api.common import authenticate
     from .auth import Auth, is_loopback
     from .errors import register_error_handlers
     from .executors.base import resolve
     from .logs import configure_logging
     from .metadata import BackendMetadataProvider
+    from .openapi import register_docs
     from .registry import Registry
     from .runner import Runner
     from .store import Store
 
     _import_qiskit_in_this_thread()
-    config = config or Config.from_env()
     configure_logging(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_mb * 2**20
@@ -60,7 +64,7 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     executor = executor or resolve(config.executor)
     executor.setup(config, metadata)
     registry = Registry(config=config, store=store, metadata=metadata, executor=executor,
-                        runner=Runner(store, executor, config),
+                        runner=Runner(store, executor, config, on_event=metrics.on_job_event),
                         auth=Auth(store, config.data_dir, config.api_keys_file,
                                   config.token_ttl_seconds))
     app.extensions["qrs"] = registry
@@ -76,6 +80,8 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
                 protected.add(name)
     app.before_request(lambda: authenticate() if request.blueprint in protected else None)
     app.register_blueprint(health.bp)
+    app.register_blueprint(dashboard.bp)
+    register_docs(app)
     logging.getLogger(__name__).info(
         "QRS %s: data in %s, %s executor, %s mode", __version__, config.data_dir, executor.name,
         "open" if registry.auth.open_mode else "API-key")

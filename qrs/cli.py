@@ -93,6 +93,19 @@ def cmd_backends(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace, config: Config) -> int:
+    """Run ``benchmarks/bench.py`` from the source tree (it starts its own servers)."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+    if not script.exists():
+        print(f"No benchmarks at {script}: 'qrs bench' runs from a source checkout of QRS.",
+              file=sys.stderr)
+        return 1
+    return subprocess.call([sys.executable, str(script), *args.extra])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qrs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,13 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     backends = sub.add_parser("backends", help="list served backends")
     backends.set_defaults(func=cmd_backends)
+
+    bench = sub.add_parser("bench", help="run the benchmarks and print their table",
+                           description="Arguments after 'bench' go to benchmarks/bench.py "
+                                       "(--quick, --only heavy,tiny,client,cache,list).")
+    bench.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from .executors.base import ExecutorUnavailable
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, args.extra = parser.parse_known_args(argv)
+    if args.extra and args.command != "bench":  # only 'bench' passes arguments through
+        parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
         return args.func(args, Config.from_env())
     except ExecutorUnavailable as exc:  # start-up refused: say why, without a traceback

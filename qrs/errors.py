@@ -40,6 +40,12 @@ class Unauthorized(QRSError):
     status, code = 401, 1401
 
 
+class Forbidden(QRSError):
+    """Valid credentials that do not allow this (e.g. a non-admin key on the dashboard)."""
+
+    status, code = 403, 1403
+
+
 class NotFound(QRSError):
     """No such job, session or backend (or not visible to this user)."""
 

@@ -43,6 +43,12 @@ def emit(message: str) -> None:
         _log.debug("job %s: %s", context.job_id, message)
 
 
+def current_job_id() -> str | None:
+    """The id of the job this thread executes, if any (log records carry it)."""
+    context = _current.get()
+    return context.job_id if context is not None else None
+
+
 def checkpoint() -> None:
     """Raise ``JobAborted`` if the job was cancelled or ran out of time."""
     context = _current.get()

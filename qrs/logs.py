@@ -1,4 +1,8 @@
-"""Logging set-up: level from ``QRS_LOG_LEVEL``, optional one-JSON-object-per-line output."""
+"""Logging set-up: level from ``QRS_LOG_LEVEL``, optional one-JSON-object-per-line output.
+
+Every record logged while a job executes carries that job's id (``job_id``), taken from
+the job context the runner binds, so log shippers can follow one job across lines.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,16 @@ import logging
 import time
 
 from .config import Config
+from .joblog import current_job_id
+
+
+class JobIdFilter(logging.Filter):
+    """Adds ``record.job_id``: an explicit ``extra={"job_id": ...}`` or the running job's."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "job_id", None) is None:
+            record.job_id = current_job_id()
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -16,9 +30,20 @@ class JsonFormatter(logging.Formatter):
         entry = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
                  "level": record.levelname, "logger": record.name,
                  "message": record.getMessage()}
+        if getattr(record, "job_id", None):
+            entry["job_id"] = record.job_id
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+class TextFormatter(logging.Formatter):
+    """``time level logger: message``, with ``[job <id>]`` when a job is involved."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        job_id = getattr(record, "job_id", None)
+        return text if not job_id or job_id in record.getMessage() else f"{text} [job {job_id}]"
 
 
 def configure_logging(config: Config) -> None:
@@ -29,7 +54,8 @@ def configure_logging(config: Config) -> None:
         return
     handler = logging.StreamHandler()
     handler._qrs = True  # type: ignore[attr-defined]
-    handler.setFormatter(JsonFormatter() if config.log_json else logging.Formatter(
+    handler.addFilter(JobIdFilter())
+    handler.setFormatter(JsonFormatter() if config.log_json else TextFormatter(
         "%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(handler)
     logger.propagate = False

@@ -81,6 +81,11 @@ class Runner:
             log.info("runner %s started with %d executor threads (%s executor)",
                      self.worker_id, self.config.executor_threads, self.executor.name)
 
+    @property
+    def alive(self) -> bool:
+        """True when this process's runner threads are running (readiness probe)."""
+        return self._pid == os.getpid() and all(t.is_alive() for t in self._threads)
+
     def stop_claiming(self) -> None:
         """Take no new job (a SIGTERM arrived); running jobs go on and keep their leases."""
         self._stopping.set()
@@ -140,7 +145,8 @@ class Runner:
         self.store.heartbeat(self.worker_id, now)
         for job_id, outcome in self.store.recover(self.config.job_lease_seconds,
                                                   self.config.max_attempts, now):
-            log.warning("job %s %s after its worker stopped responding", job_id, outcome)
+            log.warning("job %s %s after its worker stopped responding", job_id, outcome,
+                        extra={"job_id": job_id})
         if self.store.expire_sessions(now):
             self._notify_finished()
         if self.config.job_retention_days > 0 and time.monotonic() >= self._next_prune:
@@ -167,6 +173,7 @@ class Runner:
             self._supervise(jobs)
         finally:
             self.busy -= 1
+            self.on_event("released", job, 0.0)
             self._notify_finished()
         return True
 
@@ -283,6 +290,8 @@ class Runner:
             return {"error": f"The result could not be encoded: {_message(exc)}"}
 
     def _record(self, job: Job, outcome: dict[str, Any], elapsed: float) -> None:
+        log.debug("job %s ran %.3f s: %s", job.id, elapsed,
+                  "error" if "error" in outcome else "result", extra={"job_id": job.id})
         if "result" in outcome:
             if self.store.finish(job.id, self.worker_id, outcome["result"], elapsed):
                 self.on_event("completed", job, elapsed)

@@ -209,6 +209,7 @@ class JobQuery:
     created_after: float | None = None
     created_before: float | None = None
     descending: bool = True
+    status: str | None = None
 
 
 class Store:
@@ -347,6 +348,9 @@ class Store:
             if value is not None:
                 where.append(f"{column}=?")
                 args.append(value)
+        if query.status is not None:
+            where.append("status=?")
+            args.append(query.status)
         if query.pending is not None:
             where.append("status IN ('Queued','Running')" if query.pending
                          else "status IN ('Completed','Failed','Cancelled')")
@@ -627,6 +631,13 @@ class Store:
     def get_session(self, session_id: str) -> Session | None:
         rows = self._read("SELECT * FROM sessions WHERE id=?", (session_id,))
         return Session.from_row(rows[0]) if rows else None
+
+    def list_sessions(self, user_id: str | None = None, limit: int = 50) -> list[Session]:
+        """The newest sessions, of one user or of everyone (the dashboard)."""
+        where, args = ("WHERE user_id=?", [user_id]) if user_id is not None else ("", [])
+        rows = self._read(f"SELECT * FROM sessions {where} ORDER BY created DESC LIMIT ?",
+                          (*args, limit))
+        return [Session.from_row(r) for r in rows]
 
     def session_usage_seconds(self, session_id: str) -> float:
         return self._read("SELECT COALESCE(SUM(usage_seconds),0) FROM jobs WHERE session_id=?",

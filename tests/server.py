@@ -40,6 +40,8 @@ class ServerProcess:
                "QRS_PORT": str(self.port), "QRS_LOG_LEVEL": "INFO",
                "QRS_WORKERS": str(self.workers), "PYTHONFAULTHANDLER": "1",
                **self.extra_env}
+        if "PROMETHEUS_MULTIPROC_DIR" not in self.extra_env:
+            env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set by an in-process create_app
         cmd = [sys.executable, "-m", "qrs.cli", "serve"]
         if not self.gunicorn:
             cmd.append("--dev")

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from .. import metrics as qrs_metrics
 from .. import schemas
 from ..codec import (PROGRAMS, PubLimits, check_instructions, circuit_width, decode_params,
                      validate_pubs)
@@ -104,6 +105,7 @@ def create_job():
         width=width,
         idempotency_key=request.headers.get("Idempotency-Key")))
     reg.runner.announce()
+    qrs_metrics.count_submitted(program_id, backend)
     return jsonify({"id": job.id, "backend": job.backend, "session_id": job.session_id,
                     "private": job.private, "status": job.status.value,
                     "created": iso(job.created)})
@@ -153,6 +155,7 @@ def cancel(job_id: str):
     if not get_registry().store.cancel(job.id):
         raise Conflict(f"Job {job_id} is already {get_registry().store.get_job(job_id).status.value}"
                        " and cannot be cancelled.")
+    qrs_metrics.count_cancelled(job.program_id, job.backend)
     return Response(status=204)
 
 

@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     private INTEGER NOT NULL DEFAULT 0,
     max_execution_time INTEGER,
     num_pubs INTEGER NOT NULL DEFAULT 0,
+    num_circuits INTEGER NOT NULL DEFAULT 0,
     width INTEGER NOT NULL DEFAULT 0,
     claimed_by TEXT,
     heartbeat REAL,
@@ -105,7 +106,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 JOB_COLUMNS = (
     "id, user_id, program_id, backend, session_id, status, reason, reason_code, created, "
     "running_at, finished_at, tags, log_level, private, max_execution_time, num_pubs, "
-    "claimed_by, heartbeat, attempts, usage_seconds"
+    "num_circuits, claimed_by, heartbeat, attempts, usage_seconds"
 )
 
 
@@ -134,6 +135,7 @@ class Job:
     private: bool
     max_execution_time: int | None
     num_pubs: int
+    num_circuits: int
     claimed_by: str | None
     heartbeat: float | None
     attempts: int
@@ -190,6 +192,7 @@ class NewJob:
     private: bool = False
     max_execution_time: int | None = None
     num_pubs: int = 0
+    num_circuits: int = 0
     width: int = 0
     idempotency_key: str | None = None
 
@@ -210,6 +213,7 @@ class JobQuery:
     created_before: float | None = None
     descending: bool = True
     status: str | None = None
+    include_mocks: bool = True
 
 
 class Store:
@@ -305,11 +309,11 @@ class Store:
             with self._tx() as db:
                 db.execute(
                     "INSERT INTO jobs (id, user_id, program_id, backend, session_id, status, "
-                    "created, tags, log_level, private, max_execution_time, num_pubs, width, "
-                    "idempotency_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "created, tags, log_level, private, max_execution_time, num_pubs, num_circuits, "
+                    "width, idempotency_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (job_id, new.user_id, new.program_id, new.backend, new.session_id,
                      JobStatus.QUEUED.value, now, json.dumps(new.tags), new.log_level,
-                     int(new.private), new.max_execution_time, new.num_pubs, new.width,
+                     int(new.private), new.max_execution_time, new.num_pubs, new.num_circuits, new.width,
                      new.idempotency_key))
                 db.execute("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
                            (job_id, now, "Job received and queued."))
@@ -348,6 +352,8 @@ class Store:
             if value is not None:
                 where.append(f"{column}=?")
                 args.append(value)
+        if not query.include_mocks:  # dry-run jobs ran on mock_ backends
+            where.append("substr(backend, 1, 5) != 'mock_'")
         if query.status is not None:
             where.append("status=?")
             args.append(query.status)

@@ -126,6 +126,7 @@ def test_several_pubs_in_one_job(service):
     assert len(result) == 2
     assert result[0].data.meas.num_shots == 500
     assert result[1].data.meas.num_shots == 700
+    assert job.metrics()["num_circuits"] == 2
     flip_counts = result[1].data.meas.get_counts()
     assert flip_counts.get("1", 0) / 700 > 0.85  # readout error is a few percent
 

@@ -83,13 +83,14 @@ def create_job():
     check_params(params, PayloadLimits(cfg.max_decoded_mb * 2**20, qubits, cfg.max_clbits))
     if program_id == EXECUTOR_PROGRAM:
         program = decode_program(params)
-        check_program(program, reg.metadata.get_backend(backend), limits)
+        circuits = check_program(program, reg.metadata.get_backend(backend), limits)
         num_pubs, options, width = len(program.program.items), {}, 0
     else:
         decoded = decode_params(params, program_id)
         schemas.load(schemas.PrimitiveOptions(), decoded.options, "params.options")
-        validate_pubs(program_id, decoded.pubs, decoded.options, qubits, limits,
-                      backend_max_shots=reg.metadata.get_configuration(backend).get("max_shots"))
+        circuits = validate_pubs(
+            program_id, decoded.pubs, decoded.options, qubits, limits,
+            backend_max_shots=reg.metadata.get_configuration(backend).get("max_shots"))
         check_instructions(decoded.pubs, reg.metadata.operation_names(backend), backend)
         num_pubs, options = len(decoded.pubs), decoded.options
         width = circuit_width(decoded.pubs)
@@ -102,7 +103,7 @@ def create_job():
         params_text=json.dumps(params), session_id=session_id, tags=tags,
         log_level=body["log_level"], private=bool(body["private"]),
         max_execution_time=int(max_time) if max_time else None, num_pubs=num_pubs,
-        width=width,
+        num_circuits=circuits, width=width,
         idempotency_key=request.headers.get("Idempotency-Key")))
     reg.runner.announce()
     qrs_metrics.count_submitted(program_id, backend)
@@ -191,7 +192,7 @@ def metrics(job_id: str):
         "executor": get_registry().executor.name,
         "caller": request.headers.get("User-Agent", ""),
         "num_pubs": job.num_pubs,
-        "num_circuits": job.num_pubs,
+        "num_circuits": job.num_circuits,
         "attempts": job.attempts,
         "server": platform.node(),
     })
@@ -219,7 +220,7 @@ def list_jobs():
         tags=query["tags"], session_id=query["session_id"],
         created_after=query["created_after"].timestamp() if query["created_after"] else None,
         created_before=query["created_before"].timestamp() if query["created_before"] else None,
-        descending=query["sort"].upper() == "DESC"))
+        descending=query["sort"].upper() == "DESC", include_mocks=query["include_mocks"]))
     # The client pages until it holds ``count - skip`` jobs, and its offset is always
     # ``skip`` plus what it holds: a count below the offset (a skip past the end, or jobs
     # deleted while it pages) would never match and its loop would never end.

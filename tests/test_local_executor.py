@@ -39,12 +39,15 @@ def correlated(counts: dict) -> int:
     return counts.get("00", 0) + counts.get("11", 0)
 
 
-def test_cut_down_noise_model_gives_the_same_statistics(executor, metadata):
+def test_cut_down_compact_noise_model_gives_the_same_statistics(executor, metadata):
     sim = executor.simulator("fake_manila")
     full = sim.options.noise_model
     circuit = isa_bell(metadata)
     sub = restrict_noise_model(full, {0, 1})
     assert len(sub._local_quantum_errors["cx"]) < len(full._local_quantum_errors["cx"])
+    assert len(full._local_quantum_errors["cx"][(0, 1)].circuits) > 100  # a long mixture...
+    assert len(sub._local_quantum_errors["cx"][(0, 1)].circuits) == 1  # ...now one Kraus set
+    assert sub.to_dict(serializable=True) is sub.to_dict(serializable=True)  # built once
     shots = 20_000
     a = correlated(sim.run(circuit, shots=shots, seed_simulator=1).result().get_counts())
     b = correlated(sim.run(circuit, shots=shots, noise_model=sub, seed_simulator=2)

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     num_pubs INTEGER NOT NULL DEFAULT 0,
     num_circuits INTEGER NOT NULL DEFAULT 0,
     width INTEGER NOT NULL DEFAULT 0,
+    dry_run INTEGER NOT NULL DEFAULT 0,
     claimed_by TEXT,
     heartbeat REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -62,6 +63,10 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE INDEX IF NOT EXISTS jobs_user_created ON jobs (user_id, created);
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created);
+-- GET /jobs hides dry-run jobs by default and counts them apart: these small partial
+-- indexes keep that as cheap as an unfiltered listing.
+CREATE INDEX IF NOT EXISTS jobs_dry_runs ON jobs (dry_run, created) WHERE dry_run=1;
+CREATE INDEX IF NOT EXISTS jobs_user_dry_runs ON jobs (user_id, created) WHERE dry_run=1;
 CREATE INDEX IF NOT EXISTS jobs_status_created ON jobs (status, created);
 CREATE INDEX IF NOT EXISTS jobs_session ON jobs (session_id, status);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (user_id, idempotency_key)
@@ -194,6 +199,7 @@ class NewJob:
     num_pubs: int = 0
     num_circuits: int = 0
     width: int = 0
+    dry_run: bool = False
     idempotency_key: str | None = None
 
 
@@ -213,7 +219,7 @@ class JobQuery:
     created_before: float | None = None
     descending: bool = True
     status: str | None = None
-    include_mocks: bool = True
+    include_mocks: bool = True  # False: leave out dry runs (jobs on mock backends)
 
 
 class Store:
@@ -310,10 +316,11 @@ class Store:
                 db.execute(
                     "INSERT INTO jobs (id, user_id, program_id, backend, session_id, status, "
                     "created, tags, log_level, private, max_execution_time, num_pubs, num_circuits, "
-                    "width, idempotency_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "width, dry_run, idempotency_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (job_id, new.user_id, new.program_id, new.backend, new.session_id,
                      JobStatus.QUEUED.value, now, json.dumps(new.tags), new.log_level,
-                     int(new.private), new.max_execution_time, new.num_pubs, new.num_circuits, new.width,
+                     int(new.private), new.max_execution_time, new.num_pubs,
+                     new.num_circuits, new.width, int(new.dry_run),
                      new.idempotency_key))
                 db.execute("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
                            (job_id, now, "Job received and queued."))
@@ -352,8 +359,6 @@ class Store:
             if value is not None:
                 where.append(f"{column}=?")
                 args.append(value)
-        if not query.include_mocks:  # dry-run jobs ran on mock_ backends
-            where.append("substr(backend, 1, 5) != 'mock_'")
         if query.status is not None:
             where.append("status=?")
             args.append(query.status)
@@ -370,11 +375,15 @@ class Store:
             where.append("EXISTS (SELECT 1 FROM json_each(jobs.tags) WHERE value=?)")
             args.append(tag)
         clause = " AND ".join(where)
+        shown = clause if query.include_mocks else clause + " AND dry_run=0"
         order = "DESC" if query.descending else "ASC"
         rows = self._read(
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {clause} ORDER BY created {order}, id {order} "
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {shown} ORDER BY created {order}, id {order} "
             "LIMIT ? OFFSET ?", (*args, query.limit, query.offset))
         count = self._read(f"SELECT COUNT(*) FROM jobs WHERE {clause}", args)[0][0]
+        if not query.include_mocks:  # all minus the few dry runs: both counts stay on indexes
+            count -= self._read(f"SELECT COUNT(*) FROM jobs WHERE {clause} AND dry_run=1",
+                                args)[0][0]
         return [Job.from_row(r) for r in rows], count
 
     def queue_depth(self, user_id: str | None = None) -> int:

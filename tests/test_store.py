@@ -179,7 +179,7 @@ def test_listing_filters_and_counts(store):
     assert count == 15
     _, count = store.list_jobs(JobQuery(user_id=None, created_after=1010.0, created_before=1019.0))
     assert count == 10
-    dry_run = new_job(store, backend="mock_manila")
+    dry_run = new_job(store, backend="mock_manila", dry_run=True)
     jobs, count = store.list_jobs(JobQuery(user_id=None, limit=100, include_mocks=False))
     assert count == 30 and dry_run not in {j.id for j in jobs}
     assert store.list_jobs(JobQuery(user_id=None, include_mocks=True))[1] == 31

@@ -103,7 +103,7 @@ def create_job():
         params_text=json.dumps(params), session_id=session_id, tags=tags,
         log_level=body["log_level"], private=bool(body["private"]),
         max_execution_time=int(max_time) if max_time else None, num_pubs=num_pubs,
-        num_circuits=circuits, width=width,
+        num_circuits=circuits, width=width, dry_run=reg.metadata.is_mock(backend),
         idempotency_key=request.headers.get("Idempotency-Key")))
     reg.runner.announce()
     qrs_metrics.count_submitted(program_id, backend)

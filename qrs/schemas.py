@@ -7,6 +7,8 @@ validated dicts only.
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Mapping
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
@@ -127,8 +129,17 @@ _JSON_NAMES = {list: "an array", str: "a string", int: "a number", float: "a num
                bool: "a boolean"}
 
 
-def load(schema: Schema, data: object, where: str = "body") -> dict:
+@functools.cache
+def _instance(schema_class: type[Schema]) -> Schema:
+    """One instance per schema class: building one deep-copies its fields (~0.2 ms), and
+    ``Schema.load`` keeps no state between calls, so request threads can share it."""
+    return schema_class()
+
+
+def load(schema: type[Schema] | Schema, data: object, where: str = "body") -> dict:
     """Validate ``data`` or raise ``InvalidInput`` naming each bad field."""
+    if isinstance(schema, type):
+        schema = _instance(schema)
     if not isinstance(data, Mapping):
         got = "" if data is None else ", not " + _JSON_NAMES.get(type(data), "that")
         raise InvalidInput(f"The request {where} must be a JSON object{got}.")

@@ -58,7 +58,7 @@ def _json_with_params(body: dict[str, Any], params_text: str) -> Response:
 @bp.post("/jobs")
 def create_job():
     reg = get_registry()
-    body = schemas.load(schemas.JobCreate(), json_body())
+    body = schemas.load(schemas.JobCreate, json_body())
     user = current_user()
     program_id, backend = body["program_id"], body["backend"]
     if program_id not in PROGRAMS:
@@ -87,7 +87,7 @@ def create_job():
         num_pubs, options, width = len(program.program.items), {}, 0
     else:
         decoded = decode_params(params, program_id)
-        schemas.load(schemas.PrimitiveOptions(), decoded.options, "params.options")
+        schemas.load(schemas.PrimitiveOptions, decoded.options, "params.options")
         circuits = validate_pubs(
             program_id, decoded.pubs, decoded.options, qubits, limits,
             backend_max_shots=reg.metadata.get_configuration(backend).get("max_shots"))
@@ -129,7 +129,7 @@ def _check_session(session_id: str, backend: str) -> None:
 
 @bp.get("/jobs/<job_id>")
 def read_job(job_id: str):
-    query = schemas.load(schemas.JobGetQuery(), request.args, "query")
+    query = schemas.load(schemas.JobGetQuery, request.args, "query")
     reg = get_registry()
     job = get_job(job_id)
     if not job.status.final and reg.config.status_wait_ms > 0:
@@ -201,7 +201,7 @@ def metrics(job_id: str):
 @bp.put("/jobs/<job_id>/tags")
 def update_tags(job_id: str):
     job = get_job(job_id)
-    body = schemas.load(schemas.TagsUpdate(), json_body())
+    body = schemas.load(schemas.TagsUpdate, json_body())
     if len(body["tags"]) > get_registry().config.max_tags:
         raise InvalidInput(f"At most {get_registry().config.max_tags} tags are allowed.")
     get_registry().store.set_tags(job.id, body["tags"])
@@ -213,7 +213,7 @@ def list_jobs():
     args = request.args.to_dict(flat=True)
     if "tags" in request.args:
         args["tags"] = request.args.getlist("tags")
-    query = schemas.load(schemas.JobsQuery(), args, "query")
+    query = schemas.load(schemas.JobsQuery, args, "query")
     jobs, count = get_registry().store.list_jobs(JobQuery(
         user_id=owner_filter(), limit=query["limit"], offset=query["offset"],
         backend=query["backend"], pending=query["pending"], program_id=query["program"],

@@ -50,6 +50,19 @@ def connect(server: ServerProcess, token: str = "test-key"):
     return qrs_connect(server.url, token=token)
 
 
+@pytest.fixture(scope="module")
+def svc(server: ServerProcess):
+    """The stock client on the server of the test module's own ``server`` fixture (a module
+    that asks for ``svc`` or ``backend`` defines ``server`` with the settings it needs)."""
+    return connect(server)
+
+
+@pytest.fixture(scope="module")
+def backend(svc):
+    """fake_manila on ``svc``."""
+    return svc.backend("fake_manila")
+
+
 @pytest.fixture(scope="session")
 def service(live_server):
     return connect(live_server)

@@ -1,4 +1,5 @@
-"""Payload builders shared by tests: params exactly as the stock client encodes them."""
+"""Circuits and payload builders shared by tests: params exactly as the stock client
+encodes them."""
 
 from __future__ import annotations
 
@@ -6,20 +7,28 @@ import json
 
 from qiskit import QuantumCircuit
 from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 from qiskit_ibm_runtime import RuntimeEncoder
 
 
-def bell_circuit() -> QuantumCircuit:
+def bell(measure: bool = True) -> QuantumCircuit:
+    """The Bell pair (|00> + |11>)/sqrt(2); ``measure=False`` for estimator pubs."""
     qc = QuantumCircuit(2)
     qc.h(0)
     qc.cx(0, 1)
-    qc.measure_all()
+    if measure:
+        qc.measure_all()
     return qc
+
+
+def isa(circuit: QuantumCircuit, backend) -> QuantumCircuit:
+    """``circuit`` transpiled for ``backend`` as a user would (the server takes ISA only)."""
+    return generate_preset_pass_manager(backend=backend, optimization_level=1).run(circuit)
 
 
 def sampler_params(circuit: QuantumCircuit | None = None, shots: int = 100,
                    options: dict | None = None) -> dict:
     """``params`` of a sampler job, encoded with the client's ``RuntimeEncoder``."""
-    pub = SamplerPub.coerce(circuit or bell_circuit(), shots)
+    pub = SamplerPub.coerce(circuit or bell(), shots)
     params = {"pubs": [pub], "options": options or {}, "version": 2, "support_qiskit": True}
     return json.loads(json.dumps(params, cls=RuntimeEncoder))

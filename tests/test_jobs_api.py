@@ -24,8 +24,9 @@ from qiskit_ibm_runtime.exceptions import (
 )
 
 from .conftest import connect
+from .helpers import bell, isa
 from .jobtools import (
-    bell, busy_job, cancel_quietly, encoded_params, isa, post_job, raw_job, times, wait_status,
+    busy_job, cancel_quietly, encoded_params, post_job, raw_job, times, wait_status,
 )
 from .server import ServerProcess
 
@@ -38,16 +39,6 @@ def server(tmp_path_factory):
                               "QRS_MAX_MEMORY_MB": "4"}).start()
     yield proc
     proc.stop()
-
-
-@pytest.fixture(scope="module")
-def svc(server):
-    return connect(server)
-
-
-@pytest.fixture(scope="module")
-def backend(svc):
-    return svc.backend("fake_manila")
 
 
 def test_completed_job_answers_every_call(server, svc, backend):

@@ -25,6 +25,8 @@ from qrs.codec import decode_params
 from qrs.config import Config
 from qrs.errors import InvalidInput
 
+from .helpers import bell, isa
+
 
 def wire(obj) -> dict:
     """What the client puts on the wire for ``obj``, as parsed JSON."""
@@ -284,11 +286,8 @@ def test_session_ttl_limit(make_client):
 def test_stock_client_sees_the_shots_message(service):
     qc = circuit()
     backend = service.backend("fake_manila")
-    from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
-
-    isa = generate_preset_pass_manager(backend=backend, optimization_level=1).run(qc)
     with pytest.raises(Exception, match="max_shots"):
-        SamplerV2(mode=backend).run([isa], shots=200_000)
+        SamplerV2(mode=backend).run([isa(qc, backend)], shots=200_000)
 
 
 @pytest.mark.parametrize("options, field", [
@@ -305,9 +304,5 @@ def test_options_of_the_wrong_type_answer_400(make_client, options, field):
 
 
 def test_circuits_outside_the_device_gate_set_are_refused(make_client):
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure_all()
-    refused(make_client().post("/jobs", json=sampler_job([(qc,)])), 400, "uses h",
+    refused(make_client().post("/jobs", json=sampler_job([(bell(),)])), 400, "uses h",
             "fake_manila does not support", "Transpile")

@@ -4,11 +4,14 @@ encodes them."""
 from __future__ import annotations
 
 import json
+import math
 
 from qiskit import QuantumCircuit
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 from qiskit_ibm_runtime import RuntimeEncoder
+
+SIGMAS = 5  # tolerance in standard deviations: false alarms ~1e-6 per check
 
 
 def bell(measure: bool = True) -> QuantumCircuit:
@@ -24,6 +27,12 @@ def bell(measure: bool = True) -> QuantumCircuit:
 def isa(circuit: QuantumCircuit, backend) -> QuantumCircuit:
     """``circuit`` transpiled for ``backend`` as a user would (the server takes ISA only)."""
     return generate_preset_pass_manager(backend=backend, optimization_level=1).run(circuit)
+
+
+def assert_binomial(count: int, shots: int, p: float) -> None:
+    """``count`` successes of ``shots`` trials is within ``SIGMAS`` sigmas of ``p``."""
+    sigma = math.sqrt(shots * p * (1 - p)) or 1.0
+    assert abs(count - shots * p) <= SIGMAS * sigma, (count, shots, p)
 
 
 def sampler_params(circuit: QuantumCircuit | None = None, shots: int = 100,

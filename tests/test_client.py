@@ -17,16 +17,8 @@ from qiskit_ibm_runtime import EstimatorV2, SamplerV2
 from qiskit_ibm_runtime.exceptions import RuntimeJobFailureError
 
 from .conftest import connect
-from .helpers import bell, isa
+from .helpers import SIGMAS, assert_binomial, bell, isa
 from .server import ServerProcess
-
-SIGMAS = 5  # tolerance in standard deviations: false alarms ~1e-6 per check
-
-
-def assert_binomial(count: int, shots: int, p: float) -> None:
-    sigma = math.sqrt(shots * p * (1 - p)) or 1.0
-    assert abs(count - shots * p) <= SIGMAS * sigma, (count, shots, p)
-
 
 def test_lists_every_fake_backend(service):
     from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2

@@ -26,8 +26,7 @@ from samplomatic import build
 from samplomatic.quantum_program import CircuitItem, SamplexItem
 from samplomatic.transpiler import generate_boxing_pass_manager
 
-from .helpers import bell, isa
-from .test_client import SIGMAS, assert_binomial
+from .helpers import SIGMAS, assert_binomial, bell, isa
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

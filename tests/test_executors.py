@@ -31,8 +31,7 @@ from qrs.metadata import BackendMetadataProvider
 from .conftest import connect
 from .example_executor import StatevectorExecutor
 from .server import ServerProcess
-from .helpers import bell, isa
-from .test_client import SIGMAS, assert_binomial
+from .helpers import SIGMAS, assert_binomial, bell, isa
 
 CUSTOM = "tests.example_executor:StatevectorExecutor"
 NO_GPU = diagnose_gpu() is not None

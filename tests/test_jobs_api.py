@@ -7,7 +7,6 @@ thread and later jobs stay Queued for as long as a test needs them to.
 from __future__ import annotations
 
 import json
-import math
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -24,7 +23,7 @@ from qiskit_ibm_runtime.exceptions import (
 )
 
 from .conftest import connect
-from .helpers import bell, isa
+from .helpers import assert_binomial, bell, isa
 from .jobtools import (
     busy_job, cancel_quietly, encoded_params, post_job, raw_job, times, wait_status,
 )
@@ -49,7 +48,7 @@ def test_completed_job_answers_every_call(server, svc, backend):
     job = sampler.run([isa(bell(), backend)], shots=shots)
     counts = job.result()[0].data.meas.get_counts()
     assert set(counts) == {"00", "11"} and sum(counts.values()) == shots
-    assert abs(counts["00"] - shots / 2) <= 5 * math.sqrt(shots / 4)
+    assert_binomial(counts["00"], shots, 0.5)
 
     assert job.status() == "DONE" and job.done() and job.in_final_state()
     assert job.error_message() is None

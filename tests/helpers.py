@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 from qiskit import QuantumCircuit
 from qiskit.primitives.containers.sampler_pub import SamplerPub
@@ -35,9 +36,14 @@ def assert_binomial(count: int, shots: int, p: float) -> None:
     assert abs(count - shots * p) <= SIGMAS * sigma, (count, shots, p)
 
 
+def wire(obj: Any) -> Any:
+    """What the client puts on the wire for ``obj`` (``RuntimeEncoder``), as parsed JSON."""
+    return json.loads(json.dumps(obj, cls=RuntimeEncoder))
+
+
 def sampler_params(circuit: QuantumCircuit | None = None, shots: int = 100,
                    options: dict | None = None) -> dict:
     """``params`` of a sampler job, encoded with the client's ``RuntimeEncoder``."""
     pub = SamplerPub.coerce(circuit or bell(), shots)
     params = {"pubs": [pub], "options": options or {}, "version": 2, "support_qiskit": True}
-    return json.loads(json.dumps(params, cls=RuntimeEncoder))
+    return wire(params)

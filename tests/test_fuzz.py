@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
-from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2
+from qiskit_ibm_runtime import SamplerV2
 
 from qrs import create_app
 from qrs.auth import hash_key
@@ -43,7 +43,7 @@ from qrs.config import Config
 from qrs.registry import Registry
 
 from .conftest import connect
-from .helpers import bell, isa
+from .helpers import bell, isa, wire
 from .server import ServerProcess
 
 EXAMPLES = int(os.environ.get("QRS_FUZZ_EXAMPLES", "150"))
@@ -67,10 +67,6 @@ def report_case_count(request):
 
 
 # ---------------------------------------------------------------- valid material
-def wire(obj) -> object:
-    return json.loads(json.dumps(obj, cls=RuntimeEncoder))
-
-
 def _circuits():
     """ISA circuits for fake_manila (5 qubits), as a user would transpile them."""
     from qiskit_ibm_runtime.fake_provider import FakeManilaV2

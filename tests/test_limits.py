@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import struct
 import zlib
 
@@ -18,19 +17,14 @@ import pytest
 from qiskit import QuantumCircuit, qpy
 from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
-from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2
+from qiskit_ibm_runtime import SamplerV2
 
 from qrs import create_app
 from qrs.codec import decode_params
 from qrs.config import Config
 from qrs.errors import InvalidInput
 
-from .helpers import bell, isa
-
-
-def wire(obj) -> dict:
-    """What the client puts on the wire for ``obj``, as parsed JSON."""
-    return json.loads(json.dumps(obj, cls=RuntimeEncoder))
+from .helpers import bell, isa, wire
 
 
 def circuit(qubits: int = 2, clbits: int | None = None) -> QuantumCircuit:

@@ -17,7 +17,12 @@ def config(tmp_path) -> Config:
 
 @pytest.fixture
 def app(config):
-    return create_app(config)
+    """The app on a fresh data directory; its runner threads are stopped after the test
+    (else they outlive it, still polling its store and logging into pytest's closed
+    streams at exit)."""
+    app = create_app(config)
+    yield app
+    app.extensions["qrs"].runner.stop()
 
 
 @pytest.fixture

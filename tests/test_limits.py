@@ -49,11 +49,17 @@ def estimator_job(pubs, backend="fake_manila") -> dict:
 
 @pytest.fixture
 def make_client(tmp_path):
-    """An app with some limits changed; ``start_runner=False`` keeps jobs queued."""
+    """An app with some limits changed (``start_runner=False`` keeps jobs queued); its
+    runner threads are stopped after the test."""
+    apps = []
+
     def make(**changes):
         config = Config(data_dir=str(tmp_path / "data"), executor_threads=1).replace(**changes)
-        return create_app(config).test_client()
-    return make
+        apps.append(create_app(config))
+        return apps[-1].test_client()
+    yield make
+    for app in apps:
+        app.extensions["qrs"].runner.stop()
 
 
 def refused(response, status: int, *words: str) -> str:

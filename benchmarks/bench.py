@@ -43,7 +43,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -165,28 +165,32 @@ def _client_process(args: tuple[str, bytes, int, int]) -> list[tuple[str, float]
     return results
 
 
+def _proc_stat(pid: int | str) -> list[str] | None:
+    """``/proc/<pid>/stat`` after the command name (state first), or ``None`` once gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def server_cpu_seconds(master_pid: int) -> float:
     """User + system CPU of a gunicorn master and its live workers, from /proc."""
     pids = [master_pid]
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == master_pid:
+            fields = _proc_stat(entry.name)
+            if fields is not None and int(fields[1]) == master_pid:
                 pids.append(int(entry.name))
     ticks = 0
     for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        fields = _proc_stat(pid)
+        if fields is not None:
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of ``values``: the element at rank round(q·(n-1))."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
@@ -455,14 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="qrs-bench-") as folder:
         tmp = Path(folder)
-        steps: dict[str, Callable[[], list[Row]]] = {
-            "heavy": lambda: bench_heavy(tmp, args.quick),
-            "cache": lambda: bench_cache(tmp, args.quick),
-            "list": lambda: bench_list(tmp, args.quick),
-        }
-        for figure in ("heavy", "cache"):
-            if figure in chosen:
-                rows += steps[figure]()
+        if "heavy" in chosen:
+            rows += bench_heavy(tmp, args.quick)
+        if "cache" in chosen:
+            rows += bench_cache(tmp, args.quick)
         if "tiny" in chosen or "client" in chosen:
             tiny_server = None
             try:
@@ -477,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
                 if tiny_server is not None:
                     tiny_server.stop()
         if "list" in chosen:
-            rows += steps["list"]()
+            rows += bench_list(tmp, args.quick)
     print_table(rows, time.perf_counter() - started)
     return 0
 

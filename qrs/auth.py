@@ -53,6 +53,7 @@ def hash_key(key: str) -> str:
 
 
 def new_key() -> str:
+    """A fresh API key: 256 random bits, ``qrs_``-prefixed so a leaked one is recognisable."""
     return "qrs_" + secrets.token_urlsafe(32)
 
 
@@ -91,6 +92,8 @@ class Auth:
 
     @property
     def open_mode(self) -> bool:
+        """No key anywhere: every caller is the shared admin user (read on each call, so
+        the first ``qrs keys create`` ends open mode in a running server)."""
         return not self.store.has_api_keys() and not self._file_keys()
 
     def user_for_key(self, key: str) -> tuple[User, str]:

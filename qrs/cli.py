@@ -9,12 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from .config import Config
 
+if TYPE_CHECKING:
+    from .store import Store
 
-def _store(config: Config):
+
+def _store(config: Config) -> "Store":
+    """The server's store, opened on ``QRS_DATA_DIR`` (safe while a server runs on it)."""
     from .store import Store
 
     return Store(config.data_dir)
@@ -39,6 +43,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_keys(args: argparse.Namespace, config: Config) -> int:
+    """``qrs keys create|list|revoke``: a running server sees the change at once."""
     from .auth import hash_key, new_key
 
     store = _store(config)
@@ -60,6 +65,7 @@ def cmd_keys(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
+    """``qrs jobs list|show|cancel``, straight on the store."""
     from .store import JobQuery
 
     store = _store(config)
@@ -85,6 +91,7 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_backends(args: argparse.Namespace, config: Config) -> int:
+    """``qrs backends``: every served backend with its qubit count."""
     from .metadata import BackendMetadataProvider
 
     metadata = BackendMetadataProvider()
@@ -107,6 +114,7 @@ def cmd_bench(args: argparse.Namespace, config: Config) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``qrs`` argument parser; each subcommand sets ``func`` to its ``cmd_*``."""
     parser = argparse.ArgumentParser(prog="qrs", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -147,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``qrs`` command; returns the exit status."""
     from .executors.base import ExecutorUnavailable
 
     parser = build_parser()

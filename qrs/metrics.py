@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
@@ -39,6 +40,7 @@ def _pid_of(path: Path) -> int | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (signal 0 checks without sending anything)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -85,8 +87,6 @@ def enable(data_dir: str | os.PathLike) -> Path:
 def _multiprocess_values() -> None:
     """Make prometheus-client write to files even if it was imported before ``ENV`` was set
     (it picks its value class at import time; an embedding app may have imported it)."""
-    import sys
-
     values = sys.modules.get("prometheus_client.values")
     if values is not None:
         values.ValueClass = values.get_value_class()
@@ -137,6 +137,7 @@ def _get() -> _Metrics:
 
 
 def count_submitted(program: str, backend: str) -> None:
+    """``POST /jobs`` accepted a job (the runner counts everything after that)."""
     _get().submitted.labels(program, backend).inc()
 
 

@@ -137,6 +137,7 @@ class Usage(Schema):
 class Health(Schema):
     status = fields.String()
     executor = fields.String()
+    data_dir_bytes = fields.Integer()
     disk_free_bytes = fields.Integer()
 
 
@@ -145,7 +146,9 @@ class Ready(Schema):
     checks = fields.Dict()
     queue_depth = fields.Integer(allow_none=True)
     disk_free_bytes = fields.Integer()
+    executor = fields.String()
     runner_busy_threads = fields.Integer()
+    runner_threads = fields.Integer()
 
 
 # ----------------------------------------------------------------- the operation table
@@ -227,6 +230,7 @@ def _base_endpoint(endpoint: str) -> str:
 
 
 def _response(ok: Any) -> dict[str, Any]:
+    """The success entry of ``responses`` for an ``OPERATIONS`` row's ``ok``."""
     if isinstance(ok, tuple):
         status, media = ok
         answer: dict[str, Any] = {"description": "No content" if status == 204 else "OK"}
@@ -240,8 +244,7 @@ def _response(ok: Any) -> dict[str, Any]:
 def _operation(endpoint: str, view: Any, path: str, method: str | None) -> dict[str, Any]:
     """One operation; ``method`` is given when the view serves several (unique ids)."""
     info = OPERATIONS.get(_base_endpoint(endpoint), {})
-    doc = (view.__doc__ or "").strip()
-    doc = doc.replace("``", "")
+    doc = (view.__doc__ or "").strip().replace("``", "")
     summary = info.get("summary") or (doc.splitlines()[0] if doc
                                       else endpoint.rpartition(".")[2].replace("_", " "))
     tag = info.get("tag") or endpoint.partition(".")[0].split("_")[0]
@@ -335,4 +338,5 @@ def docs():
 
 
 def register_docs(app: Flask) -> None:
+    """Serve ``/openapi.json`` and ``/docs`` (at the root only: they describe both roots)."""
     app.register_blueprint(bp)

@@ -67,6 +67,7 @@ class DecodedProgram:
 
     @property
     def semantic_role(self) -> str | None:
+        """The program's role as the client set it; returned with the result."""
         return self.model.quantum_program.semantic_role
 
 
@@ -84,6 +85,7 @@ def _describe(exc: Exception) -> str:
 
 def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
     """Decode executor params the way the client encodes them. Raises ``InvalidInput``."""
+    from pydantic import ValidationError
     from qiskit_ibm_runtime.quantum_program.params_converters import (
         QUANTUM_PROGRAM_PARAMS_CONVERTERS)
     from samplomatic.quantum_program import SamplexItem
@@ -102,8 +104,6 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
             f"params.schema_version {version!r} is not supported; this server reads executor "
             f"params {', '.join(SCHEMA_VERSIONS)} (what qiskit-ibm-runtime 0.51 sends).")
     converter = QUANTUM_PROGRAM_PARAMS_CONVERTERS[version]
-    from pydantic import ValidationError
-
     try:
         model = converter.model.model_validate(params)
     except ValidationError as exc:  # the payload's shape is wrong

@@ -20,7 +20,6 @@ class JobStatus(str, Enum):
 
 
 FINAL_JOB_STATES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-PENDING_JOB_STATES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 
 
 class SessionState(str, Enum):

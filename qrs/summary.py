@@ -15,6 +15,8 @@ MAX_BARS = 32
 
 @dataclass
 class Bar:
+    """One outcome's bar: its count and its box in the histogram's SVG coordinates."""
+
     label: str
     count: int
     x: float
@@ -24,6 +26,8 @@ class Bar:
 
 @dataclass
 class Histogram:
+    """One classical register's counts as bars (``distinct`` outcomes, some maybe summed)."""
+
     register: str
     shots: int
     bars: list[Bar]
@@ -34,6 +38,8 @@ class Histogram:
 
 @dataclass
 class PubSummary:
+    """What the job page shows of one pub: histograms (sampler) or evs/stds (estimator)."""
+
     index: int
     histograms: list[Histogram] = field(default_factory=list)
     evs: list[float] = field(default_factory=list)
@@ -56,6 +62,7 @@ def histogram(register: str, counts: dict[str, int], height: float = 160.0,
 
 
 def _flat(values: Any) -> list[float]:
+    """Any array-like of numbers as a flat list of floats."""
     import numpy as np
 
     return [float(v) for v in np.asarray(values, dtype=float).ravel()]

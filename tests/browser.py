@@ -51,18 +51,14 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def submit_bell(url: str, shots: int = 500, tags: list[str] | None = None) -> str:
     """A noisy Bell job on fake_manila over raw HTTP, as the stock client encodes it."""
-    from qiskit import QuantumCircuit
-    from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
     from qiskit_ibm_runtime import RuntimeEncoder
     from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure_all()
-    isa = generate_preset_pass_manager(backend=FakeManilaV2(), optimization_level=1).run(qc)
+    from .helpers import bell, isa
+
+    circuit = isa(bell(), FakeManilaV2())
     body = json.dumps({"program_id": "sampler", "backend": "fake_manila", "tags": tags or [],
-                       "params": {"pubs": [[isa, None, shots]], "options": {}, "version": 2}},
+                       "params": {"pubs": [[circuit, None, shots]], "options": {}, "version": 2}},
                       cls=RuntimeEncoder).encode()
     request = urllib.request.Request(url + "/jobs", data=body, method="POST",
                                      headers={"Content-Type": "application/json"})

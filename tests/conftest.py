@@ -17,7 +17,12 @@ def config(tmp_path) -> Config:
 
 @pytest.fixture
 def app(config):
-    return create_app(config)
+    """The app on a fresh data directory; its runner threads are stopped after the test
+    (else they outlive it, still polling its store and logging into pytest's closed
+    streams at exit)."""
+    app = create_app(config)
+    yield app
+    app.extensions["qrs"].runner.stop()
 
 
 @pytest.fixture
@@ -48,6 +53,19 @@ def connect(server: ServerProcess, token: str = "test-key"):
     from qrs.client import connect as qrs_connect
 
     return qrs_connect(server.url, token=token)
+
+
+@pytest.fixture(scope="module")
+def svc(server: ServerProcess):
+    """The stock client on the server of the test module's own ``server`` fixture (a module
+    that asks for ``svc`` or ``backend`` defines ``server`` with the settings it needs)."""
+    return connect(server)
+
+
+@pytest.fixture(scope="module")
+def backend(svc):
+    """fake_manila on ``svc``."""
+    return svc.backend("fake_manila")
 
 
 @pytest.fixture(scope="session")

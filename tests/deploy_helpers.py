@@ -28,17 +28,15 @@ FINAL = ("Completed", "Failed", "Cancelled")
 def sampler_body(num_pubs: int = 1, shots: int = 16, depth: int = 0) -> str:
     """A ``POST /jobs`` body: Bell circuits for fake_manila (``depth`` extra CX pairs make
     each pub slower), encoded like the client does."""
-    from qiskit import QuantumCircuit
     from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
     from qiskit_ibm_runtime import RuntimeEncoder
     from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-    circuit = QuantumCircuit(2)
-    circuit.h(0)
-    for _ in range(depth):
+    from .helpers import bell
+
+    circuit = bell(measure=False)
+    for _ in range(2 * depth):
         circuit.cx(0, 1)
-        circuit.cx(0, 1)
-    circuit.cx(0, 1)
     circuit.measure_all()
     pm = generate_preset_pass_manager(backend=FakeManilaV2(), optimization_level=0)
     isa = pm.run(circuit)

@@ -7,7 +7,6 @@ the pubs they receive (shots honoured), not canned answers.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 from qiskit.primitives import PrimitiveResult, SamplerPubResult

@@ -1,25 +1,49 @@
-"""Payload builders shared by tests: params exactly as the stock client encodes them."""
+"""Circuits and payload builders shared by tests: params exactly as the stock client
+encodes them."""
 
 from __future__ import annotations
 
 import json
+import math
+from typing import Any
 
 from qiskit import QuantumCircuit
 from qiskit.primitives.containers.sampler_pub import SamplerPub
+from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 from qiskit_ibm_runtime import RuntimeEncoder
 
+SIGMAS = 5  # tolerance in standard deviations: false alarms ~1e-6 per check
 
-def bell_circuit() -> QuantumCircuit:
+
+def bell(measure: bool = True) -> QuantumCircuit:
+    """The Bell pair (|00> + |11>)/sqrt(2); ``measure=False`` for estimator pubs."""
     qc = QuantumCircuit(2)
     qc.h(0)
     qc.cx(0, 1)
-    qc.measure_all()
+    if measure:
+        qc.measure_all()
     return qc
+
+
+def isa(circuit: QuantumCircuit, backend) -> QuantumCircuit:
+    """``circuit`` transpiled for ``backend`` as a user would (the server takes ISA only)."""
+    return generate_preset_pass_manager(backend=backend, optimization_level=1).run(circuit)
+
+
+def assert_binomial(count: int, shots: int, p: float) -> None:
+    """``count`` successes of ``shots`` trials is within ``SIGMAS`` sigmas of ``p``."""
+    sigma = math.sqrt(shots * p * (1 - p)) or 1.0
+    assert abs(count - shots * p) <= SIGMAS * sigma, (count, shots, p)
+
+
+def wire(obj: Any) -> Any:
+    """What the client puts on the wire for ``obj`` (``RuntimeEncoder``), as parsed JSON."""
+    return json.loads(json.dumps(obj, cls=RuntimeEncoder))
 
 
 def sampler_params(circuit: QuantumCircuit | None = None, shots: int = 100,
                    options: dict | None = None) -> dict:
     """``params`` of a sampler job, encoded with the client's ``RuntimeEncoder``."""
-    pub = SamplerPub.coerce(circuit or bell_circuit(), shots)
+    pub = SamplerPub.coerce(circuit or bell(), shots)
     params = {"pubs": [pub], "options": options or {}, "version": 2, "support_qiskit": True}
-    return json.loads(json.dumps(params, cls=RuntimeEncoder))
+    return wire(params)

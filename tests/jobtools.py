@@ -14,26 +14,14 @@ from typing import Any, Iterable
 
 import requests
 from qiskit import QuantumCircuit
-from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2
 from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError
 
+from .helpers import isa
 from .server import ServerProcess
 
 #: Shots per pub of a busy circuit: about 0.1 s of Aer time per pub on one core.
 BUSY_SHOTS = 1000
-
-
-def isa(circuit: QuantumCircuit, backend) -> QuantumCircuit:
-    return generate_preset_pass_manager(backend=backend, optimization_level=1).run(circuit)
-
-
-def bell() -> QuantumCircuit:
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure_all()
-    return qc
 
 
 def busy_circuit(backend) -> QuantumCircuit:

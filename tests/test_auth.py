@@ -16,13 +16,13 @@ import time
 import jwt
 import pytest
 import requests
-from qiskit import QuantumCircuit
 from qiskit_ibm_runtime import SamplerV2, Session
 
 from qrs import create_app
 from qrs.config import Config
 
 from .conftest import connect
+from .helpers import bell, isa
 from .server import ROOT, ServerProcess
 
 
@@ -58,14 +58,6 @@ class Caller:
                                 **kwargs)
 
 
-def bell() -> QuantumCircuit:
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure_all()
-    return qc
-
-
 def error_message(response: requests.Response) -> str:
     body = response.json()
     assert set(body) >= {"errors", "trace"}, body
@@ -95,11 +87,8 @@ def alice_work(server, keys):
     """A finished job of alice's inside one of her sessions, made with the stock client."""
     service = connect(server, token=keys["alice"])
     backend = service.backend("fake_manila")
-    from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
-
-    isa = generate_preset_pass_manager(backend=backend, optimization_level=1).run(bell())
     with Session(backend=backend) as session:
-        job = SamplerV2(mode=session).run([isa], shots=50)
+        job = SamplerV2(mode=session).run([isa(bell(), backend)], shots=50)
         job.result()
         return {"job": job.job_id(), "session": session.session_id, "service": service}
 

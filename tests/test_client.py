@@ -13,33 +13,12 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
-from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 from qiskit_ibm_runtime import EstimatorV2, SamplerV2
 from qiskit_ibm_runtime.exceptions import RuntimeJobFailureError
 
 from .conftest import connect
+from .helpers import SIGMAS, assert_binomial, bell, isa
 from .server import ServerProcess
-
-SIGMAS = 5  # tolerance in standard deviations: false alarms ~1e-6 per check
-
-
-def bell(measure: bool = True) -> QuantumCircuit:
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    if measure:
-        qc.measure_all()
-    return qc
-
-
-def isa(circuit: QuantumCircuit, backend) -> QuantumCircuit:
-    return generate_preset_pass_manager(backend=backend, optimization_level=1).run(circuit)
-
-
-def assert_binomial(count: int, shots: int, p: float) -> None:
-    sigma = math.sqrt(shots * p * (1 - p)) or 1.0
-    assert abs(count - shots * p) <= SIGMAS * sigma, (count, shots, p)
-
 
 def test_lists_every_fake_backend(service):
     from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2

@@ -8,7 +8,7 @@ from qrs.codec import (PubLimits, decode_params, estimator_options, sampler_opti
                        validate_pubs)
 from qrs.errors import InvalidInput, LimitExceeded
 
-from .helpers import bell_circuit, sampler_params
+from .helpers import bell, sampler_params
 
 LIMITS = PubLimits(max_pubs=3, max_shots=10_000, max_pub_shots=5_000,
                    max_parameter_bindings=100, max_observables=10)
@@ -26,7 +26,7 @@ def test_decodes_client_encoded_params():
     ({"pubs": "x"}, "non-empty"),
     ({"pubs": [[{"__type__": "QuantumCircuit", "__value__": "not base64 qpy"}]]}, "decoded"),
     ({"pubs": [[1, 2, 3, 4, 5]]}, "1 to 3"),
-    ({"pubs": [[bell_circuit().num_qubits]], "options": []}, "options"),
+    ({"pubs": [[bell().num_qubits]], "options": []}, "options"),
 ])
 def test_bad_params_are_invalid_input(params, message):
     with pytest.raises(InvalidInput, match=message):

@@ -31,7 +31,7 @@ from qrs.metadata import BackendMetadataProvider
 from .conftest import connect
 from .example_executor import StatevectorExecutor
 from .server import ServerProcess
-from .test_client import SIGMAS, assert_binomial, bell, isa
+from .helpers import SIGMAS, assert_binomial, bell, isa
 
 CUSTOM = "tests.example_executor:StatevectorExecutor"
 NO_GPU = diagnose_gpu() is not None

@@ -35,8 +35,7 @@ from hypothesis import strategies as st
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
-from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
-from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2
+from qiskit_ibm_runtime import SamplerV2
 
 from qrs import create_app
 from qrs.auth import hash_key
@@ -44,6 +43,7 @@ from qrs.config import Config
 from qrs.registry import Registry
 
 from .conftest import connect
+from .helpers import bell, isa, wire
 from .server import ServerProcess
 
 EXAMPLES = int(os.environ.get("QRS_FUZZ_EXAMPLES", "150"))
@@ -67,27 +67,16 @@ def report_case_count(request):
 
 
 # ---------------------------------------------------------------- valid material
-def wire(obj) -> object:
-    return json.loads(json.dumps(obj, cls=RuntimeEncoder))
-
-
 def _circuits():
     """ISA circuits for fake_manila (5 qubits), as a user would transpile them."""
     from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-    isa = generate_preset_pass_manager(backend=FakeManilaV2(), optimization_level=1).run
-    bell = QuantumCircuit(2)
-    bell.h(0)
-    bell.cx(0, 1)
-    bell.measure_all()
+    backend = FakeManilaV2()
     theta = Parameter("theta")
     rotated = QuantumCircuit(1)
     rotated.rx(theta, 0)
     rotated.measure_all()
-    bare = QuantumCircuit(2)
-    bare.h(0)
-    bare.cx(0, 1)
-    return isa(bell), isa(rotated), isa(bare)
+    return isa(bell(), backend), isa(rotated, backend), isa(bell(measure=False), backend)
 
 
 BELL, ROTATED, BARE = _circuits()
@@ -321,7 +310,8 @@ def requests_for(draw, target: FuzzTarget):
     return method, path, kwargs
 
 
-def test_fuzz_every_endpoint(target):
+def fuzz_every_endpoint(target) -> None:
+    """Random requests (method, path, query, body, headers) at every endpoint of ``target``."""
     @FUZZ
     @given(st.data())
     def run(data):
@@ -329,6 +319,10 @@ def test_fuzz_every_endpoint(target):
         target.request(method, path, **kwargs)
 
     run()
+
+
+def test_fuzz_every_endpoint(target):
+    fuzz_every_endpoint(target)
 
 
 def test_fuzz_job_submissions(target):
@@ -536,15 +530,7 @@ class HttpTarget:
 
 
 def test_fuzz_over_http(attacked):
-    target = HttpTarget(attacked[0])
-
-    @FUZZ
-    @given(st.data())
-    def run(data):
-        method, path, kwargs = data.draw(requests_for(target))
-        target.request(method, path, **kwargs)
-
-    run()
+    fuzz_every_endpoint(HttpTarget(attacked[0]))
 
 
 def test_server_survives_and_loses_nothing(attacked):

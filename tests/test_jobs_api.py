@@ -7,7 +7,6 @@ thread and later jobs stay Queued for as long as a test needs them to.
 from __future__ import annotations
 
 import json
-import math
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -24,8 +23,9 @@ from qiskit_ibm_runtime.exceptions import (
 )
 
 from .conftest import connect
+from .helpers import assert_binomial, bell, isa
 from .jobtools import (
-    bell, busy_job, cancel_quietly, encoded_params, isa, post_job, raw_job, times, wait_status,
+    busy_job, cancel_quietly, encoded_params, post_job, raw_job, times, wait_status,
 )
 from .server import ServerProcess
 
@@ -40,16 +40,6 @@ def server(tmp_path_factory):
     proc.stop()
 
 
-@pytest.fixture(scope="module")
-def svc(server):
-    return connect(server)
-
-
-@pytest.fixture(scope="module")
-def backend(svc):
-    return svc.backend("fake_manila")
-
-
 def test_completed_job_answers_every_call(server, svc, backend):
     before = datetime.now(timezone.utc) - timedelta(seconds=5)
     sampler = SamplerV2(mode=backend)
@@ -58,7 +48,7 @@ def test_completed_job_answers_every_call(server, svc, backend):
     job = sampler.run([isa(bell(), backend)], shots=shots)
     counts = job.result()[0].data.meas.get_counts()
     assert set(counts) == {"00", "11"} and sum(counts.values()) == shots
-    assert abs(counts["00"] - shots / 2) <= 5 * math.sqrt(shots / 4)
+    assert_binomial(counts["00"], shots, 0.5)
 
     assert job.status() == "DONE" and job.done() and job.in_final_state()
     assert job.error_message() is None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import struct
 import zlib
 
@@ -18,17 +17,14 @@ import pytest
 from qiskit import QuantumCircuit, qpy
 from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
-from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2
+from qiskit_ibm_runtime import SamplerV2
 
 from qrs import create_app
 from qrs.codec import decode_params
 from qrs.config import Config
 from qrs.errors import InvalidInput
 
-
-def wire(obj) -> dict:
-    """What the client puts on the wire for ``obj``, as parsed JSON."""
-    return json.loads(json.dumps(obj, cls=RuntimeEncoder))
+from .helpers import bell, isa, wire
 
 
 def circuit(qubits: int = 2, clbits: int | None = None) -> QuantumCircuit:
@@ -53,11 +49,17 @@ def estimator_job(pubs, backend="fake_manila") -> dict:
 
 @pytest.fixture
 def make_client(tmp_path):
-    """An app with some limits changed; ``start_runner=False`` keeps jobs queued."""
+    """An app with some limits changed (``start_runner=False`` keeps jobs queued); its
+    runner threads are stopped after the test."""
+    apps = []
+
     def make(**changes):
         config = Config(data_dir=str(tmp_path / "data"), executor_threads=1).replace(**changes)
-        return create_app(config).test_client()
-    return make
+        apps.append(create_app(config))
+        return apps[-1].test_client()
+    yield make
+    for app in apps:
+        app.extensions["qrs"].runner.stop()
 
 
 def refused(response, status: int, *words: str) -> str:
@@ -284,11 +286,8 @@ def test_session_ttl_limit(make_client):
 def test_stock_client_sees_the_shots_message(service):
     qc = circuit()
     backend = service.backend("fake_manila")
-    from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
-
-    isa = generate_preset_pass_manager(backend=backend, optimization_level=1).run(qc)
     with pytest.raises(Exception, match="max_shots"):
-        SamplerV2(mode=backend).run([isa], shots=200_000)
+        SamplerV2(mode=backend).run([isa(qc, backend)], shots=200_000)
 
 
 @pytest.mark.parametrize("options, field", [
@@ -305,9 +304,5 @@ def test_options_of_the_wrong_type_answer_400(make_client, options, field):
 
 
 def test_circuits_outside_the_device_gate_set_are_refused(make_client):
-    qc = QuantumCircuit(2)
-    qc.h(0)
-    qc.cx(0, 1)
-    qc.measure_all()
-    refused(make_client().post("/jobs", json=sampler_job([(qc,)])), 400, "uses h",
+    refused(make_client().post("/jobs", json=sampler_job([(bell(),)])), 400, "uses h",
             "fake_manila does not support", "Transpile")

@@ -14,7 +14,7 @@ from qrs.executors.local import LocalExecutor
 from qrs.executors.noise import restrict_noise_model
 from qrs.metadata import BackendMetadataProvider
 
-from .helpers import bell_circuit
+from .helpers import bell, isa
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,7 @@ def executor(metadata, tmp_path_factory):
 
 
 def isa_bell(metadata):
-    backend = metadata.get_backend("fake_manila")
-    return generate_preset_pass_manager(backend=backend, optimization_level=1).run(bell_circuit())
+    return isa(bell(), metadata.get_backend("fake_manila"))
 
 
 def correlated(counts: dict) -> int:

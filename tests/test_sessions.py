@@ -18,9 +18,10 @@ from qiskit_ibm_runtime.exceptions import (
 )
 
 from .conftest import connect
+from .helpers import bell, isa
 from .jobtools import (
-    BUSY_SHOTS, bell, busy_circuit, busy_job, cancel_quietly, encoded_params, isa, post_job,
-    raw_job, times, wait_status, wait_until,
+    BUSY_SHOTS, busy_circuit, busy_job, cancel_quietly, encoded_params, post_job, raw_job,
+    times, wait_status, wait_until,
 )
 from .server import ServerProcess
 
@@ -34,16 +35,6 @@ def server(tmp_path_factory):
                               "QRS_SESSION_INTERACTIVE_TTL": "30"}).start()
     yield proc
     proc.stop()
-
-
-@pytest.fixture(scope="module")
-def svc(server):
-    return connect(server)
-
-
-@pytest.fixture(scope="module")
-def backend(svc):
-    return svc.backend("fake_manila")
 
 
 def small_job(mode, backend, shots: int = 50):

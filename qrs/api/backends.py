@@ -12,6 +12,7 @@ bp = Blueprint("backends", __name__)
 
 @bp.get("/backends")
 def list_backends():
+    """Every served backend, mock ones for dry runs included, with its queue length."""
     schemas.load(schemas.BackendsQuery(), request.args, "query")
     reg = get_registry()
     queues = reg.store.backend_queue_lengths()
@@ -22,18 +23,21 @@ def list_backends():
 
 @bp.get("/backends/<name>/configuration")
 def configuration(name: str):
+    """A backend's configuration JSON (404 for an unknown name)."""
     schemas.load(schemas.ConfigurationQuery(), request.args, "query")
     return jsonify(get_registry().metadata.get_configuration(name))
 
 
 @bp.get("/backends/<name>/properties")
 def properties(name: str):
+    """A backend's calibration properties JSON (404 for an unknown name)."""
     schemas.load(schemas.PropertiesQuery(), request.args, "query")
     return jsonify(get_registry().metadata.get_properties(name))
 
 
 @bp.get("/backends/<name>/status")
 def status(name: str):
+    """A backend's status with its queue length (queued and running jobs)."""
     reg = get_registry()
     queue = reg.store.backend_queue_lengths().get(name, 0) if reg.metadata.exists(name) else 0
     return jsonify(reg.metadata.status(name, queue))

@@ -42,6 +42,7 @@ def json_body() -> Any:
 
 
 def current_user() -> User:
+    """The caller ``authenticate`` found for this request."""
     return g.user
 
 
@@ -51,17 +52,24 @@ def owner_filter() -> str | None:
     return None if user.admin else user.id
 
 
+def _visible(owner_id: str) -> bool:
+    """Whether the caller may see a row of ``owner_id``'s (admins see everyone's)."""
+    owner = owner_filter()
+    return owner is None or owner == owner_id
+
+
 def get_job(job_id: str) -> Job:
     """The job if it exists and the caller may see it; 404 otherwise (others' jobs too)."""
     job = get_registry().store.get_job(job_id)
-    if job is None or (owner_filter() is not None and job.user_id != current_user().id):
+    if job is None or not _visible(job.user_id):
         raise NotFound(f"Job {job_id} was not found.")
     return job
 
 
 def get_session(session_id: str) -> Session:
+    """The session if it exists and the caller may see it; 404 otherwise (others' too)."""
     session = get_registry().store.get_session(session_id)
-    if session is None or (owner_filter() is not None and session.user_id != current_user().id):
+    if session is None or not _visible(session.user_id):
         raise NotFound(f"Session {session_id} was not found.")
     return session
 

@@ -19,7 +19,7 @@ from flask import (Blueprint, Response, g, make_response, redirect, render_templ
 from ..errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from ..registry import get_registry
 from ..states import JobStatus
-from ..store import JobQuery
+from ..store import Job, JobQuery
 from ..summary import summarize
 from .common import iso
 
@@ -82,12 +82,14 @@ def login():
 
 @bp.post("/ui/logout")
 def logout():
+    """Sign out: drop the dashboard cookie."""
     answer = make_response(redirect(url_for("dashboard.login")))
     answer.delete_cookie(COOKIE)
     return answer
 
 
-def _job_row(job) -> dict[str, Any]:
+def _job_row(job: Job) -> dict[str, Any]:
+    """A job with what the templates show beside it: ISO creation time, run duration."""
     duration = (job.finished_at - job.running_at
                 if job.finished_at and job.running_at else None)
     return {"job": job, "created": iso(job.created), "duration": duration}
@@ -99,9 +101,9 @@ def overview():
     reg = get_registry()
     status = request.args.get("status") or None
     backend = request.args.get("backend") or None
-    if status and status not in {s.value for s in JobStatus}:
-        raise InvalidInput(f"No job status {status!r}; use one of "
-                           f"{[s.value for s in JobStatus]}.")
+    statuses = [s.value for s in JobStatus]
+    if status and status not in statuses:
+        raise InvalidInput(f"No job status {status!r}; use one of {statuses}.")
     page = max(0, request.args.get("page", 0, type=int))
     jobs, count = reg.store.list_jobs(JobQuery(user_id=None, limit=PAGE_SIZE,
                                                offset=page * PAGE_SIZE, backend=backend,
@@ -111,7 +113,7 @@ def overview():
     return render_template(
         "overview.html", backends=backends, jobs=[_job_row(j) for j in jobs], count=count,
         page=page, page_size=PAGE_SIZE, status=status, backend=backend,
-        statuses=[s.value for s in JobStatus], sessions=reg.store.list_sessions(limit=20),
+        statuses=statuses, sessions=reg.store.list_sessions(limit=20),
         iso=iso, queue_depth=reg.store.queue_depth(), busy=reg.runner.busy,
         executor=reg.executor.name, open_mode=reg.auth.open_mode)
 

@@ -43,6 +43,7 @@ def session_json(session: Session) -> dict[str, Any]:
 
 @bp.post("/sessions")
 def create_session():
+    """Open a session or batch; ``max_ttl`` defaults to, and may not exceed, the server's."""
     reg = get_registry()
     body = schemas.load(schemas.SessionCreate(), json_body())
     backend = body["backend"]
@@ -59,11 +60,13 @@ def create_session():
 
 @bp.get("/sessions/<session_id>")
 def read_session(session_id: str):
+    """A session's state and details (``Session.details()``)."""
     return jsonify(session_json(get_session(session_id)))
 
 
 @bp.patch("/sessions/<session_id>")
 def update_session(session_id: str):
+    """``accepting_jobs: false`` closes the session to new jobs; reopening is refused."""
     session = get_session(session_id)
     body = schemas.load(schemas.SessionPatch(), json_body())
     if body["accepting_jobs"]:
@@ -74,6 +77,7 @@ def update_session(session_id: str):
 
 @bp.delete("/sessions/<session_id>/close")
 def cancel_session(session_id: str):
+    """Cancel the session and its queued jobs (the client's ``Session.cancel()``)."""
     session = get_session(session_id)
     get_registry().store.cancel_session(session.id, f"Session {session.id} was cancelled.")
     return Response(status=204)

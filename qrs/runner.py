@@ -173,7 +173,8 @@ class Runner:
             self._supervise(jobs)
         finally:
             self.busy -= 1
-            self.on_event("released", job, 0.0)
+            for job in jobs:  # one per "started", so the busy gauge returns to zero
+                self.on_event("released", job, 0.0)
             self._notify_finished()
         return True
 

@@ -182,22 +182,24 @@ class LocalExecutor(BaseExecutor):
                 "method such as matrix_product_state or stabilizer.")
 
     # -------------------------------------------------------------- primitives
-    def _sampler(self, options: dict[str, Any], pubs: list[Any],
-                 backend_name: str) -> tuple[Any, list[Any]]:
-        """A ready ``BackendSamplerV2`` and the coerced pubs it will run."""
-        from qiskit.primitives import BackendSamplerV2
-
+    def _sampler_pubs(self, options: dict[str, Any], pubs: list[Any]) -> tuple[Any, list[Any]]:
+        """Map a Sampler job's options and coerce its pubs; refuses what cannot fit."""
         mapped = sampler_options(options)
         coerced = coerce_pubs("sampler", pubs, mapped.primitive.get("default_shots", 1024))
         self._prepare(coerced, mapped.ignored)
-        primitive = BackendSamplerV2(backend=self.simulator_for(backend_name, coerced),
-                                     options={**mapped.primitive, "run_options": mapped.run})
-        return primitive, coerced
+        return mapped, coerced
+
+    def _sampler(self, mapped: Any, pubs: list[Any], backend_name: str) -> Any:
+        """A ``BackendSamplerV2`` on the backend's simulator, noise cut down to ``pubs``."""
+        from qiskit.primitives import BackendSamplerV2
+
+        return BackendSamplerV2(backend=self.simulator_for(backend_name, pubs),
+                                options={**mapped.primitive, "run_options": mapped.run})
 
     def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
                         backend_name: str) -> Any:
-        primitive, coerced = self._sampler(options, pubs, backend_name)
-        return self._run_pubs(primitive, coerced)
+        mapped, coerced = self._sampler_pubs(options, pubs)
+        return self._run_pubs(self._sampler(mapped, coerced, backend_name), coerced)
 
     def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
                           backend_name: str) -> Any:
@@ -230,18 +232,18 @@ class LocalExecutor(BaseExecutor):
             groups.setdefault(json.dumps(options, sort_keys=True, default=str), []).append(index)
         for members in groups.values():
             prepared: list[tuple[int, list[Any]]] = []
+            mapped = None
             for index in members:
                 try:
-                    prepared.append((index, self._sampler(jobs[index][1], jobs[index][0],
-                                                          backend_name)[1]))
+                    mapped, coerced = self._sampler_pubs(jobs[index][1], jobs[index][0])
+                    prepared.append((index, coerced))
                 except Exception as exc:  # this job alone fails
                     results[index] = exc
             if not prepared:
                 continue
             everything = [pub for _index, pubs in prepared for pub in pubs]
-            primitive, _ = self._sampler(jobs[prepared[0][0]][1], everything, backend_name)
             try:
-                combined = primitive.run(everything).result()
+                combined = self._sampler(mapped, everything, backend_name).run(everything).result()
             except Exception:  # find the culprit: every job on its own
                 for index, _pubs in prepared:
                     results[index] = super().execute_sampler_batch([jobs[index]],

@@ -153,9 +153,11 @@ def results(job_id: str):
 @bp.post("/jobs/<job_id>/cancel")
 def cancel(job_id: str):
     job = get_job(job_id)
-    if not get_registry().store.cancel(job.id):
-        raise Conflict(f"Job {job_id} is already {get_registry().store.get_job(job_id).status.value}"
-                       " and cannot be cancelled.")
+    store = get_registry().store
+    if not store.cancel(job.id):
+        current = store.get_job(job_id)  # None if it was deleted meanwhile
+        state = current.status.value if current else "deleted"
+        raise Conflict(f"Job {job_id} is already {state} and cannot be cancelled.")
     qrs_metrics.count_cancelled(job.program_id, job.backend)
     return Response(status=204)
 

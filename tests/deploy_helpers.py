@@ -38,7 +38,8 @@ def sampler_body(num_pubs: int = 1, shots: int = 16, depth: int = 0) -> str:
     for _ in range(2 * depth):
         circuit.cx(0, 1)
     circuit.measure_all()
-    pm = generate_preset_pass_manager(backend=FakeManilaV2(), optimization_level=0)
+    pm = generate_preset_pass_manager(backend=FakeManilaV2(), optimization_level=0,
+                                      seed_transpiler=1234)
     isa = pm.run(circuit)
     params = {"pubs": [(isa, None, shots)] * num_pubs, "options": {}, "version": 2,
               "support_qiskit": True}

@@ -59,3 +59,28 @@ class SlowExecutor(AllZerosExecutor):
             joblog.checkpoint()
             time.sleep(0.01)
         return super().execute_sampler(pubs, options, backend_name)
+
+
+class GatedExecutor(AllZerosExecutor):
+    """Holds each job until the test opens its gate: slow by construction, not by speed.
+
+    A pub whose circuit is named ``gate:NAME`` waits until the file ``gates/NAME`` exists
+    in the server's data directory (checkpointing every 10 ms, so a cancel stops it); other
+    circuits run at once. Tests decide when a job ends, whatever the machine's speed.
+    """
+
+    name = "gated"
+
+    def execute_sampler(self, pubs, options, backend_name):
+        from pathlib import Path
+
+        gates = Path(self.config.data_dir) / "gates"
+        for pub in pubs:
+            circuit = pub[0] if isinstance(pub, tuple) else pub.circuit
+            if circuit.name.startswith("gate:"):
+                gate = gates / circuit.name.removeprefix("gate:")
+                joblog.emit(f"waiting for gate {gate.name}")
+                while not gate.exists():
+                    joblog.checkpoint()
+                    time.sleep(0.01)
+        return super().execute_sampler(pubs, options, backend_name)

@@ -20,8 +20,8 @@ import requests
 from qrs.config import Config
 from qrs.store import JobQuery, NewJob, Store
 
-from .deploy_helpers import (FINAL, StoreReader, fetch_results, gunicorn_workers, lock_waits,
-                             new_key, sampler_body, submit, submit_many, worker_pid)
+from .deploy_helpers import (BACKEND, FINAL, StoreReader, fetch_results, gunicorn_workers,
+                             lock_waits, new_key, sampler_body, submit, submit_many, worker_pid)
 from .server import ServerProcess
 
 LOAD_JOBS = 1000
@@ -251,33 +251,66 @@ def test_sigkill_whole_server_then_restart_keeps_and_runs_everything(crash_serve
         assert reader.job(job_id)["attempts"] == (2 if at_kill[job_id] == "Running" else 1)
 
 
-def test_sigterm_lets_running_jobs_finish_and_requeues_the_rest(crash_server):
+@pytest.fixture(scope="module")
+def gated_server(tmp_path_factory):
+    """Two workers whose executor holds each job until the test opens its gate."""
+    server = ServerProcess(tmp_path_factory.mktemp("gated") / "data", gunicorn=True,
+                           workers=2, env={**LEASE_ENV,
+                                           "QRS_EXECUTOR": "tests.executors:GatedExecutor"})
+    yield server.start(timeout=180)
+    server.stop(signal.SIGKILL)
+
+
+def gated_body(gate: str) -> str:
+    """A Sampler job that runs until ``open_gate(server, gate)`` (see ``GatedExecutor``)."""
+    from qiskit_ibm_runtime import RuntimeEncoder
+    from qiskit_ibm_runtime.fake_provider import FakeManilaV2
+
+    from .helpers import bell, isa
+
+    circuit = isa(bell(), FakeManilaV2())
+    circuit.name = f"gate:{gate}"
+    params = {"pubs": [(circuit, None, 16)], "options": {}, "version": 2,
+              "support_qiskit": True}
+    return json.dumps({"program_id": "sampler", "backend": BACKEND, "params": params},
+                      cls=RuntimeEncoder)
+
+
+def open_gate(server: ServerProcess, gate: str) -> None:
+    (server.data_dir / "gates").mkdir(exist_ok=True)
+    (server.data_dir / "gates" / gate).touch()
+
+
+def test_sigterm_lets_running_jobs_finish_and_requeues_the_rest(gated_server):
     """SIGTERM: a job that finishes within the grace period completes; one that cannot
-    is re-queued at once (no lease wait, attempt given back) and completes after restart."""
-    reader = StoreReader(crash_server.data_dir)
-    very_slow = _submit_one(crash_server, sampler_body(num_pubs=150, shots=SLOW_SHOTS, depth=8))
-    reader.wait(_running(very_slow), timeout=60, every=0.05)
-    short = _submit_one(crash_server, sampler_body(num_pubs=3, shots=SLOW_SHOTS, depth=8))
+    is re-queued at once (no lease wait, attempt given back) and completes after restart.
+
+    Which job ends when is decided by the test (gates), never by the machine's speed."""
+    reader = StoreReader(gated_server.data_dir)
+    never = _submit_one(gated_server, gated_body("never"))
+    reader.wait(_running(never), timeout=60, every=0.05)
+    short = _submit_one(gated_server, gated_body("short"))
     reader.wait(_running(short), timeout=60, every=0.05)
     sigterm_at = time.time()
-    crash_server.stop(signal.SIGTERM, timeout=60)
+    os.killpg(gated_server.proc.pid, signal.SIGTERM)
+    open_gate(gated_server, "short")  # it can finish now, well within the grace period
+    gated_server.proc.wait(60)
     took = time.time() - sigterm_at
-    assert crash_server.proc.returncode == 0, crash_server.log()
-    short_job, slow_job = reader.job(short), reader.job(very_slow)
+    assert gated_server.proc.returncode == 0, gated_server.log()
+    short_job, never_job = reader.job(short), reader.job(never)
     assert short_job["status"] == "Completed", short_job
     assert short_job["finished_at"] > sigterm_at  # it was running when SIGTERM came
     assert short_job["attempts"] == 1
-    assert slow_job["status"] == "Queued" and slow_job["attempts"] == 0, slow_job
-    assert any("shut down before the job finished" in line
-               for line in reader.log_lines(very_slow))
+    assert never_job["status"] == "Queued" and never_job["attempts"] == 0, never_job
+    assert any("shut down before the job finished" in line for line in reader.log_lines(never))
     print(f"\nSIGTERM → running job finished {short_job['finished_at'] - sigterm_at:.1f} s "
           f"later; server exited after {took:.1f} s (grace {GRACE} s), the unfinished job "
           "re-queued")
 
-    crash_server.start(timeout=180)
-    reader.wait(_running(very_slow), timeout=60, every=0.1)  # the restarted server takes it
-    requests.post(f"{crash_server.url}/api/v1/jobs/{very_slow}/cancel", timeout=30)
-    assert reader.wait(_final(very_slow), 30)["status"] == "Cancelled"
+    gated_server.start(timeout=180)
+    reader.wait(_running(never), timeout=60, every=0.1)  # the restarted server takes it
+    open_gate(gated_server, "never")
+    assert reader.wait(_final(never), 60)["status"] == "Completed"
 
 
 # ---------------------------------------------------------- concurrency and retention

@@ -312,8 +312,8 @@ def test_dask_local_cluster_runs_sampler_and_estimator_through_the_server(tmp_pa
         # Memory refusal on the worker comes back as the job's failure reason.
         wide_backend = service.backend("fake_guadalupe")
         refused = SamplerV2(mode=wide_backend).run([isa(ghz(9), wide_backend)])
-        # (routing on the heavy-hex map may touch a 10th qubit)
-        with pytest.raises(RuntimeJobFailureError, match=r"(9|10)-qubit circuit needs about "
+        # (routing may touch more qubits than the GHZ has: only the refusal's form counts)
+        with pytest.raises(RuntimeJobFailureError, match=r"\d+-qubit circuit needs about "
                                                          r".*'density_matrix'.*QRS_MAX_MEMORY_MB"):
             refused.result()
     finally:

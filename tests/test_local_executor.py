@@ -60,7 +60,8 @@ def test_cut_down_compact_noise_model_gives_the_same_statistics(executor, metada
 def test_batch_returns_each_job_its_own_shots_and_isolates_failures(executor, metadata):
     circuit = isa_bell(metadata)
     too_wide = generate_preset_pass_manager(
-        backend=metadata.get_backend("fake_sherbrooke"), optimization_level=0).run(
+        backend=metadata.get_backend("fake_sherbrooke"), optimization_level=0,
+        seed_transpiler=1234).run(
         _chain(20))
     jobs = [([(circuit, None, 300)], {}), ([(circuit, None, 500)], {}),
             ([(too_wide, None, 10)], {}), ([(circuit, None, 200)], {"default_shots": 7})]

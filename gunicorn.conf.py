@@ -18,10 +18,11 @@ by the other workers once their lease (``QRS_JOB_LEASE_SECONDS``) runs out.
 
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
-from qrs import metrics
+from qrs import metrics, private_files
 from qrs.config import Config
 
 _config = Config.from_env()
@@ -37,6 +38,9 @@ worker_class = "gthread"
 threads = 16
 #: Off: every worker imports qiskit and opens SQLite itself, after the fork.
 preload_app = False
+#: Files gunicorn creates (worker heartbeat files, a Unix socket) are private, like the
+#: app's (``qrs.private_files``).
+umask = 0o077
 
 # -- timeouts ----------------------------------------------------------------------
 #: A worker silent this long is killed and replaced. Requests are short (jobs run
@@ -65,7 +69,9 @@ def _registry(worker):
 
 
 def on_starting(server):
-    """Before any worker exists: start the workers' shared metrics folder empty."""
+    """Before any worker exists: private files from here on, and the workers' shared
+    metrics folder started empty."""
+    private_files()
     metrics.reset(os.environ.get(metrics.ENV) or Path(_config.data_dir) / "metrics")
 
 
@@ -82,6 +88,10 @@ def post_worker_init(worker):
         return
     if registry.config.start_runner:
         registry.runner.start()
+    # The validation child starts in the background: booting it takes seconds (qiskit's
+    # import), and the worker should serve at once; the first submission waits for it.
+    threading.Thread(target=registry.validator.start, name="qrs-validator-start",
+                     daemon=True).start()
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_sigterm(signum, frame):
@@ -114,3 +124,4 @@ def worker_exit(server, worker):
         deadline = time.monotonic() + max(0, server.cfg.graceful_timeout - _GRACE_MARGIN)
     registry.runner.stop(grace_seconds=max(0.0, deadline - time.monotonic()))
     registry.executor.close()  # e.g. a Dask LocalCluster's worker processes
+    registry.validator.close()

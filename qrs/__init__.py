@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import TYPE_CHECKING
 
 from flask import Flask, request
@@ -30,6 +31,12 @@ def _import_qiskit_in_this_thread() -> None:
     import qiskit_ibm_runtime  # noqa: F401
 
 
+def private_files() -> None:
+    """Files and folders this process creates are its user's alone (umask 077): the data
+    directory holds every user's circuits and results, and the database and secret."""
+    os.umask(0o077)
+
+
 def create_app(config: Config | None = None, executor: "BaseExecutor | None" = None) -> Flask:
     """Build the WSGI app: the only place where QRS's parts are wired together.
 
@@ -38,9 +45,11 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     API request (or in gunicorn's ``post_worker_init``), once per process.
     """
     config = config or Config.from_env()
+    private_files()
     from . import metrics  # before anything imports prometheus_client: see metrics.py
 
     metrics.enable(config.data_dir)
+    from . import http_guard
     from .api import backends, dashboard, health, identity, jobs, sessions
     from .api.common import authenticate
     from .auth import Auth, is_loopback
@@ -52,6 +61,7 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     from .registry import Registry
     from .runner import Runner
     from .store import Store
+    from .validator_process import make_validator
 
     _import_qiskit_in_this_thread()
     configure_logging(config)
@@ -63,13 +73,16 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     metadata = BackendMetadataProvider()
     executor = executor or resolve(config.executor)
     executor.setup(config, metadata)
+    auth = Auth(store, config.data_dir, config.api_keys_file, config.token_ttl_seconds,
+                mode=config.auth)
+    auth.check_at_start()
     registry = Registry(config=config, store=store, metadata=metadata, executor=executor,
                         runner=Runner(store, executor, config, on_event=metrics.on_job_event),
-                        auth=Auth(store, config.data_dir, config.api_keys_file,
-                                  config.token_ttl_seconds))
+                        auth=auth, validator=make_validator(config))
     app.extensions["qrs"] = registry
 
     register_error_handlers(app)
+    http_guard.init_app(app, config)  # its Host check runs before authentication
     protected: set[str] = set()
     for prefix in API_PREFIXES:
         suffix = prefix.replace("/", "_")
@@ -85,6 +98,10 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     logging.getLogger(__name__).info(
         "QRS %s: data in %s, %s executor, %s mode", __version__, config.data_dir, executor.name,
         "open" if registry.auth.open_mode else "API-key")
+    if config.auth == "open" and store.has_api_keys():
+        logging.getLogger(__name__).warning(
+            "QRS_AUTH=open: the API keys that exist are ignored and every caller is the "
+            "shared admin user.")
     if registry.auth.open_mode and not is_loopback(config.host):
         logging.getLogger(__name__).warning(
             "Open mode on %s: no API key is configured, so anyone who can reach this "

@@ -156,15 +156,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qrs`` command; returns the exit status."""
+    from . import private_files
+    from .errors import StartupError
     from .executors.base import ExecutorUnavailable
 
     parser = build_parser()
     args, args.extra = parser.parse_known_args(argv)
     if args.extra and args.command != "bench":  # only 'bench' passes arguments through
         parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
+    private_files()  # what the CLI creates in the data directory is private too
     try:
         return args.func(args, Config.from_env())
-    except ExecutorUnavailable as exc:  # start-up refused: say why, without a traceback
+    except (ExecutorUnavailable, StartupError) as exc:  # refused: say why, no traceback
         print(f"qrs: cannot start: {exc}", file=sys.stderr)
         return 2
 

@@ -1,7 +1,8 @@
 """Pure functions between wire payloads and qiskit objects; no HTTP, no store.
 
 * ``decode_params`` turns the params text the client sent into pubs and options
-  (``RuntimeDecoder``: QPY through qiskit's loader, arrays through numpy with
+  (``RestrictedDecoder``: the client's ``RuntimeDecoder`` limited to the types pubs and
+  options need; QPY through qiskit's loader, arrays through numpy with
   ``allow_pickle=False``; nothing in a payload can execute code).
 * ``validate_pubs`` checks pubs against the backend and the configured limits.
 * ``sampler_options`` / ``estimator_options`` map the client's options onto what an Aer
@@ -20,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInput, LimitExceeded
+from .errors import InvalidInput, LimitExceeded, PayloadTooLarge
 
 PROGRAMS = ("sampler", "estimator", "executor")
 
@@ -50,20 +51,41 @@ class PubLimits:
     max_pub_shots: int
     max_parameter_bindings: int
     max_observables: int
+    max_result_bytes: int = 0  # Σ shots × classical bits (packed); 0: no limit
+
+
+def result_too_large(nbytes: int, limits: PubLimits, unit: str) -> LimitExceeded | None:
+    """The error for a result of ``nbytes`` above ``QRS_MAX_RESULT_MB``, else ``None``."""
+    if not limits.max_result_bytes or nbytes <= limits.max_result_bytes:
+        return None
+    return LimitExceeded(
+        f"The job's results would hold {nbytes / 2**20:,.0f} MiB of measured bits (Σ shots "
+        f"× classical bits, {unit}); the limit is {limits.max_result_bytes // 2**20} MiB "
+        "(QRS_MAX_RESULT_MB). Use fewer shots or classical bits, or split the job.")
+
+
+def _packed_bits(circuit: Any) -> int:
+    """Bytes one shot of ``circuit`` takes in a Sampler result: each register's bits,
+    packed into whole bytes (``BitArray``)."""
+    return sum(-(-creg.size // 8) for creg in circuit.cregs)
 
 
 def decode_params(text: str | dict, program_id: str) -> DecodedParams:
     """Decode params into pubs (tuples) and options. Raises ``InvalidInput`` on bad input."""
-    from qiskit_ibm_runtime import RuntimeDecoder
+    from .decoder import RestrictedDecoder
 
     try:
         with _DECODE_LOCK:
             raw = json.loads(text if isinstance(text, str) else json.dumps(text),
-                             cls=RuntimeDecoder)
+                             cls=RestrictedDecoder)
     except InvalidInput:
         raise
     except (KeyboardInterrupt, SystemExit):
         raise
+    except MemoryError:
+        raise PayloadTooLarge("params could not be decoded within the memory this server "
+                              "allows for it (QRS_VALIDATION_MEMORY_MB); send a smaller "
+                              "job.") from None
     except BaseException as exc:  # noqa: B036 - qiskit's Rust QPY reader panics as BaseException
         # Malformed QPY, base64, zlib or JSON: all the user's input. Rust errors carry a
         # multi-line coloured backtrace; the first line says what was wrong.
@@ -126,6 +148,7 @@ def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
                           (1024 if program_id == "sampler" else 0.015625))
     circuits = 0
     total_shots = 0
+    result_bytes = 0
     for index, pub in enumerate(coerced):
         circuit: QuantumCircuit = pub.circuit
         if circuit.num_qubits > backend_qubits:
@@ -149,6 +172,7 @@ def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
                     f"params.pubs[{index}] asks for {shots} shots; the backend allows at most "
                     f"{backend_max_shots} per pub (max_shots in its configuration).")
             total_shots += shots * bindings
+            result_bytes += shots * bindings * _packed_bits(circuit)
         else:
             observables = int(pub.observables.size)
             if observables > limits.max_observables:
@@ -163,6 +187,8 @@ def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
         raise LimitExceeded(
             f"The job asks for {total_shots} shots in total; the limit per job is "
             f"{limits.max_shots} (QRS_MAX_SHOTS). Use fewer shots or split the job.")
+    if error := result_too_large(result_bytes, limits, "packed 8 to a byte"):
+        raise error
     return circuits
 
 

@@ -95,11 +95,24 @@ class Config:
     max_queue_per_user: int = 10_000
     max_jobs_per_session: int = 100_000
     max_tags: int = 50
-    max_clbits: int = 65_536
+    max_clbits: int = 4096
+    max_result_mb: int = 256  # Σ shots × classical bits of a job's result
+    # Quotas per user
+    max_stored_mb_per_user: int = 10_240  # params + results kept in the data directory
+    max_finished_jobs_per_user: int = 100_000
+    max_open_sessions_per_user: int = 100
+    max_log_line_chars: int = 4096  # longer job-log lines are cut
+    # Submission-time decoding in a memory-limited child process (one per web worker)
+    validation_process: bool = True
+    validation_memory_mb: int = 2048  # address space the child may add to its start-up size
+    validation_timeout_seconds: float = 60.0
 
-    # Auth
+    # Auth and HTTP
+    auth: str = "auto"  # auto (open until a key has ever existed) | keys | open
     api_keys_file: str = ""
     token_ttl_seconds: int = 3600
+    trusted_hosts: str = ""  # comma-separated names the server answers to (Host header)
+    cookie_secure: str = "auto"  # auto: Secure when the request came over TLS | 1 | 0
 
     def __post_init__(self) -> None:
         """Resolve ``executor_threads=0``: half the cores run jobs, shared by all workers.
@@ -111,6 +124,10 @@ class Config:
         if self.executor_threads <= 0:
             auto = max(1, _cpu_count() // (2 * max(1, self.workers)))
             object.__setattr__(self, "executor_threads", auto)
+        if self.auth not in ("auto", "keys", "open"):
+            raise ValueError(f"QRS_AUTH={self.auth!r}: use auto, keys or open")
+        if self.cookie_secure not in ("auto", "1", "0"):
+            raise ValueError(f"QRS_COOKIE_SECURE={self.cookie_secure!r}: use auto, 1 or 0")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
@@ -139,7 +156,8 @@ def _convert(f: dataclasses.Field, raw: str) -> Any:
         if kind == "bool":
             return _parse_bool(raw)
         if kind == "int":
-            return _parse_size_mb(raw) if f.name.endswith("_mb") else int(raw)
+            sized = f.name.endswith("_mb") or "_mb_" in f.name
+            return _parse_size_mb(raw) if sized else int(raw)
         if kind == "float":
             return float(raw)
         return raw

@@ -70,6 +70,17 @@ class LimitExceeded(QRSError):
     status, code = 400, 1422
 
 
+class QuotaExceeded(QRSError):
+    """A per-user quota (stored bytes, finished jobs kept, open sessions) is used up;
+    retrying does not help until the user deletes or closes something."""
+
+    status, code = 403, 1403
+
+
+class StartupError(Exception):
+    """The server refuses to start with this configuration (the message says why)."""
+
+
 class TooManyRequests(QRSError):
     """The user's queue is full; retry later."""
 

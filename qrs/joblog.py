@@ -43,6 +43,14 @@ def emit(message: str) -> None:
         _log.debug("job %s: %s", context.job_id, message)
 
 
+def clip(line: str, limit: int) -> str:
+    """``line`` cut to ``limit`` characters, saying how many were cut: options a job
+    ignores are logged as the user gave them, and a user may give megabytes."""
+    if limit <= 0 or len(line) <= limit:
+        return line
+    return f"{line[:limit]} ... [{len(line) - limit} characters cut: QRS_MAX_LOG_LINE_CHARS]"
+
+
 def current_job_id() -> str | None:
     """The id of the job this thread executes, if any (log records carry it)."""
     context = _current.get()

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from . import joblog
-from .codec import PubLimits
+from .codec import PubLimits, result_too_large
 from .errors import InvalidInput, LimitExceeded
 from .metadata import MOCK_PREFIX
 
@@ -98,6 +98,13 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
     if not isinstance(params, dict):
         raise InvalidInput("params must be a JSON object with 'schema_version', "
                            "'quantum_program' and 'options'.")
+    program = params.get("quantum_program")
+    circuits = program.get("circuits") if isinstance(program, dict) else None
+    if isinstance(circuits, dict) and "b64_data" not in circuits:
+        # OpenQASM 3 text: its parser allocates every register it declares before any
+        # width check (payload_guard); the client always sends QPY.
+        raise InvalidInput("params.quantum_program.circuits: only QPY circuits ('b64_data') "
+                           "are accepted, not OpenQASM 3 text; qiskit-ibm-runtime sends QPY.")
     version = params.get("schema_version")
     if version not in SCHEMA_VERSIONS:
         raise InvalidInput(
@@ -106,6 +113,8 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
     converter = QUANTUM_PROGRAM_PARAMS_CONVERTERS[version]
     try:
         model = converter.model.model_validate(params)
+    except MemoryError:
+        raise  # the caller's limit, not the user's syntax (validation turns it into a 413)
     except ValidationError as exc:  # the payload's shape is wrong
         raise InvalidInput(f"executor params are malformed: {_describe(exc)}") from None
     except Exception as exc:  # base64/zlib/QPY that validation had to open
@@ -116,6 +125,8 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
         for item in program.items:
             if isinstance(item, SamplexItem):
                 item.samplex.finalize()  # serialized samplexes arrive unfinalized
+    except MemoryError:
+        raise
     except Exception as exc:  # bad QPY, samplex JSON or arguments: the user's input
         raise InvalidInput(f"the quantum program could not be decoded: {_describe(exc)}") \
             from None
@@ -123,20 +134,20 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
                           model=model)
 
 
-def _foreign_operations(circuit: Any, supported: set[str]) -> list[str]:
+def _foreign_operations(circuit: Any, supported: frozenset[str]) -> list[str]:
     """Operations of ``circuit`` the backend does not have (the program must be ISA)."""
     return sorted({instruction.operation.name for instruction in circuit.data}
                   - supported - {"barrier"})
 
 
-def check_program(decoded: DecodedProgram, backend: Any, limits: PubLimits) -> int:
-    """Check the program against the backend (a ``BackendV2``) and the limits.
+def check_program(decoded: DecodedProgram, backend_qubits: int, supported: frozenset[str],
+                  limits: PubLimits) -> int:
+    """Check the program against the backend (its width and native operations) and the
+    limits.
 
     Returns the number of circuit elements (bindings) the program runs.
     """
     program = decoded.program
-    backend_qubits = backend.num_qubits
-    supported = set(backend.target.operation_names)
     if not program.items:
         raise InvalidInput("quantum_program.items is empty; a program needs at least one item.")
     if program.meas_level != "classified":
@@ -150,6 +161,7 @@ def check_program(decoded: DecodedProgram, backend: Any, limits: PubLimits) -> i
         raise LimitExceeded(f"quantum_program.shots is {program.shots}; the limit is "
                             f"{limits.max_pub_shots} (QRS_MAX_PUB_SHOTS).")
     elements = 0
+    result_bytes = 0
     for index, item in enumerate(program.items):
         if item.circuit.num_qubits > backend_qubits:
             raise InvalidInput(
@@ -166,10 +178,14 @@ def check_program(decoded: DecodedProgram, backend: Any, limits: PubLimits) -> i
                 f"quantum_program.items[{index}] has {size} elements (shape {item.shape}); the "
                 f"limit is {limits.max_parameter_bindings} (QRS_MAX_PARAMETER_BINDINGS).")
         elements += size
+        result_bytes += size * program.shots * sum(creg.size for creg in item.circuit.cregs)
     if elements * program.shots > limits.max_shots:
         raise LimitExceeded(
             f"The program asks for {elements * program.shots} shots in total; the limit per "
             f"job is {limits.max_shots} (QRS_MAX_SHOTS). Use fewer shots or split the job.")
+    if error := result_too_large(result_bytes, limits, "one byte each: executor results are "
+                                 "boolean arrays"):
+        raise error
     return elements
 
 

@@ -6,7 +6,7 @@ views reach it with ``get_registry()``. Runner threads get the same objects dire
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 
@@ -16,6 +16,7 @@ from .executors.base import BaseExecutor
 from .metadata import BackendMetadataProvider
 from .runner import Runner
 from .store import Store
+from .validator_process import InlineValidator, ValidatorProcess
 
 
 @dataclass
@@ -26,6 +27,7 @@ class Registry:
     executor: BaseExecutor
     runner: Runner
     auth: Auth
+    validator: InlineValidator | ValidatorProcess = field(default_factory=InlineValidator)
 
 
 def get_registry() -> Registry:

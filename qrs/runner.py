@@ -193,7 +193,9 @@ class Runner:
     def _supervise(self, jobs: list[Job]) -> None:
         """Run the jobs in a helper thread; enforce the time limit and notice cancels."""
         ids = [job.id for job in jobs]
-        context = joblog.JobContext(",".join(ids), sink=lambda line: self.store.log(ids, line))
+        chars = self.config.max_log_line_chars
+        context = joblog.JobContext(
+            ",".join(ids), sink=lambda line: self.store.log(ids, joblog.clip(line, chars)))
         outcome: dict[str, Any] = {}
         started = time.monotonic()
         thread = threading.Thread(target=self._execute, args=(jobs, context, outcome),

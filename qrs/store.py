@@ -115,6 +115,16 @@ JOB_COLUMNS = (
 )
 
 
+def _make_private(folder: Path) -> None:
+    """Owner-only access to a data folder, also one made by an older QRS with 0755:
+    other local users must not read anyone's circuits, results or the database."""
+    try:
+        if folder.stat().st_mode & 0o077:
+            folder.chmod(0o700)
+    except OSError as exc:  # not ours to change (say so; the server still works)
+        log.warning("cannot make %s private (mode 0700): %s", folder, exc)
+
+
 def new_id() -> str:
     """A 20-character lowercase id, like IBM's job ids (95 random bits)."""
     return "d" + base64.b32encode(secrets.token_bytes(12)).decode().lower()[:19]
@@ -230,12 +240,50 @@ class Store:
         self.params_dir = self.data_dir / "params"
         self.results_dir = self.data_dir / "results"
         for folder in (self.data_dir, self.params_dir, self.results_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _make_private(folder)
         self.path = self.data_dir / "qrs.sqlite3"
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._disk_usage: tuple[float, int] = (float("-inf"), 0)  # (computed at, bytes)
         self._connect().executescript(SCHEMA)  # idempotent DDL; executescript commits itself
+        self._add_quota_columns()
+
+    # ------------------------------------------- schema step: per-user quotas
+    # Self-contained (issue 17); becomes a numbered migration in the store package.
+    # jobs.stored_bytes is the job's params plus result bytes, kept by every statement
+    # that writes either file; the indexes answer a user's usage without reading rows.
+    def _add_quota_columns(self) -> None:
+        with self._tx() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+            if "stored_bytes" not in columns:
+                db.execute("ALTER TABLE jobs ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0")
+                sizes = [(self._file_size(self._params_path(job_id))
+                          + self._file_size(self._result_path(job_id)), job_id)
+                         for job_id, in db.execute("SELECT id FROM jobs")]
+                db.executemany("UPDATE jobs SET stored_bytes=? WHERE id=?", sizes)
+            db.execute("CREATE INDEX IF NOT EXISTS jobs_user_status_bytes "
+                       "ON jobs (user_id, status, stored_bytes)")
+            db.execute("CREATE INDEX IF NOT EXISTS sessions_user_state ON sessions (user_id, state)")
+
+    @staticmethod
+    def _file_size(path: Path) -> int:
+        try:
+            return path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def user_usage(self, user_id: str) -> tuple[int, int]:
+        """(finished jobs kept, bytes of params and results stored) of one user."""
+        row = self._read("SELECT COALESCE(SUM(status IN ('Completed','Failed','Cancelled')),0), "
+                         "COALESCE(SUM(stored_bytes),0) FROM jobs WHERE user_id=?",
+                         (user_id,))[0]
+        return int(row[0]), int(row[1])
+
+    def open_session_count(self, user_id: str) -> int:
+        """Sessions and batches of one user that are not closed."""
+        return self._read("SELECT COUNT(*) FROM sessions WHERE user_id=? AND state!='closed'",
+                          (user_id,))[0][0]
 
     # ----------------------------------------------------------------- plumbing
     def _connect(self) -> sqlite3.Connection:
@@ -316,12 +364,13 @@ class Store:
                 db.execute(
                     "INSERT INTO jobs (id, user_id, program_id, backend, session_id, status, "
                     "created, tags, log_level, private, max_execution_time, num_pubs, num_circuits, "
-                    "width, dry_run, idempotency_key) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "width, dry_run, idempotency_key, stored_bytes) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (job_id, new.user_id, new.program_id, new.backend, new.session_id,
                      JobStatus.QUEUED.value, now, json.dumps(new.tags), new.log_level,
                      int(new.private), new.max_execution_time, new.num_pubs,
                      new.num_circuits, new.width, int(new.dry_run),
-                     new.idempotency_key))
+                     new.idempotency_key, len(new.params_text)))
                 db.execute("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
                            (job_id, now, "Job received and queued."))
         except sqlite3.IntegrityError:
@@ -517,9 +566,10 @@ class Store:
             with self._tx() as db:
                 changed = db.execute(
                     "UPDATE jobs SET status=?, reason=?, reason_code=?, finished_at=?, "
-                    "usage_seconds=?, heartbeat=NULL WHERE id=? AND status='Running' "
-                    "AND claimed_by=?",
-                    (status.value, reason, reason_code, now, usage_seconds, job_id, worker_id)
+                    "usage_seconds=?, heartbeat=NULL, stored_bytes=stored_bytes+? "
+                    "WHERE id=? AND status='Running' AND claimed_by=?",
+                    (status.value, reason, reason_code, now, usage_seconds,
+                     self._file_size(staged), job_id, worker_id)
                 ).rowcount
                 if changed:
                     os.replace(staged, path)
@@ -541,8 +591,9 @@ class Store:
         with self._tx() as db:
             changed = db.execute(
                 "UPDATE jobs SET status='Cancelled', reason=?, reason_code=?, finished_at=?, "
-                "heartbeat=NULL WHERE id=? AND status IN ('Queued','Running')",
-                (reason, int(reason_code), now, job_id)).rowcount
+                "heartbeat=NULL, stored_bytes=stored_bytes+? "
+                "WHERE id=? AND status IN ('Queued','Running')",
+                (reason, int(reason_code), now, len(reason.encode()), job_id)).rowcount
             if changed:
                 db.execute("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
                            (job_id, now, f"Job cancelled: {reason}"))
@@ -575,8 +626,9 @@ class Store:
                     reason = (f"The worker running this job stopped responding {attempts} times "
                               "(crash or out-of-memory kill); the job was not retried again.")
                     db.execute("UPDATE jobs SET status='Failed', reason=?, reason_code=?, "
-                               "finished_at=?, heartbeat=NULL WHERE id=?",
-                               (reason, int(ReasonCode.WORKER_LOST), now, job_id))
+                               "finished_at=?, heartbeat=NULL, stored_bytes=stored_bytes+? "
+                               "WHERE id=?", (reason, int(ReasonCode.WORKER_LOST), now,
+                                              len(reason.encode()), job_id))
                     self._after_job_end(db, job_id, now)
                     line = f"Job failed: {reason}"
                     handled.append((job_id, "failed"))
@@ -680,8 +732,9 @@ class Store:
                 (session_id,))]
             db.executemany(
                 "UPDATE jobs SET status='Cancelled', reason=?, reason_code=?, finished_at=?, "
-                "heartbeat=NULL WHERE id=?",
-                [(reason, int(ReasonCode.SESSION_CLOSED), now, i) for i in ids])
+                "heartbeat=NULL, stored_bytes=stored_bytes+? WHERE id=?",
+                [(reason, int(ReasonCode.SESSION_CLOSED), now, len(reason.encode()), i)
+                 for i in ids])
             db.executemany("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
                            [(i, now, f"Job cancelled: {reason}") for i in ids])
             db.execute("UPDATE sessions SET state='closed', accepting_jobs=0, "
@@ -766,6 +819,10 @@ class Store:
 
     def has_api_keys(self) -> bool:
         return bool(self._read("SELECT 1 FROM api_keys WHERE revoked_at IS NULL LIMIT 1"))
+
+    def ever_had_api_keys(self) -> bool:
+        """Whether any key was ever created, revoked ones included (key mode is sticky)."""
+        return bool(self._read("SELECT 1 FROM api_keys LIMIT 1"))
 
 
 __all__ = ["Store", "Job", "Session", "NewJob", "JobQuery", "FINAL_JOB_STATES", "new_id"]

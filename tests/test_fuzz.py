@@ -34,6 +34,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime import SamplerV2
 
@@ -82,8 +83,9 @@ def _circuits():
 BELL, ROTATED, BARE = _circuits()
 VALID_PUBS = {
     "sampler": [wire((BELL,)), wire((BELL, None, 64)), wire((ROTATED, np.array([[0.1], [2.0]])))],
-    "estimator": [wire((BARE, SparsePauliOp(["IIIZZ", "IIIXX"]))),
-                  wire((BARE, [SparsePauliOp("IIIZI"), {"IIIIZ": 1.0}], None, 0.1))],
+    "estimator": [wire(EstimatorPub.coerce((BARE, SparsePauliOp(["IIIZZ", "IIIXX"])))),
+                  wire(EstimatorPub.coerce((BARE, [SparsePauliOp("IIIZI"), {"IIIIZ": 1.0}],
+                                            None, 0.1)))],
 }
 
 

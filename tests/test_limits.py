@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from qiskit import QuantumCircuit, qpy
 from qiskit.circuit import Parameter
+from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime import SamplerV2
 
@@ -43,6 +44,9 @@ def sampler_job(pubs, options=None, backend="fake_manila", **extra) -> dict:
 
 
 def estimator_job(pubs, backend="fake_manila") -> dict:
+    """Pubs coerced to ``EstimatorPub`` first, as ``EstimatorV2.run`` does: the wire then
+    carries observables as plain lists, never as ``settings`` objects."""
+    pubs = [EstimatorPub.coerce(pub) for pub in pubs]
     return {"program_id": "estimator", "backend": backend,
             "params": {"pubs": wire(pubs), "options": {}, "version": 2}}
 

@@ -11,12 +11,14 @@ so who may see it follows the server's mode:
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import (Blueprint, Response, g, make_response, redirect, render_template, request,
                    url_for)
 
 from ..errors import Forbidden, InvalidInput, NotFound, Unauthorized
+from ..http_guard import secure_cookies
 from ..registry import get_registry
 from ..states import JobStatus
 from ..store import Job, JobQuery
@@ -55,13 +57,25 @@ def root():
     return redirect(url_for("dashboard.overview"))
 
 
+#: Where a sign-in may return to: the dashboard's own pages, with a plain query. Anything
+#: else (``//host``, ``/\thost``, ``/%09/host``, a scheme, a backslash) could send the
+#: browser off this server once it strips or unescapes characters.
+_NEXT = re.compile(r"/ui(/[A-Za-z0-9._~/-]*)?(\?[A-Za-z0-9._~=&%+-]*)?")
+
+
+def safe_next(target: str | None) -> str:
+    """``target`` if it is a dashboard path, else the dashboard's overview."""
+    if target and _NEXT.fullmatch(target) and "//" not in target:
+        return target
+    return url_for("dashboard.overview")
+
+
 @bp.route("/ui/login", methods=["GET", "POST"])
 def login():
     """Sign in with an admin API key (API-key mode only)."""
-    auth = get_registry().auth
-    target = request.values.get("next") or url_for("dashboard.overview")
-    if not target.startswith("/") or target.startswith("//"):
-        target = url_for("dashboard.overview")  # never redirect off this server
+    reg = get_registry()
+    auth = reg.auth
+    target = safe_next(request.values.get("next"))
     if auth.open_mode:
         return redirect(target)
     error = ""
@@ -73,7 +87,8 @@ def login():
                 raise Forbidden("This key is not an admin key; the dashboard needs one.")
             answer = make_response(redirect(target))
             answer.set_cookie(COOKIE, token["access_token"], max_age=token["expires_in"],
-                              httponly=True, samesite="Strict", secure=request.is_secure)
+                              httponly=True, samesite="Strict",
+                              secure=secure_cookies(reg.config))
             return answer
         except (Unauthorized, Forbidden) as exc:
             error = exc.message

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import json
-import platform
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
 from .. import metrics as qrs_metrics
 from .. import schemas
-from ..codec import (PROGRAMS, PubLimits, check_instructions, circuit_width, decode_params,
-                     validate_pubs)
+from ..codec import PROGRAMS, PubLimits
+from ..config import Config
 from ..errors import Conflict, InvalidInput, TooManyRequests
-from ..quantum_program import EXECUTOR_PROGRAM, check_program, decode_program
-from ..payload_guard import PayloadLimits, check_params
+from ..quantum_program import EXECUTOR_PROGRAM
+from ..quotas import check_storage_quota
 from ..registry import get_registry
 from ..states import SessionState
 from ..store import Job, JobQuery, NewJob
+from ..validation import BackendFacts, SubmissionLimits
 from .common import current_user, get_job, get_session, iso, json_body, owner_filter
 
 bp = Blueprint("jobs", __name__)
@@ -72,44 +72,43 @@ def create_job():
     session_id = body["session_id"]
     if session_id:
         _check_session(session_id, backend)
-    if reg.store.queue_depth(user.id) >= reg.config.max_queue_per_user:
-        raise TooManyRequests(
-            f"You already have {reg.config.max_queue_per_user} queued jobs "
-            "(QRS_MAX_QUEUE_PER_USER); wait for some to finish.", headers={"Retry-After": "5"})
-    params = body["params"]
     cfg = reg.config
-    limits = PubLimits(cfg.max_pubs, cfg.max_shots, cfg.max_pub_shots,
-                       cfg.max_parameter_bindings, cfg.max_observables)
-    check_params(params, PayloadLimits(cfg.max_decoded_mb * 2**20, qubits, cfg.max_clbits))
-    if program_id == EXECUTOR_PROGRAM:
-        program = decode_program(params)
-        circuits = check_program(program, reg.metadata.get_backend(backend), limits)
-        num_pubs, options, width = len(program.program.items), {}, 0
-    else:
-        decoded = decode_params(params, program_id)
-        schemas.load(schemas.PrimitiveOptions, decoded.options, "params.options")
-        circuits = validate_pubs(
-            program_id, decoded.pubs, decoded.options, qubits, limits,
-            backend_max_shots=reg.metadata.get_configuration(backend).get("max_shots"))
-        check_instructions(decoded.pubs, reg.metadata.operation_names(backend), backend)
-        num_pubs, options = len(decoded.pubs), decoded.options
-        width = circuit_width(decoded.pubs)
     tags = body["tags"] or []
     if len(tags) > cfg.max_tags:
         raise InvalidInput(f"{len(tags)} tags; at most {cfg.max_tags} are allowed.")
-    max_time = body["cost"] or options.get("max_execution_time")
+    if reg.store.queue_depth(user.id) >= cfg.max_queue_per_user:
+        raise TooManyRequests(
+            f"You already have {cfg.max_queue_per_user} queued jobs "
+            "(QRS_MAX_QUEUE_PER_USER); wait for some to finish.", headers={"Retry-After": "5"})
+    params_text = json.dumps(body["params"])
+    check_storage_quota(reg.store, cfg, user.id, len(params_text))
+    facts = BackendFacts(backend, qubits,
+                         reg.metadata.get_configuration(backend).get("max_shots"),
+                         reg.metadata.operation_names(backend))
+    summary = reg.validator.validate(params_text, program_id, facts, submission_limits(cfg))
+    max_time = body["cost"] or summary.max_execution_time
     job = reg.store.add_job(NewJob(
         user_id=user.id, program_id=program_id, backend=backend,
-        params_text=json.dumps(params), session_id=session_id, tags=tags,
+        params_text=params_text, session_id=session_id, tags=tags,
         log_level=body["log_level"], private=bool(body["private"]),
-        max_execution_time=int(max_time) if max_time else None, num_pubs=num_pubs,
-        num_circuits=circuits, width=width, dry_run=reg.metadata.is_mock(backend),
+        max_execution_time=int(max_time) if max_time else None, num_pubs=summary.num_pubs,
+        num_circuits=summary.num_circuits, width=summary.width,
+        dry_run=reg.metadata.is_mock(backend),
         idempotency_key=request.headers.get("Idempotency-Key")))
     reg.runner.announce()
     qrs_metrics.count_submitted(program_id, backend)
     return jsonify({"id": job.id, "backend": job.backend, "session_id": job.session_id,
                     "private": job.private, "status": job.status.value,
                     "created": iso(job.created)})
+
+
+def submission_limits(cfg: Config) -> SubmissionLimits:
+    """The configured limits every submission is validated against."""
+    return SubmissionLimits(
+        pubs=PubLimits(cfg.max_pubs, cfg.max_shots, cfg.max_pub_shots,
+                       cfg.max_parameter_bindings, cfg.max_observables,
+                       cfg.max_result_mb * 2**20),
+        max_decoded_bytes=cfg.max_decoded_mb * 2**20, max_clbits=cfg.max_clbits)
 
 
 def _check_session(session_id: str, backend: str) -> None:
@@ -192,11 +191,9 @@ def metrics(job_id: str):
                   "status": "final" if final else "pending"},
         "qiskit_version": qiskit.__version__,
         "executor": get_registry().executor.name,
-        "caller": request.headers.get("User-Agent", ""),
         "num_pubs": job.num_pubs,
         "num_circuits": job.num_circuits,
         "attempts": job.attempts,
-        "server": platform.node(),
     })
 
 

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify
 
 from .. import schemas
 from ..errors import InvalidInput
+from ..quotas import check_session_quota
 from ..registry import get_registry
 from ..states import SessionMode
 from ..store import Session
@@ -53,6 +54,7 @@ def create_session():
     if max_ttl > reg.config.session_max_ttl:
         raise InvalidInput(f"max_ttl {max_ttl} s is above this server's limit of "
                            f"{reg.config.session_max_ttl} s (QRS_SESSION_MAX_TTL).")
+    check_session_quota(reg.store, reg.config, current_user().id)
     session = reg.store.add_session(current_user().id, SessionMode(body["mode"]), backend,
                                     max_ttl, reg.config.session_interactive_ttl)
     return jsonify(session_json(session))

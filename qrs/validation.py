@@ -1,0 +1,86 @@
+"""Submission-time validation of a job's params: one pure function.
+
+``validate_submission`` takes the params text, the program, what it needs to know of the
+backend and the limits — plain, picklable values — and returns a small ``Summary`` or
+raises a typed ``QRSError``. It touches no store, no Flask and no global state, so it
+can run in the web process or, as by default, in a memory-limited child process
+(``qrs.validator_process``), where a payload that still manages to allocate too much
+kills only that child.
+
+The checks run cheapest first: the payload guards on the plain JSON (sizes, headers,
+allowed types; nothing is decoded), then decoding with the restricted decoder or the
+executor program's own models, then the pub and program limits.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from . import schemas
+from .codec import (PubLimits, check_instructions, circuit_width, decode_params,
+                    validate_pubs)
+from .errors import InvalidInput, PayloadTooLarge
+from .payload_guard import PayloadLimits, check_params
+from .program_guard import check_program_params
+from .quantum_program import EXECUTOR_PROGRAM, check_program, decode_program
+
+
+@dataclass(frozen=True)
+class BackendFacts:
+    """What validation needs to know about the target backend."""
+
+    name: str
+    num_qubits: int
+    max_shots: int | None
+    operation_names: frozenset[str]
+
+
+@dataclass(frozen=True)
+class SubmissionLimits:
+    """The configured limits a submission is checked against (from ``Config``)."""
+
+    pubs: PubLimits
+    max_decoded_bytes: int
+    max_clbits: int
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the store records about an accepted job's params."""
+
+    num_pubs: int
+    num_circuits: int
+    width: int  # qubits the widest circuit uses (0: not batchable)
+    max_execution_time: int | None  # from the options, if set
+
+
+def validate_submission(params_text: str, program_id: str, backend: BackendFacts,
+                        limits: SubmissionLimits) -> Summary:
+    """Check a job's params completely; raise ``InvalidInput``/``LimitExceeded``/
+    ``PayloadTooLarge`` naming what is wrong."""
+    try:
+        params = json.loads(params_text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput(f"params is not valid JSON: {exc}") from None
+    payload = PayloadLimits(limits.max_decoded_bytes, backend.num_qubits, limits.max_clbits)
+    try:
+        if program_id == EXECUTOR_PROGRAM:
+            check_program_params(params, payload)
+            program = decode_program(params)
+            circuits = check_program(program, backend.num_qubits, backend.operation_names,
+                                     limits.pubs)
+            return Summary(len(program.program.items), circuits, 0, None)
+        check_params(params, payload)
+        decoded = decode_params(params_text, program_id)
+        schemas.load(schemas.PrimitiveOptions, decoded.options, "params.options")
+        circuits = validate_pubs(program_id, decoded.pubs, decoded.options, backend.num_qubits,
+                                 limits.pubs, backend_max_shots=backend.max_shots)
+        check_instructions(decoded.pubs, backend.operation_names, backend.name)
+        max_time = decoded.options.get("max_execution_time")
+        return Summary(len(decoded.pubs), circuits, circuit_width(decoded.pubs),
+                       int(max_time) if max_time else None)
+    except MemoryError:
+        raise PayloadTooLarge("Checking this job's params needed more memory than this "
+                              "server allows for it (QRS_VALIDATION_MEMORY_MB); send a "
+                              "smaller job.") from None

@@ -1,0 +1,184 @@
+"""A warm, memory-limited child process that validates submissions for one web process.
+
+Decoding a job's params is where a hostile payload can still allocate: the guards bound
+what the payload declares, but not every constructor a decoded value runs. So, by
+default (``QRS_VALIDATION_PROCESS=1``), each web process hands ``validate_submission``
+to a child of its own whose address space is capped (``RLIMIT_AS``: its start-up size
+plus ``QRS_VALIDATION_MEMORY_MB``) and which answers within
+``QRS_VALIDATION_TIMEOUT_SECONDS``. A payload that exhausts either kills only the child:
+the request gets a 4xx naming the limit, and the next submission gets a fresh child.
+
+The child is forked from a ``multiprocessing`` fork server that has already imported
+qiskit and the client (``qrs.validation``), so a replacement costs a fork (tens of ms),
+not an import (seconds); the fork server itself never runs a request or a thread, so
+forking it is safe. Requests and answers are small pickled tuples over a pipe; one
+validation runs at a time per web process, as decoding always did (``codec``'s lock).
+
+``InlineValidator`` is the same interface without the child (``QRS_VALIDATION_PROCESS=0``).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import resource
+import signal
+import threading
+from multiprocessing.connection import Connection
+from typing import Any
+
+from . import errors
+from .errors import LimitExceeded, PayloadTooLarge, QRSError
+from .validation import BackendFacts, SubmissionLimits, Summary, validate_submission
+
+log = logging.getLogger(__name__)
+
+#: What the fork server imports once, so each child starts warm.
+PRELOAD = ["qrs.validation"]
+
+
+class InlineValidator:
+    """Validation in the calling process (no memory limit beyond the guards)."""
+
+    def validate(self, params_text: str, program_id: str, backend: BackendFacts,
+                 limits: SubmissionLimits) -> Summary:
+        """``validate_submission``, here."""
+        return validate_submission(params_text, program_id, backend, limits)
+
+    def start(self) -> None:
+        """Nothing to start."""
+
+    def close(self) -> None:
+        """Nothing to stop."""
+
+
+class ValidatorProcess:
+    """One warm validation child, replaced whenever it dies or overruns its time."""
+
+    def __init__(self, memory_mb: int, timeout_seconds: float) -> None:
+        self.memory_bytes = memory_mb * 2**20
+        self.timeout = timeout_seconds
+        self._lock = threading.Lock()
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        """Make sure a child is up (gunicorn calls this at worker boot, in a thread)."""
+        with self._lock:
+            self._ensure()
+
+    def close(self) -> None:
+        """Stop the child (its pipe closes; it exits on its own as well)."""
+        with self._lock:
+            self._discard()
+
+    def validate(self, params_text: str, program_id: str, backend: BackendFacts,
+                 limits: SubmissionLimits) -> Summary:
+        """``validate_submission`` in the child; its typed errors are raised here."""
+        with self._lock:
+            self._ensure()
+            conn = self._conn
+            try:
+                conn.send((params_text, program_id, backend, limits))
+                if not conn.poll(self.timeout):
+                    self._discard()
+                    raise LimitExceeded(
+                        f"Checking this job's params took longer than {self.timeout:g} s "
+                        "(QRS_VALIDATION_TIMEOUT_SECONDS); send a smaller job.")
+                reply = conn.recv()
+            except (EOFError, OSError):
+                code = self._discard()
+                raise PayloadTooLarge(
+                    "Checking this job's params needed more memory than this server allows "
+                    f"for it (QRS_VALIDATION_MEMORY_MB; the checking process ended with "
+                    f"{code}); send a smaller job.") from None
+            if reply[0] == "restart":  # the child hit its limit and exits: use a new one
+                self._discard()
+        return _unpack(reply)
+
+    # ------------------------------------------------------------------ the child
+    def _ensure(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        self._discard()
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+        parent, child = context.Pipe()
+        proc = context.Process(target=child_main, args=(child, self.memory_bytes),
+                               name="qrs-validator", daemon=True)
+        proc.start()
+        child.close()
+        self._proc, self._conn = proc, parent
+        self.restarts += 1
+
+    def _discard(self) -> str:
+        """Drop the current child (killing it if it still runs); returns how it ended."""
+        proc, conn = self._proc, self._conn
+        self._proc = self._conn = None
+        if conn is not None:
+            conn.close()
+        if proc is None:
+            return "nothing"
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+        code = proc.exitcode
+        if code is not None and code < 0:
+            return f"signal {signal.Signals(-code).name}"
+        return f"exit status {code}"
+
+
+def _unpack(reply: tuple) -> Summary:
+    """The child's answer: a summary, or the typed error it raised."""
+    kind, *rest = reply
+    if kind == "ok":
+        return rest[0]
+    name, message = rest
+    cls = getattr(errors, name, None)
+    if isinstance(cls, type) and issubclass(cls, QRSError):
+        raise cls(message)
+    raise RuntimeError(f"validation failed in its process: {message}")
+
+
+def _address_space() -> int:
+    """This process's current virtual size in bytes (``VmSize``)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def child_main(conn: Connection, memory_bytes: int) -> None:
+    """The child's loop: cap the address space, then answer requests until EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C reaches the parent, which stops us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    limit = _address_space() + memory_bytes
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    while True:
+        try:
+            request = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            reply: tuple = ("ok", validate_submission(*request))
+        except QRSError as exc:
+            reply = ("error", type(exc).__name__, exc.message)
+        except MemoryError:
+            reply = ("restart", "PayloadTooLarge", "Checking this job's params needed more "
+                     "memory than this server allows for it (QRS_VALIDATION_MEMORY_MB); "
+                     "send a smaller job.")
+        except Exception as exc:  # a bug: the parent logs it as a 500
+            reply = ("error", "", f"{type(exc).__name__}: {exc}")
+        conn.send(reply)
+        if reply[0] == "restart":
+            os._exit(0)
+
+
+def make_validator(config: Any) -> InlineValidator | ValidatorProcess:
+    """The validator ``config.validation_process`` asks for."""
+    if config.validation_process:
+        return ValidatorProcess(config.validation_memory_mb, config.validation_timeout_seconds)
+    return InlineValidator()

@@ -43,9 +43,16 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_keys(args: argparse.Namespace, config: Config) -> int:
-    """``qrs keys create|list|revoke``: a running server sees the change at once."""
+    """``qrs keys create|list|revoke|hash``: a running server sees the change at once."""
     from .auth import hash_key, new_key
 
+    if args.keys_command == "hash":  # no store needed: for QRS_API_KEYS_FILE lines
+        key = args.key if args.key is not None else sys.stdin.readline().strip()
+        if not key:
+            print("No key given (argument or one line on standard input).", file=sys.stderr)
+            return 1
+        print(f"sha256:{hash_key(key)}")
+        return 0
     store = _store(config)
     if args.keys_command == "create":
         key = new_key()
@@ -131,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     keys_sub.add_parser("list", help="list keys (never the keys themselves)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id, or all keys of a user")
     revoke.add_argument("key_id")
+    hashed = keys_sub.add_parser(
+        "hash", help="print sha256:<hex> of a key, for 'user:sha256:<hex>' lines in "
+                     "QRS_API_KEYS_FILE")
+    hashed.add_argument("key", nargs="?", help="the key (default: read one line from stdin)")
     keys.set_defaults(func=cmd_keys)
 
     jobs = sub.add_parser("jobs", help="inspect and cancel jobs")

@@ -234,7 +234,7 @@ def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
         "quantum_program.shots": {**good, "quantum_program": {**good["quantum_program"],
                                                               "shots": 0}},
         "quantum_program": {"schema_version": "v2.0", "options": {}},
-        "could not be decoded": {**good, "quantum_program": {
+        "circuits.b64_data: __value__ is not valid zlib": {**good, "quantum_program": {
             **good["quantum_program"], "circuits": {**good["quantum_program"]["circuits"],
                                                     "b64_data": "bm90IHFweQ=="}}},
         "meas_level": {**good, "quantum_program": {**good["quantum_program"],

@@ -44,5 +44,5 @@ class RestrictedDecoder(RuntimeDecoder):
                 raise InvalidInput(f"params: values of type {str(kind)[:40]!r} are not "
                                    f"accepted in job params: {why}.")
             if kind == "BindingsArray":
-                check_bindings_keys("params: a BindingsArray", obj.get("__value__"))
+                check_bindings_keys("params", obj.get("__value__"))
         return super().object_hook(obj)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from typing import Iterable
+from collections.abc import Iterable
 
 from flask import Flask, Response, request
 
@@ -73,7 +73,7 @@ class HostPolicy:
                 self.exact.update([name, *(prefix + name for prefix in CLIENT_SUBDOMAINS)])
 
     @classmethod
-    def from_config(cls, config: Config) -> "HostPolicy":
+    def from_config(cls, config: Config) -> HostPolicy:
         """Loopback names, this machine's name, the bind address and QRS_TRUSTED_HOSTS."""
         names = ["localhost", socket.gethostname(), config.host,
                  *config.trusted_hosts.split(",")]

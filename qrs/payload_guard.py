@@ -31,8 +31,9 @@ import io
 import json
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import InvalidInput, PayloadTooLarge
 
@@ -164,8 +165,8 @@ def check_bindings_keys(path: str, value: Any) -> None:
         except (ValueError, RecursionError):
             names = None
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-            raise InvalidInput(f"{path}.__value__.data: the key {key[:60]!r} is not a JSON "
-                               "list of parameter names.")
+            raise InvalidInput(f"{path}.__value__.data: the BindingsArray key {key[:60]!r} "
+                               "is not a JSON list of parameter names.")
 
 
 def _is_extrapolator(value: str) -> bool:
@@ -226,7 +227,7 @@ def check_npy(path: str, data: bytes, budget: Budget) -> None:
         major, _minor = npy.read_magic(stream)
         reader = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
         shape, _fortran, dtype = reader(stream)
-    except Exception as exc:  # numpy raises ValueError/SyntaxError/TypeError for bad headers
+    except Exception as exc:  # noqa: BLE001 - numpy raises ValueError, SyntaxError, TypeError
         raise InvalidInput(f"{path}: not a valid .npy array ({exc}).") from None
     if dtype.hasobject:
         raise InvalidInput(f"{path}: arrays of Python objects are not accepted (loading them "

@@ -48,9 +48,9 @@ def check_program_params(params: Any, limits: PayloadLimits) -> int:
             _check_tensor(path_text(path, _ROOT), node, budget)
         elif isinstance(node.get("samplex_json"), str):
             _check_samplex(path_text(path, _ROOT), node["samplex_json"], limits, budget)
-        elif "sparse_terms" in node and isinstance(node.get("num_qubits"), int):
-            if node["num_qubits"] > limits.max_qubits:
-                raise InvalidInput(
+        elif ("sparse_terms" in node and isinstance(node.get("num_qubits"), int)
+              and node["num_qubits"] > limits.max_qubits):
+            raise InvalidInput(
                     f"{path_text(path, _ROOT)}: a Pauli-Lindblad map on {node['num_qubits']} "
                     f"qubits; the backend has only {limits.max_qubits}.")
     return budget.total - budget.left

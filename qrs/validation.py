@@ -18,8 +18,7 @@ import json
 from dataclasses import dataclass
 
 from . import schemas
-from .codec import (PubLimits, check_instructions, circuit_width, decode_params,
-                    validate_pubs)
+from .codec import PubLimits, check_instructions, circuit_width, decode_params, validate_pubs
 from .errors import InvalidInput, PayloadTooLarge
 from .payload_guard import PayloadLimits, check_params
 from .program_guard import check_program_params
@@ -84,3 +83,30 @@ def validate_submission(params_text: str, program_id: str, backend: BackendFacts
         raise PayloadTooLarge("Checking this job's params needed more memory than this "
                               "server allows for it (QRS_VALIDATION_MEMORY_MB); send a "
                               "smaller job.") from None
+
+
+def warm_up() -> None:
+    """Validate one tiny job of each program, so every module and library the checks use
+    is loaded: a validation child does this before capping its address space (mapping a
+    library afterwards could fail for want of room), and its fork server once for all."""
+    import numpy as np
+    from qiskit import QuantumCircuit
+    from qiskit_ibm_runtime import QuantumProgram, RuntimeEncoder
+    from qiskit_ibm_runtime.options_models import ExecutorOptions
+    from qiskit_ibm_runtime.quantum_program.params_converters import (
+        QUANTUM_PROGRAM_PARAMS_CONVERTERS,
+    )
+    from samplomatic.quantum_program import CircuitItem
+
+    circuit = QuantumCircuit(1, 1)
+    circuit.sx(0)
+    circuit.measure(0, 0)
+    backend = BackendFacts("warm-up", 1, None, frozenset({"sx", "measure"}))
+    limits = SubmissionLimits(PubLimits(1, 100, 100, 1, 1, 2**20), 2**20, 1)
+    sampler = json.dumps({"pubs": [(circuit, np.zeros(0), 10)], "options": {}},
+                         cls=RuntimeEncoder)
+    validate_submission(sampler, "sampler", backend, limits)
+    program = QuantumProgram(shots=10, items=[CircuitItem(circuit,
+                                                          circuit_arguments=np.zeros(0))])
+    executor = QUANTUM_PROGRAM_PARAMS_CONVERTERS["v2.0"].encoder(program, ExecutorOptions())
+    validate_submission(executor.model_dump_json(), EXECUTOR_PROGRAM, backend, limits)

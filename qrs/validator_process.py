@@ -30,12 +30,15 @@ from typing import Any
 
 from . import errors
 from .errors import LimitExceeded, PayloadTooLarge, QRSError
-from .validation import BackendFacts, SubmissionLimits, Summary, validate_submission
+from .validation import BackendFacts, SubmissionLimits, Summary, validate_submission, warm_up
 
 log = logging.getLogger(__name__)
 
 #: What the fork server imports once, so each child starts warm.
-PRELOAD = ["qrs.validation"]
+PRELOAD = ["qrs.validation_preload"]
+
+_OUT_OF_MEMORY = ("Checking this job's params needed more memory than this server allows "
+                  "for it (QRS_VALIDATION_MEMORY_MB); send a smaller job.")
 
 
 class InlineValidator:
@@ -76,27 +79,46 @@ class ValidatorProcess:
 
     def validate(self, params_text: str, program_id: str, backend: BackendFacts,
                  limits: SubmissionLimits) -> Summary:
-        """``validate_submission`` in the child; its typed errors are raised here."""
+        """``validate_submission`` in the child; its typed errors are raised here.
+
+        The child acknowledges each request before working on it: a child found dead
+        before that (killed between requests) is replaced and the request sent again,
+        so only the request that killed a child is refused for it.
+        """
+        request = (params_text, program_id, backend, limits)
         with self._lock:
-            self._ensure()
-            conn = self._conn
-            try:
-                conn.send((params_text, program_id, backend, limits))
-                if not conn.poll(self.timeout):
+            for attempt in (1, 2):
+                self._ensure()
+                try:
+                    self._conn.send(request)
+                    self._conn.recv()  # the acknowledgement
+                except (EOFError, OSError):
                     self._discard()
-                    raise LimitExceeded(
-                        f"Checking this job's params took longer than {self.timeout:g} s "
-                        "(QRS_VALIDATION_TIMEOUT_SECONDS); send a smaller job.")
-                reply = conn.recv()
-            except (EOFError, OSError):
-                code = self._discard()
-                raise PayloadTooLarge(
-                    "Checking this job's params needed more memory than this server allows "
-                    f"for it (QRS_VALIDATION_MEMORY_MB; the checking process ended with "
-                    f"{code}); send a smaller job.") from None
-            if reply[0] == "restart":  # the child hit its limit and exits: use a new one
-                self._discard()
+                    if attempt == 2:
+                        raise
+                    continue
+                reply = self._answer()
+                break
         return _unpack(reply)
+
+    def _answer(self) -> tuple:
+        """The child's reply to the request it acknowledged, within the time limit."""
+        try:
+            if not self._conn.poll(self.timeout):
+                self._discard()
+                raise LimitExceeded(
+                    f"Checking this job's params took longer than {self.timeout:g} s "
+                    "(QRS_VALIDATION_TIMEOUT_SECONDS); send a smaller job.")
+            reply = self._conn.recv()
+        except (EOFError, OSError):
+            code = self._discard()
+            raise PayloadTooLarge(
+                "Checking this job's params needed more memory than this server allows for "
+                f"it (QRS_VALIDATION_MEMORY_MB; the checking process ended with {code}); "
+                "send a smaller job.") from None
+        if reply[0] == "restart":  # the child hit its limit and exits: use a new one
+            self._discard()
+        return reply
 
     # ------------------------------------------------------------------ the child
     def _ensure(self) -> None:
@@ -155,11 +177,13 @@ def child_main(conn: Connection, memory_bytes: int) -> None:
     """The child's loop: cap the address space, then answer requests until EOF."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C reaches the parent, which stops us
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    warm_up()  # a no-op's cost when the fork server preloaded it; else the imports, once
     limit = _address_space() + memory_bytes
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     while True:
         try:
             request = conn.recv()
+            conn.send(("ack",))
         except (EOFError, OSError):
             return
         try:
@@ -167,10 +191,11 @@ def child_main(conn: Connection, memory_bytes: int) -> None:
         except QRSError as exc:
             reply = ("error", type(exc).__name__, exc.message)
         except MemoryError:
-            reply = ("restart", "PayloadTooLarge", "Checking this job's params needed more "
-                     "memory than this server allows for it (QRS_VALIDATION_MEMORY_MB); "
-                     "send a smaller job.")
-        except Exception as exc:  # a bug: the parent logs it as a 500
+            reply = ("restart", "PayloadTooLarge", _OUT_OF_MEMORY)
+        except (ImportError, OSError) as exc:  # a library not mapped for want of room
+            log.error("validation child: %s", exc)
+            reply = ("restart", "PayloadTooLarge", _OUT_OF_MEMORY)
+        except Exception as exc:  # noqa: BLE001 - a bug: the parent logs it as a 500
             reply = ("error", "", f"{type(exc).__name__}: {exc}")
         conn.send(reply)
         if reply[0] == "restart":

@@ -23,11 +23,28 @@ def app(config):
     app = create_app(config)
     yield app
     app.extensions["qrs"].runner.stop()
+    app.extensions["qrs"].validator.close()
 
 
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def make_client(tmp_path):
+    """An app with some settings changed (``start_runner=False`` keeps jobs queued); its
+    runner threads and validation child are stopped after the test."""
+    apps = []
+
+    def make(**changes):
+        config = Config(data_dir=str(tmp_path / "data"), executor_threads=1).replace(**changes)
+        apps.append(create_app(config))
+        return apps[-1].test_client()
+    yield make
+    for app in apps:
+        app.extensions["qrs"].runner.stop()
+        app.extensions["qrs"].validator.close()
 
 
 @pytest.fixture(scope="session")

@@ -3,11 +3,18 @@ encodes them."""
 
 from __future__ import annotations
 
+import base64
+import functools
+import io
 import json
 import math
+import struct
+import zlib
 from typing import Any
 
+import numpy as np
 from qiskit import QuantumCircuit
+from qiskit.circuit import Parameter
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 from qiskit_ibm_runtime import RuntimeEncoder
@@ -53,3 +60,92 @@ def sampler_params(circuit: QuantumCircuit | None = None, shots: int = 100,
     pub = SamplerPub.coerce(circuit or bell(), shots)
     params = {"pubs": [pub], "options": options or {}, "version": 2, "support_qiskit": True}
     return wire(params)
+
+
+def sweep_program(shots: int, backend):
+    """Three ISA items: a 1-D RY sweep, a 2-D (RY, RZ) grid, a twirled (samplex) RY sweep.
+
+    Returns the ``QuantumProgram``, the RY angles and the grid's values.
+    """
+    from qiskit_ibm_runtime import QuantumProgram
+    from samplomatic import build
+    from samplomatic.quantum_program import CircuitItem, SamplexItem
+    from samplomatic.transpiler import generate_boxing_pass_manager
+
+    theta, phi = Parameter("θ"), Parameter("φ")
+    ry = QuantumCircuit(1, 1)
+    ry.ry(theta, 0)
+    ry.measure(0, 0)
+    thetas = np.linspace(0, np.pi, 5)
+
+    grid = QuantumCircuit(2)
+    grid.ry(theta, 0)
+    grid.rz(phi, 0)
+    grid.cx(0, 1)
+    grid.measure_all()
+    grid_values = np.stack(np.meshgrid(np.linspace(0, np.pi, 2), np.linspace(0, 1, 3),
+                                       indexing="ij"), axis=-1)  # shape (2, 3, 2): θ, φ
+
+    ry, grid = isa(ry, backend), isa(grid, backend)
+    boxed = generate_boxing_pass_manager(enable_gates=True, enable_measures=True).run(ry)
+    template, samplex = build(boxed)
+    program = QuantumProgram(shots=shots, items=[
+        CircuitItem(ry, circuit_arguments=thetas[:, None]),
+        CircuitItem(grid, circuit_arguments=grid_values),
+        SamplexItem(template, samplex, samplex_arguments={"parameter_values": thetas[:, None]},
+                    shape=(4, 5)),
+    ])
+    return program, thetas, grid_values
+
+
+def program_params(program) -> dict:
+    """The params dict exactly as ``Executor.run`` would send it."""
+    from qiskit_ibm_runtime.options_models import ExecutorOptions
+    from qiskit_ibm_runtime.quantum_program.params_converters import (
+        QUANTUM_PROGRAM_PARAMS_CONVERTERS)
+
+    return QUANTUM_PROGRAM_PARAMS_CONVERTERS["v2.0"].encoder(
+        program, ExecutorOptions()).model_dump(mode="json")
+
+
+def widen(raw: bytes, qubits: int | None = None, clbits: int | None = None,
+          index: int = 0) -> bytes:
+    """Rewrite the declared widths in the header of circuit ``index`` of a QPY file
+    (version 12 or later; nothing else changes)."""
+    from qiskit.qpy import formats
+
+    data = bytearray(raw)
+    if data[6] >= 16:  # a table of circuit offsets follows the file header
+        offset, = struct.unpack_from("!Q", data, formats.FILE_HEADER_V10_SIZE + 1 + 8 * index)
+    else:
+        offset = formats.FILE_HEADER_V10_SIZE + 1
+    fields = list(struct.unpack_from(formats.CIRCUIT_HEADER_V12_PACK, data, offset))
+    names = formats.CIRCUIT_HEADER_V12._fields
+    if qubits is not None:
+        fields[names.index("num_qubits")] = qubits
+    if clbits is not None:
+        fields[names.index("num_clbits")] = clbits
+    struct.pack_into(formats.CIRCUIT_HEADER_V12_PACK, data, offset, *fields)
+    return bytes(data)
+
+
+def deflate_zeros(nbytes: int, prefix: bytes = b"") -> bytes:
+    """``prefix`` and ``nbytes`` zero bytes, zlib-compressed without holding them all."""
+    deflater = zlib.compressobj(9)
+    out = [deflater.compress(prefix)]
+    zeros = bytes(min(nbytes, 2**24))
+    for _ in range(nbytes // len(zeros) if zeros else 0):
+        out.append(deflater.compress(zeros))
+    out.append(deflater.compress(bytes(nbytes % len(zeros))) if zeros else b"")
+    out.append(deflater.flush())
+    return b"".join(out)
+
+
+@functools.cache
+def zlib_bomb(inflated_bytes: int) -> dict:
+    """A valid ``.npy`` array of zeros of ``inflated_bytes`` bytes, zlib-compressed."""
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<f8", "fortran_order": False, "shape": (inflated_bytes // 8,)})
+    blob = deflate_zeros(inflated_bytes // 8 * 8, header.getvalue())
+    return {"__type__": "ndarray", "__value__": base64.b64encode(blob).decode()}

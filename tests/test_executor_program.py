@@ -16,17 +16,14 @@ import numpy as np
 import pytest
 import requests
 from qiskit import QuantumCircuit
-from qiskit.circuit import Parameter
 from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime import Batch, Executor, QuantumProgram, Session
 from qiskit_ibm_runtime.executor_estimator import Estimator
 from qiskit_ibm_runtime.executor_sampler import Sampler
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
-from samplomatic import build
-from samplomatic.quantum_program import CircuitItem, SamplexItem
-from samplomatic.transpiler import generate_boxing_pass_manager
+from samplomatic.quantum_program import CircuitItem
 
-from .helpers import SIGMAS, assert_binomial, bell, isa
+from .helpers import SIGMAS, assert_binomial, bell, isa, program_params, sweep_program
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -91,34 +88,6 @@ def test_estimator_zz_on_bell(ideal_service, service):
         ref_ev, ref_std = float(ref.evs), float(ref.stds)
         assert 0.7 < ev <= 1.0 + SIGMAS * std  # readout-mitigated: may touch 1
         assert abs(ev - ref_ev) <= SIGMAS * math.hypot(std, ref_std), (ev, std, ref_ev, ref_std)
-
-
-def sweep_program(shots: int, backend) -> tuple[QuantumProgram, np.ndarray, np.ndarray]:
-    """Three ISA items: a 1-D RY sweep, a 2-D (RY, RZ) grid, a twirled (samplex) RY sweep."""
-    theta, phi = Parameter("θ"), Parameter("φ")
-    ry = QuantumCircuit(1, 1)
-    ry.ry(theta, 0)
-    ry.measure(0, 0)
-    thetas = np.linspace(0, np.pi, 5)
-
-    grid = QuantumCircuit(2)
-    grid.ry(theta, 0)
-    grid.rz(phi, 0)
-    grid.cx(0, 1)
-    grid.measure_all()
-    grid_values = np.stack(np.meshgrid(np.linspace(0, np.pi, 2), np.linspace(0, 1, 3),
-                                       indexing="ij"), axis=-1)  # shape (2, 3, 2): θ, φ
-
-    ry, grid = isa(ry, backend), isa(grid, backend)
-    boxed = generate_boxing_pass_manager(enable_gates=True, enable_measures=True).run(ry)
-    template, samplex = build(boxed)
-    program = QuantumProgram(shots=shots, items=[
-        CircuitItem(ry, circuit_arguments=thetas[:, None]),
-        CircuitItem(grid, circuit_arguments=grid_values),
-        SamplexItem(template, samplex, samplex_arguments={"parameter_values": thetas[:, None]},
-                    shape=(4, 5)),
-    ])
-    return program, thetas, grid_values
 
 
 def test_executor_runs_a_hand_built_program_with_sweeps(ideal_service):
@@ -216,19 +185,9 @@ def _post(server, params: dict, backend: str = "fake_manila", program: str = "ex
                          json={"program_id": program, "backend": backend, "params": params})
 
 
-def _client_params(program: QuantumProgram) -> dict:
-    """The params dict exactly as ``Executor.run`` would send it."""
-    from qiskit_ibm_runtime.options_models import ExecutorOptions
-    from qiskit_ibm_runtime.quantum_program.params_converters import (
-        QUANTUM_PROGRAM_PARAMS_CONVERTERS)
-
-    return QUANTUM_PROGRAM_PARAMS_CONVERTERS["v2.0"].encoder(
-        program, ExecutorOptions()).model_dump(mode="json")
-
-
 def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
     program, _, _ = sweep_program(10, FakeManilaV2())
-    good = _client_params(program)
+    good = program_params(program)
     cases = {
         "schema_version": {**good, "schema_version": "v9.9"},
         "quantum_program.shots": {**good, "quantum_program": {**good["quantum_program"],
@@ -248,7 +207,7 @@ def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
 
     wide = QuantumCircuit(6, 6)
     wide.measure(range(6), range(6))
-    response = _post(ideal_server, _client_params(QuantumProgram(10, [CircuitItem(wide)])))
+    response = _post(ideal_server, program_params(QuantumProgram(10, [CircuitItem(wide)])))
     assert response.status_code == 400 and "only 5" in response.json()["errors"][0]["message"]
 
     items = [dict(item) for item in good["quantum_program"]["items"]]
@@ -262,7 +221,7 @@ def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
     not_isa = QuantumCircuit(1, 1)
     not_isa.ry(0.3, 0)
     not_isa.measure(0, 0)
-    response = _post(ideal_server, _client_params(QuantumProgram(10, [CircuitItem(not_isa)])))
+    response = _post(ideal_server, program_params(QuantumProgram(10, [CircuitItem(not_isa)])))
     assert response.status_code == 400
     assert "uses ry, which the backend does not support" in response.json()["errors"][0]["message"]
 

@@ -18,7 +18,6 @@ Bounded for CI (``QRS_FUZZ_EXAMPLES``, default 150 per property, derandomized);
 from __future__ import annotations
 
 import base64
-import functools
 import io
 import json
 import os
@@ -44,7 +43,7 @@ from qrs.config import Config
 from qrs.registry import Registry
 
 from .conftest import connect
-from .helpers import bell, isa, wire
+from .helpers import bell, isa, wire, zlib_bomb
 from .server import ServerProcess
 
 EXAMPLES = int(os.environ.get("QRS_FUZZ_EXAMPLES", "150"))
@@ -389,21 +388,6 @@ def job_with(pub_item: dict) -> bytes:
     return json.dumps({"program_id": "sampler", "backend": "fake_manila",
                        "params": {"pubs": [[VALID_PUBS["sampler"][0][0], pub_item]],
                                   "version": 2}}).encode()
-
-
-@functools.cache
-def zlib_bomb(inflated_bytes: int) -> dict:
-    """A valid ``.npy`` array of zeros of ``inflated_bytes`` bytes, zlib-compressed."""
-    header = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        header, {"descr": "<f8", "fortran_order": False, "shape": (inflated_bytes // 8,)})
-    deflater = zlib.compressobj(9)
-    out = [deflater.compress(header.getvalue())]
-    zeros = bytes(2**24)
-    for _ in range(inflated_bytes // len(zeros)):
-        out.append(deflater.compress(zeros))
-    out.append(deflater.flush())
-    return {"__type__": "ndarray", "__value__": base64.b64encode(b"".join(out)).decode()}
 
 
 def test_zlib_bomb_is_refused(attacked):

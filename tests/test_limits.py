@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import io
-import struct
 import zlib
 
 import numpy as np
@@ -20,12 +19,10 @@ from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime import SamplerV2
 
-from qrs import create_app
 from qrs.codec import decode_params
-from qrs.config import Config
 from qrs.errors import InvalidInput
 
-from .helpers import bell, isa, wire
+from .helpers import bell, isa, widen, wire
 
 
 def circuit(qubits: int = 2, clbits: int | None = None) -> QuantumCircuit:
@@ -49,21 +46,6 @@ def estimator_job(pubs, backend="fake_manila") -> dict:
     pubs = [EstimatorPub.coerce(pub) for pub in pubs]
     return {"program_id": "estimator", "backend": backend,
             "params": {"pubs": wire(pubs), "options": {}, "version": 2}}
-
-
-@pytest.fixture
-def make_client(tmp_path):
-    """An app with some limits changed (``start_runner=False`` keeps jobs queued); its
-    runner threads are stopped after the test."""
-    apps = []
-
-    def make(**changes):
-        config = Config(data_dir=str(tmp_path / "data"), executor_threads=1).replace(**changes)
-        apps.append(create_app(config))
-        return apps[-1].test_client()
-    yield make
-    for app in apps:
-        app.extensions["qrs"].runner.stop()
 
 
 def refused(response, status: int, *words: str) -> str:
@@ -158,22 +140,6 @@ def qpy_bytes(qc: QuantumCircuit) -> bytes:
 def qpy_value(raw: bytes, compress: bool = True) -> dict:
     return {"__type__": "QuantumCircuit",
             "__value__": base64.b64encode(zlib.compress(raw) if compress else raw).decode()}
-
-
-def widen(raw: bytes, qubits: int | None = None, clbits: int | None = None) -> bytes:
-    """Rewrite a QPY v17 circuit header's declared widths (nothing else changes)."""
-    from qiskit.qpy import formats
-
-    data = bytearray(raw)
-    offset, = struct.unpack_from("!Q", data, formats.FILE_HEADER_V10_SIZE + 1)
-    fields = list(struct.unpack_from(formats.CIRCUIT_HEADER_V12_PACK, data, offset))
-    names = formats.CIRCUIT_HEADER_V12._fields
-    if qubits is not None:
-        fields[names.index("num_qubits")] = qubits
-    if clbits is not None:
-        fields[names.index("num_clbits")] = clbits
-    struct.pack_into(formats.CIRCUIT_HEADER_V12_PACK, data, offset, *fields)
-    return bytes(data)
 
 
 @pytest.mark.parametrize("value, words", [

@@ -13,7 +13,7 @@ import zlib
 from typing import Any
 
 import numpy as np
-from qiskit import QuantumCircuit
+from qiskit import QuantumCircuit, qpy
 from qiskit.circuit import Parameter
 from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
@@ -102,7 +102,8 @@ def program_params(program) -> dict:
     """The params dict exactly as ``Executor.run`` would send it."""
     from qiskit_ibm_runtime.options_models import ExecutorOptions
     from qiskit_ibm_runtime.quantum_program.params_converters import (
-        QUANTUM_PROGRAM_PARAMS_CONVERTERS)
+        QUANTUM_PROGRAM_PARAMS_CONVERTERS,
+    )
 
     return QUANTUM_PROGRAM_PARAMS_CONVERTERS["v2.0"].encoder(
         program, ExecutorOptions()).model_dump(mode="json")
@@ -149,3 +150,35 @@ def zlib_bomb(inflated_bytes: int) -> dict:
         header, {"descr": "<f8", "fortran_order": False, "shape": (inflated_bytes // 8,)})
     blob = deflate_zeros(inflated_bytes // 8 * 8, header.getvalue())
     return {"__type__": "ndarray", "__value__": base64.b64encode(blob).decode()}
+
+
+# ---------------------------------------------------------------- raw API bodies
+def circuit(qubits: int = 2, clbits: int | None = None) -> QuantumCircuit:
+    """An entangling circuit in fake_manila's native gates (sx, cx)."""
+    qc = QuantumCircuit(qubits, qubits if clbits is None else clbits)
+    qc.sx(0)
+    for q in range(1, qubits):
+        qc.cx(0, q)
+    qc.measure(range(min(qubits, qc.num_clbits)), range(min(qubits, qc.num_clbits)))
+    return qc
+
+
+def sampler_job(pubs, options=None, backend="fake_manila", **extra) -> dict:
+    return {"program_id": "sampler", "backend": backend,
+            "params": {"pubs": wire(pubs), "options": options or {}, "version": 2}, **extra}
+
+
+def refused(response, status: int, *words: str) -> str:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) >= {"errors", "trace"}
+    message = body["errors"][0]["message"]
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def qpy_bytes(qc: QuantumCircuit) -> bytes:
+    stream = io.BytesIO()
+    qpy.dump(qc, stream, version=17)  # what the 0.51 client sends
+    return stream.getvalue()

@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 import pytest
-from qiskit import QuantumCircuit, qpy
+from qiskit import QuantumCircuit
 from qiskit.circuit import Parameter
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import SparsePauliOp
@@ -22,22 +22,7 @@ from qiskit_ibm_runtime import SamplerV2
 from qrs.codec import decode_params
 from qrs.errors import InvalidInput
 
-from .helpers import bell, isa, widen, wire
-
-
-def circuit(qubits: int = 2, clbits: int | None = None) -> QuantumCircuit:
-    """An entangling circuit in fake_manila's native gates (sx, cx)."""
-    qc = QuantumCircuit(qubits, qubits if clbits is None else clbits)
-    qc.sx(0)
-    for q in range(1, qubits):
-        qc.cx(0, q)
-    qc.measure(range(min(qubits, qc.num_clbits)), range(min(qubits, qc.num_clbits)))
-    return qc
-
-
-def sampler_job(pubs, options=None, backend="fake_manila", **extra) -> dict:
-    return {"program_id": "sampler", "backend": backend,
-            "params": {"pubs": wire(pubs), "options": options or {}, "version": 2}, **extra}
+from .helpers import bell, circuit, isa, qpy_bytes, refused, sampler_job, widen, wire
 
 
 def estimator_job(pubs, backend="fake_manila") -> dict:
@@ -46,16 +31,6 @@ def estimator_job(pubs, backend="fake_manila") -> dict:
     pubs = [EstimatorPub.coerce(pub) for pub in pubs]
     return {"program_id": "estimator", "backend": backend,
             "params": {"pubs": wire(pubs), "options": {}, "version": 2}}
-
-
-def refused(response, status: int, *words: str) -> str:
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert set(body) >= {"errors", "trace"}
-    message = body["errors"][0]["message"]
-    for word in words:
-        assert word in message, message
-    return message
 
 
 # ---------------------------------------------------------------- sizes
@@ -131,12 +106,6 @@ def test_sparse_matrix_refused(make_client):
 
 
 # ---------------------------------------------------------------- malformed payloads
-def qpy_bytes(qc: QuantumCircuit) -> bytes:
-    stream = io.BytesIO()
-    qpy.dump(qc, stream, version=17)  # what the 0.51 client sends
-    return stream.getvalue()
-
-
 def qpy_value(raw: bytes, compress: bool = True) -> dict:
     return {"__type__": "QuantumCircuit",
             "__value__": base64.b64encode(zlib.compress(raw) if compress else raw).decode()}

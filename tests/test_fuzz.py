@@ -3,7 +3,9 @@
 Part one drives the real app in-process (Flask's test client: real store, real decoding,
 real Aer for whatever gets accepted) with hypothesis-generated methods, paths, queries,
 headers and bodies, from random JSON to mutated QPY and ``.npy`` payloads inside
-otherwise valid jobs. Invariants: never a 5xx, errors in IBM's shape, and no job lost —
+otherwise valid jobs, ``BindingsArray`` values whose keys hide typed JSON, and the
+``executor`` program's params (mutated QPY, OpenQASM text, tensors, samplex JSON and
+arguments, passthrough data). Invariants: never a 5xx, errors in IBM's shape, and no job lost —
 another user's jobs are untouched, and every job the fuzzer got accepted still exists
 and runs to a final state.
 
@@ -18,6 +20,7 @@ Bounded for CI (``QRS_FUZZ_EXAMPLES``, default 150 per property, derandomized);
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
 import os
@@ -36,6 +39,7 @@ from qiskit.circuit import Parameter
 from qiskit.primitives.containers.estimator_pub import EstimatorPub
 from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime import SamplerV2
+from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
 from qrs import create_app
 from qrs.auth import hash_key
@@ -43,7 +47,7 @@ from qrs.config import Config
 from qrs.registry import Registry
 
 from .conftest import connect
-from .helpers import bell, isa, wire, zlib_bomb
+from .helpers import bell, isa, program_params, sweep_program, wire, zlib_bomb
 from .server import ServerProcess
 
 EXAMPLES = int(os.environ.get("QRS_FUZZ_EXAMPLES", "150"))
@@ -69,8 +73,6 @@ def report_case_count(request):
 # ---------------------------------------------------------------- valid material
 def _circuits():
     """ISA circuits for fake_manila (5 qubits), as a user would transpile them."""
-    from qiskit_ibm_runtime.fake_provider import FakeManilaV2
-
     backend = FakeManilaV2()
     theta = Parameter("theta")
     rotated = QuantumCircuit(1)
@@ -94,6 +96,11 @@ def _raw(value: dict) -> bytes:
 
 QPY_BYTES = _raw(VALID_PUBS["sampler"][0][0])
 NPY_BYTES = _raw(VALID_PUBS["sampler"][2][1])
+NPY_VALUE = VALID_PUBS["sampler"][2][1]
+#: A three-item ``executor`` program (two sweeps, one samplex item) as the client sends it.
+PROGRAM = program_params(sweep_program(10, FakeManilaV2())[0])
+PROGRAM_QPY = zlib.decompress(base64.b64decode(PROGRAM["quantum_program"]["circuits"]
+                                               ["b64_data"]))
 DECODER_TYPES = ["datetime", "complex", "ndarray", "set", "QuantumCircuit", "Parameter",
                  "Instruction", "settings", "_json", "Result", "spmatrix", "ObservablesArray",
                  "BindingsArray", "BitArray", "DataBin", "EstimatorPubResult",
@@ -146,7 +153,17 @@ typed_values = st.fixed_dictionaries(
     optional={"__module__": st.sampled_from(["qiskit.quantum_info.operators.symplectic",
                                              "qiskit.quantum_info.operators", "os"]),
               "__class__": st.sampled_from(["SparsePauliOp", "Pauli", "Operator", "system"])})
-pub_items = typed_values | json_values
+parameter_names = st.lists(st.sampled_from(["theta", "t", "φ"]) | st.text(max_size=6),
+                           max_size=3).map(json.dumps)
+bindings_keys = (parameter_names | typed_values.map(json.dumps)
+                 | st.lists(typed_values, max_size=2).map(json.dumps) | st.text(max_size=20))
+bindings_arrays = st.fixed_dictionaries({
+    "__type__": st.just("BindingsArray"),
+    "__value__": st.fixed_dictionaries({
+        "shape": st.lists(st.integers(-1, 3), max_size=2) | json_values,
+        "data": st.dictionaries(bindings_keys, st.sampled_from([NPY_VALUE]) | typed_values,
+                                max_size=2) | json_values})})
+pub_items = typed_values | bindings_arrays | json_values
 
 
 @st.composite
@@ -158,6 +175,73 @@ def pubs(draw, program: str):
     if draw(st.booleans()):
         pub.append(draw(pub_items))
     return pub
+
+
+tensor_dtypes = st.sampled_from(["f64", "f32", "bool", "u8", "c128", "i64", "f128", ""])
+tensors = st.fixed_dictionaries({
+    "data": st.builds(b64, mutated(bytes(64)) | st.binary(max_size=64), st.booleans())
+    | st.text(max_size=20),
+    "shape": st.lists(st.integers(-2, 2**40), max_size=3),
+    "dtype": tensor_dtypes})
+samplex_arguments = st.dictionaries(
+    st.sampled_from(["parameter_values", "noise", "x"]),
+    tensors | st.booleans() | st.integers() | st.fixed_dictionaries({
+        "sparse_terms": st.just([["X", [0], 0.01]]) | json_values,
+        "num_qubits": st.integers(-1, 2**40)}), max_size=2)
+
+
+@st.composite
+def mutated_text(draw, text: str) -> str:
+    """``text`` with a slice replaced by random text (nested JSON stays mostly intact)."""
+    at = draw(st.integers(0, len(text)))
+    cut = draw(st.integers(0, 20))
+    return text[:at] + draw(st.text(max_size=12)) + text[at + cut:]
+
+
+@st.composite
+def executor_params(draw) -> dict:
+    """The client's program params with a few parts swapped for mutated or random ones:
+    circuits' QPY (or OpenQASM text), tensors, the samplex JSON, samplex arguments,
+    passthrough data, shots, shapes."""
+    params = copy.deepcopy(PROGRAM)
+    program = params["quantum_program"]
+    items = program["items"]
+    for _ in range(draw(st.integers(1, 3))):
+        part = draw(st.sampled_from(["qpy", "qasm", "tensor", "samplex", "arguments",
+                                     "passthrough", "shots", "shape", "json"]))
+        index = draw(st.integers(0, len(items) - 1))
+        if part == "qpy":
+            program["circuits"]["b64_data"] = draw(st.builds(b64, mutated(PROGRAM_QPY),
+                                                             st.just(True)))
+        elif part == "qasm":
+            program["circuits"] = {"data": draw(st.lists(
+                st.just("OPENQASM 3.0; qubit[1000000] q;") | st.text(max_size=30),
+                max_size=3))}
+        elif part == "tensor" and "circuit_arguments" in items[index]:
+            items[index]["circuit_arguments"] = draw(tensors)
+        elif part == "samplex" and "samplex" in items[index]:
+            samplex = items[index]["samplex"]
+            samplex["samplex_json"] = draw(mutated_text(samplex["samplex_json"]))
+        elif part == "arguments" and "samplex_arguments" in items[index]:
+            items[index]["samplex_arguments"].update(draw(samplex_arguments))
+        elif part == "passthrough":
+            program["passthrough_data"] = draw(json_values | tensors | st.lists(tensors,
+                                                                                 max_size=2))
+        elif part == "shots":
+            program["shots"] = draw(st.sampled_from([0, -1, 1, 10, 10**9]) | json_values)
+        elif part == "shape":
+            items[index]["shape"] = draw(st.lists(st.integers(-1, 2**40), max_size=3))
+        else:
+            key = draw(st.sampled_from(["schema_version", "options", "meas_level"]))
+            (params if key != "meas_level" else program)[key] = draw(json_values)
+    return params
+
+
+@st.composite
+def executor_bodies(draw) -> dict:
+    return {"program_id": "executor",
+            "backend": draw(st.sampled_from(["fake_manila", "mock_manila", "fake_athens"])),
+            "params": draw(executor_params())}
 
 
 @st.composite
@@ -295,10 +379,12 @@ def requests_for(draw, target: FuzzTarget):
         job=draw(ids["job"]), session=draw(ids["session"]), backend=draw(ids["backend"]))
     query = draw(st.dictionaries(st.sampled_from(QUERY_KEYS) | st.text(max_size=8),
                                  st.text(max_size=12) | st.integers().map(str), max_size=3))
-    kind = draw(st.sampled_from(["job", "json", "bytes", "form", "none"]))
+    kind = draw(st.sampled_from(["job", "executor", "json", "bytes", "form", "none"]))
     kwargs: dict = {"query_string": query, "headers": dict(target.auth["fuzzer"])}
     if kind == "job":
         kwargs["json"] = draw(job_bodies())
+    elif kind == "executor":
+        kwargs["json"] = draw(executor_bodies())
     elif kind == "json":
         kwargs["json"] = draw(json_values)
     elif kind == "bytes":
@@ -332,6 +418,16 @@ def test_fuzz_job_submissions(target):
     @given(body=job_bodies(), prefix=st.sampled_from(["", "/api/v1"]))
     def run(body, prefix):
         target.request("POST", prefix + "/jobs", json=body, headers=target.auth["fuzzer"])
+
+    run()
+
+
+def test_fuzz_executor_submissions(target):
+    """``executor`` programs with mutated QPY, tensors, samplex JSON and arguments."""
+    @FUZZ
+    @given(body=executor_bodies())
+    def run(body):
+        target.request("POST", "/jobs", json=body, headers=target.auth["fuzzer"])
 
     run()
 

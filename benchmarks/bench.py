@@ -174,13 +174,19 @@ def _proc_stat(pid: int | str) -> list[str] | None:
 
 
 def server_cpu_seconds(master_pid: int) -> float:
-    """User + system CPU of a gunicorn master and its live workers, from /proc."""
-    pids = [master_pid]
+    """User + system CPU of a gunicorn master and every live process under it (workers,
+    their validation fork servers and children), from /proc."""
+    children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             fields = _proc_stat(entry.name)
-            if fields is not None and int(fields[1]) == master_pid:
-                pids.append(int(entry.name))
+            if fields is not None:
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    pids, pending = [], [master_pid]
+    while pending:
+        pid = pending.pop()
+        pids.append(pid)
+        pending.extend(children.get(pid, []))
     ticks = 0
     for pid in pids:
         fields = _proc_stat(pid)

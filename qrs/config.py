@@ -102,8 +102,10 @@ class Config:
     max_finished_jobs_per_user: int = 100_000
     max_open_sessions_per_user: int = 100
     max_log_line_chars: int = 4096  # longer job-log lines are cut
-    # Submission-time decoding in a memory-limited child process (one per web worker)
-    validation_process: bool = True
+    # Submission-time decoding in a memory-limited child process (one per web worker):
+    # auto: for jobs whose payload checks estimate ≥ validation_process_above_mb decoded
+    validation_process: str = "auto"  # auto | 1 (every job) | 0 (never)
+    validation_process_above_mb: int = 16
     validation_memory_mb: int = 2048  # address space the child may add to its start-up size
     validation_timeout_seconds: float = 60.0
 
@@ -126,6 +128,9 @@ class Config:
             object.__setattr__(self, "executor_threads", auto)
         if self.auth not in ("auto", "keys", "open"):
             raise ValueError(f"QRS_AUTH={self.auth!r}: use auto, keys or open")
+        if self.validation_process not in ("auto", "1", "0"):
+            raise ValueError(f"QRS_VALIDATION_PROCESS={self.validation_process!r}: use auto, "
+                             "1 or 0")
         if self.cookie_secure not in ("auto", "1", "0"):
             raise ValueError(f"QRS_COOKIE_SECURE={self.cookie_secure!r}: use auto, 1 or 0")
 

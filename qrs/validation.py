@@ -54,10 +54,25 @@ class Summary:
     max_execution_time: int | None  # from the options, if set
 
 
+def decoded_estimate(params_text: str, program_id: str, backend: BackendFacts,
+                     limits: SubmissionLimits) -> int:
+    """Bytes the payload checks expect decoding to take (inflated payloads and declared
+    bits), raising their refusals; cheap, nothing is decoded. ``validator_process``
+    uses it to send only big jobs to the memory-limited child."""
+    try:
+        params = json.loads(params_text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidInput(f"params is not valid JSON: {exc}") from None
+    payload = PayloadLimits(limits.max_decoded_bytes, backend.num_qubits, limits.max_clbits)
+    guard = check_program_params if program_id == EXECUTOR_PROGRAM else check_params
+    return guard(params, payload) + len(params_text)
+
+
 def validate_submission(params_text: str, program_id: str, backend: BackendFacts,
-                        limits: SubmissionLimits) -> Summary:
+                        limits: SubmissionLimits, guarded: bool = False) -> Summary:
     """Check a job's params completely; raise ``InvalidInput``/``LimitExceeded``/
-    ``PayloadTooLarge`` naming what is wrong."""
+    ``PayloadTooLarge`` naming what is wrong. ``guarded``: ``decoded_estimate`` already
+    ran the payload checks on this text."""
     try:
         params = json.loads(params_text)
     except (ValueError, RecursionError) as exc:
@@ -65,12 +80,14 @@ def validate_submission(params_text: str, program_id: str, backend: BackendFacts
     payload = PayloadLimits(limits.max_decoded_bytes, backend.num_qubits, limits.max_clbits)
     try:
         if program_id == EXECUTOR_PROGRAM:
-            check_program_params(params, payload)
+            if not guarded:
+                check_program_params(params, payload)
             program = decode_program(params)
             circuits = check_program(program, backend.num_qubits, backend.operation_names,
                                      limits.pubs)
             return Summary(len(program.program.items), circuits, 0, None)
-        check_params(params, payload)
+        if not guarded:
+            check_params(params, payload)
         decoded = decode_params(params_text, program_id)
         schemas.load(schemas.PrimitiveOptions, decoded.options, "params.options")
         circuits = validate_pubs(program_id, decoded.pubs, decoded.options, backend.num_qubits,

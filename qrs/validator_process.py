@@ -1,20 +1,24 @@
 """A warm, memory-limited child process that validates submissions for one web process.
 
 Decoding a job's params is where a hostile payload can still allocate: the guards bound
-what the payload declares, but not every constructor a decoded value runs. So, by
-default (``QRS_VALIDATION_PROCESS=1``), each web process hands ``validate_submission``
-to a child of its own whose address space is capped (``RLIMIT_AS``: its start-up size
-plus ``QRS_VALIDATION_MEMORY_MB``) and which answers within
-``QRS_VALIDATION_TIMEOUT_SECONDS``. A payload that exhausts either kills only the child:
+what the payload declares, but not every constructor a decoded value runs. So each web
+process hands ``validate_submission`` to a child of its own — by default
+(``QRS_VALIDATION_PROCESS=auto``) for every job whose payload checks estimate at least
+``QRS_VALIDATION_PROCESS_ABOVE_MB`` of decoding; ``1``: every job — whose address space
+is capped (``RLIMIT_AS``: its start-up size plus ``QRS_VALIDATION_MEMORY_MB``) and which
+answers within ``QRS_VALIDATION_TIMEOUT_SECONDS``. A payload that exhausts either kills only the child:
 the request gets a 4xx naming the limit, and the next submission gets a fresh child.
 
 The child is forked from a ``multiprocessing`` fork server that has already imported
-qiskit and the client (``qrs.validation``), so a replacement costs a fork (tens of ms),
+qiskit and the client and run a warm-up validation (``qrs.validation_preload``), so a replacement costs a fork (tens of ms),
 not an import (seconds); the fork server itself never runs a request or a thread, so
 forking it is safe. Requests and answers are small pickled tuples over a pipe; one
 validation runs at a time per web process, as decoding always did (``codec``'s lock).
 
 ``InlineValidator`` is the same interface without the child (``QRS_VALIDATION_PROCESS=0``).
+Validating a tiny job in the child costs about 0.3 ms more on an idle machine, but
+several milliseconds, and a third of the tiny-job throughput, on a saturated one (the
+child waits to be scheduled; see the README), hence ``auto``.
 """
 
 from __future__ import annotations
@@ -24,13 +28,24 @@ import multiprocessing
 import os
 import resource
 import signal
+import sys
 import threading
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any
 
 from . import errors
 from .errors import LimitExceeded, PayloadTooLarge, QRSError
-from .validation import BackendFacts, SubmissionLimits, Summary, validate_submission, warm_up
+from .validation import (
+    BackendFacts,
+    SubmissionLimits,
+    Summary,
+    decoded_estimate,
+    validate_submission,
+    warm_up,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +72,28 @@ class InlineValidator:
 
 
 class ValidatorProcess:
-    """One warm validation child, replaced whenever it dies or overruns its time."""
+    """One warm validation child, replaced whenever it dies or overruns its time.
 
-    def __init__(self, memory_mb: int, timeout_seconds: float) -> None:
+    With ``above_bytes`` set (``QRS_VALIDATION_PROCESS=auto``), jobs whose payload checks
+    estimate less decoding than that are validated here instead: a tiny job then pays
+    neither the round trip nor the wait for the child to be scheduled on a busy machine,
+    and the child (with its fork server) starts only when a big job first needs it.
+    """
+
+    def __init__(self, memory_mb: int, timeout_seconds: float, above_bytes: int = 0) -> None:
         self.memory_bytes = memory_mb * 2**20
         self.timeout = timeout_seconds
+        self.above_bytes = above_bytes
         self._lock = threading.Lock()
         self._proc: Any = None
         self._conn: Connection | None = None
         self.restarts = 0
 
     def start(self) -> None:
-        """Make sure a child is up (gunicorn calls this at worker boot, in a thread)."""
+        """Make sure a child is up (gunicorn calls this at worker boot, in a thread);
+        in ``auto`` mode the child waits for the first big job instead."""
+        if self.above_bytes:
+            return
         with self._lock:
             self._ensure()
 
@@ -81,41 +106,38 @@ class ValidatorProcess:
                  limits: SubmissionLimits) -> Summary:
         """``validate_submission`` in the child; its typed errors are raised here.
 
-        The child acknowledges each request before working on it: a child found dead
-        before that (killed between requests) is replaced and the request sent again,
-        so only the request that killed a child is refused for it.
+        A child that dies without answering may have been killed before the request
+        (between requests, by the OOM killer or an operator): the request is tried once
+        more on a fresh child, and refused only if that one dies on it too.
         """
         request = (params_text, program_id, backend, limits)
+        if self.above_bytes and decoded_estimate(*request) < self.above_bytes:
+            return validate_submission(*request, guarded=True)
         with self._lock:
             for attempt in (1, 2):
                 self._ensure()
                 try:
                     self._conn.send(request)
-                    self._conn.recv()  # the acknowledgement
+                    reply = self._answer()
                 except (EOFError, OSError):
-                    self._discard()
-                    if attempt == 2:
-                        raise
-                    continue
-                reply = self._answer()
+                    code = self._discard()
+                    if attempt == 1:
+                        continue
+                    raise PayloadTooLarge(
+                        "Checking this job's params needed more memory than this server "
+                        "allows for it (QRS_VALIDATION_MEMORY_MB; the checking process ended "
+                        f"with {code}); send a smaller job.") from None
                 break
         return _unpack(reply)
 
     def _answer(self) -> tuple:
-        """The child's reply to the request it acknowledged, within the time limit."""
-        try:
-            if not self._conn.poll(self.timeout):
-                self._discard()
-                raise LimitExceeded(
-                    f"Checking this job's params took longer than {self.timeout:g} s "
-                    "(QRS_VALIDATION_TIMEOUT_SECONDS); send a smaller job.")
-            reply = self._conn.recv()
-        except (EOFError, OSError):
-            code = self._discard()
-            raise PayloadTooLarge(
-                "Checking this job's params needed more memory than this server allows for "
-                f"it (QRS_VALIDATION_MEMORY_MB; the checking process ended with {code}); "
-                "send a smaller job.") from None
+        """The child's reply, within the time limit."""
+        if not self._conn.poll(self.timeout):
+            self._discard()
+            raise LimitExceeded(
+                f"Checking this job's params took longer than {self.timeout:g} s "
+                "(QRS_VALIDATION_TIMEOUT_SECONDS); send a smaller job.")
+        reply = self._conn.recv()
         if reply[0] == "restart":  # the child hit its limit and exits: use a new one
             self._discard()
         return reply
@@ -130,7 +152,8 @@ class ValidatorProcess:
         parent, child = context.Pipe()
         proc = context.Process(target=child_main, args=(child, self.memory_bytes),
                                name="qrs-validator", daemon=True)
-        proc.start()
+        with _main_module_hidden():
+            proc.start()
         child.close()
         self._proc, self._conn = proc, parent
         self.restarts += 1
@@ -150,6 +173,24 @@ class ValidatorProcess:
         if code is not None and code < 0:
             return f"signal {signal.Signals(-code).name}"
         return f"exit status {code}"
+
+
+@contextmanager
+def _main_module_hidden() -> Iterator[None]:
+    """Start a child without multiprocessing re-running the parent's main script in it.
+
+    A child started by a fork server first imports the parent's ``__main__`` (to unpickle
+    objects defined there), which runs a script that builds and serves an app at import
+    time a second time. The child needs nothing from ``__main__`` (its target lives in
+    this module), so the main module is swapped for an empty one while the child's
+    start-up data is taken.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
 
 
 def _unpack(reply: tuple) -> Summary:
@@ -183,7 +224,6 @@ def child_main(conn: Connection, memory_bytes: int) -> None:
     while True:
         try:
             request = conn.recv()
-            conn.send(("ack",))
         except (EOFError, OSError):
             return
         try:
@@ -204,6 +244,9 @@ def child_main(conn: Connection, memory_bytes: int) -> None:
 
 def make_validator(config: Any) -> InlineValidator | ValidatorProcess:
     """The validator ``config.validation_process`` asks for."""
-    if config.validation_process:
-        return ValidatorProcess(config.validation_memory_mb, config.validation_timeout_seconds)
-    return InlineValidator()
+    if config.validation_process == "0":
+        return InlineValidator()
+    above = config.validation_process_above_mb * 2**20 if config.validation_process == "auto" \
+        else 0
+    return ValidatorProcess(config.validation_memory_mb, config.validation_timeout_seconds,
+                            above)

@@ -223,7 +223,7 @@ def test_the_runner_decodes_with_the_same_restricted_decoder(make_client):
 def test_validation_child_memory_limit_answers_413_and_recovers(make_client):
     """An array that passes the guards (100 MiB of zeros, under QRS_MAX_DECODED_MB) but
     not the child's 32 MiB of address space: 413, then a fresh child takes the next job."""
-    client = make_client(validation_memory_mb=32)
+    client = make_client(validation_memory_mb=32)  # auto: a big job goes to the child
     theta = Parameter("t")
     qc = QuantumCircuit(1)
     qc.rz(theta, 0)
@@ -237,7 +237,7 @@ def test_validation_child_memory_limit_answers_413_and_recovers(make_client):
 def test_a_killed_validation_child_is_replaced(make_client):
     """The kernel's OOM killer (here: SIGKILL, as it sends) takes the child: the next
     submission gets a fresh one and is accepted."""
-    client = make_client()
+    client = make_client(validation_process="1")
     still_up(client)
     validator = client.application.extensions["qrs"].validator
     started, pid = validator.restarts, validator._proc.pid
@@ -246,10 +246,20 @@ def test_a_killed_validation_child_is_replaced(make_client):
     assert validator.restarts == started + 1 and validator._proc.pid != pid
 
 
+def test_auto_mode_sends_only_big_jobs_to_the_child(make_client):
+    client = make_client(validation_process="auto", validation_process_above_mb=1)
+    validator = client.application.extensions["qrs"].validator
+    still_up(client)  # a tiny job: checked here, no child started
+    assert validator._proc is None
+    big = sampler_job([(wide_readout(4096), None, 10)] * 2)  # 2 MiB of declared bits
+    assert client.post("/jobs", json=big).status_code == 200
+    assert validator._proc is not None and validator._proc.is_alive()
+
+
 def test_validation_timeout_answers_400(make_client):
     """A job whose checking takes longer than the limit (a hundred 4096-clbit circuits
     to decode, against a limit of a microsecond)."""
-    client = make_client(validation_timeout_seconds=0.000_001)
+    client = make_client(validation_process="1", validation_timeout_seconds=0.000_001)
     body = sampler_job([(wide_readout(4096), None, 10)] * 100)
     refused(client.post("/jobs", json=body), 400, "QRS_VALIDATION_TIMEOUT_SECONDS")
 

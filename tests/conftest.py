@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from qrs import create_app
@@ -45,6 +47,15 @@ def make_client(tmp_path):
     for app in apps:
         app.extensions["qrs"].runner.stop()
         app.extensions["qrs"].validator.close()
+
+
+@pytest.fixture
+def qrs_log(caplog):
+    """The ``qrs`` logger does not propagate to the root, so attach caplog's handler."""
+    logger = logging.getLogger("qrs")
+    logger.addHandler(caplog.handler)
+    yield caplog
+    logger.removeHandler(caplog.handler)
 
 
 @pytest.fixture(scope="session")

@@ -247,15 +247,6 @@ def test_keys_file_users_and_removal(tmp_path):
     assert refused.status_code == 401 and "revoked" in refused.json["errors"][0]["message"]
 
 
-@pytest.fixture
-def qrs_log(caplog):
-    """The ``qrs`` logger does not propagate to the root, so attach caplog's handler."""
-    logger = logging.getLogger("qrs")
-    logger.addHandler(caplog.handler)
-    yield caplog
-    logger.removeHandler(caplog.handler)
-
-
 @pytest.mark.parametrize("host, warned", [("0.0.0.0", True), ("192.168.1.20", True),
                                           ("lab-box", True), ("127.0.0.1", False),
                                           ("localhost", False), ("::1", False)])

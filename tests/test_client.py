@@ -20,7 +20,6 @@ from .conftest import connect
 from .helpers import SIGMAS, assert_binomial, bell, isa
 from .server import ServerProcess
 
-
 def test_lists_every_fake_backend(service):
     from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qrs.codec import PubLimits, decode_params, estimator_options, sampler_options, validate_pubs
+from qrs.codec import (PubLimits, decode_params, estimator_options, sampler_options,
+                       validate_pubs)
 from qrs.errors import InvalidInput, LimitExceeded
 
 from .helpers import bell, sampler_params

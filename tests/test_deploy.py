@@ -20,19 +20,8 @@ import requests
 from qrs.config import Config
 from qrs.store import JobQuery, NewJob, Store
 
-from .deploy_helpers import (
-    BACKEND,
-    FINAL,
-    StoreReader,
-    fetch_results,
-    gunicorn_workers,
-    lock_waits,
-    new_key,
-    sampler_body,
-    submit,
-    submit_many,
-    worker_pid,
-)
+from .deploy_helpers import (BACKEND, FINAL, StoreReader, fetch_results, gunicorn_workers,
+                             lock_waits, new_key, sampler_body, submit, submit_many, worker_pid)
 from .server import ServerProcess
 
 LOAD_JOBS = 1000

@@ -30,8 +30,8 @@ from qrs.metadata import BackendMetadataProvider
 
 from .conftest import connect
 from .example_executor import StatevectorExecutor
-from .helpers import SIGMAS, assert_binomial, bell, isa
 from .server import ServerProcess
+from .helpers import SIGMAS, assert_binomial, bell, isa
 
 CUSTOM = "tests.example_executor:StatevectorExecutor"
 NO_GPU = diagnose_gpu() is not None

@@ -25,13 +25,7 @@ from qiskit_ibm_runtime.exceptions import (
 from .conftest import connect
 from .helpers import assert_binomial, bell, isa
 from .jobtools import (
-    busy_job,
-    cancel_quietly,
-    encoded_params,
-    post_job,
-    raw_job,
-    times,
-    wait_status,
+    busy_job, cancel_quietly, encoded_params, post_job, raw_job, times, wait_status,
 )
 from .server import ServerProcess
 

@@ -62,15 +62,6 @@ def make_app(tmp_path):
         app.extensions["qrs"].validator.close()
 
 
-@pytest.fixture
-def qrs_log(caplog):
-    """The ``qrs`` logger does not propagate to the root, so attach caplog's handler."""
-    logger = logging.getLogger("qrs")
-    logger.addHandler(caplog.handler)
-    yield caplog
-    logger.removeHandler(caplog.handler)
-
-
 ANYONE = {"Authorization": "Bearer anything"}
 
 

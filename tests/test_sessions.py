@@ -8,8 +8,8 @@ closing), ``closed`` → "Closed". A dedicated session's jobs run one at a time 
 
 from __future__ import annotations
 
-import pytest
 import requests
+import pytest
 from qiskit_ibm_runtime import Batch, SamplerV2, Session
 from qiskit_ibm_runtime.exceptions import (
     IBMInputValueError,
@@ -20,16 +20,8 @@ from qiskit_ibm_runtime.exceptions import (
 from .conftest import connect
 from .helpers import bell, isa
 from .jobtools import (
-    BUSY_SHOTS,
-    busy_circuit,
-    busy_job,
-    cancel_quietly,
-    encoded_params,
-    post_job,
-    raw_job,
-    times,
-    wait_status,
-    wait_until,
+    BUSY_SHOTS, busy_circuit, busy_job, cancel_quietly, encoded_params, post_job, raw_job,
+    times, wait_status, wait_until,
 )
 from .server import ServerProcess
 

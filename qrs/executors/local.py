@@ -26,6 +26,7 @@ from typing import Any
 from .. import joblog
 from ..codec import coerce_pubs, estimator_options, pub_qubits, sampler_options, used_qubits
 from .base import BaseExecutor, JobRefused
+from .device_noise import device_noise_model
 from .noise import LRUCache, restrict_noise_model, with_noise_model
 
 #: Bytes per amplitude (complex128) and the state size each method needs for n qubits.
@@ -131,14 +132,14 @@ class LocalExecutor(BaseExecutor):
             return ""
 
     def noise_model(self, backend_name: str, calibration: str) -> Any:
-        """The backend's noise model (``None`` if ideal), built once per calibration."""
+        """The backend's noise model (``None`` if ideal), built once per calibration.
+
+        Asymmetric readout errors and relaxation on delays, see ``device_noise.py``.
+        """
         key = (backend_name, calibration)
         with _CACHE_LOCK:
             if key not in _NOISE_MODELS:
-                from qiskit_aer.noise import NoiseModel
-
-                model = NoiseModel.from_backend(self.metadata.get_backend(backend_name))
-                _NOISE_MODELS[key] = None if model.is_ideal() else model
+                _NOISE_MODELS[key] = device_noise_model(self.metadata.get_backend(backend_name))
             return _NOISE_MODELS[key]
 
     def simulator(self, backend_name: str) -> Any:

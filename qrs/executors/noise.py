@@ -11,6 +11,11 @@ Two rewrites give the same channels at a fraction of that cost:
 
 The result is built once per (backend, qubit set) and never changed, so its dictionary
 form, which Aer asks for on every run, is computed once too.
+
+The model's custom noise passes (the relaxation Aer adds after each ``delay``) are kept:
+Aer runs them, in Python, only on circuits that contain a delay, and then works on a deep
+copy of the model (it moves the new relaxation errors into it), which must not inherit
+the cached dictionary of the original.
 """
 
 from __future__ import annotations
@@ -49,6 +54,15 @@ def _frozen_model_class() -> type:
                 cache[serializable] = super().to_dict(serializable)
             return cache[serializable]
 
+        def __deepcopy__(self, memo: dict) -> NoiseModel:
+            """A plain, mutable ``NoiseModel`` copy (Aer adds delay errors to it)."""
+            clone = NoiseModel.__new__(NoiseModel)
+            memo[id(self)] = clone
+            for name, value in self.__dict__.items():
+                if name != "_qrs_dict_cache":
+                    setattr(clone, name, copy.deepcopy(value, memo))
+            return clone
+
     return FrozenNoiseModel
 
 
@@ -67,6 +81,7 @@ def restrict_noise_model(noise_model: Any, qubits: Iterable[int]) -> Any:
     for qargs, error in noise_model._local_readout_errors.items():
         if keep.issuperset(qargs):
             sub.add_readout_error(error, qargs, warnings=False)
+    sub._custom_noise_passes = list(noise_model._custom_noise_passes)  # delay relaxation
     return sub
 
 

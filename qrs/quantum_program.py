@@ -71,7 +71,7 @@ class DecodedProgram:
         return self.model.quantum_program.semantic_role
 
 
-def _describe(exc: Exception) -> str:
+def describe_error(exc: Exception) -> str:
     """A pydantic error as its first few ``field.path: message``; others with their type."""
     from pydantic import ValidationError
 
@@ -107,9 +107,9 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
     try:
         model = converter.model.model_validate(params)
     except ValidationError as exc:  # the payload's shape is wrong
-        raise InvalidInput(f"executor params are malformed: {_describe(exc)}") from None
+        raise InvalidInput(f"executor params are malformed: {describe_error(exc)}") from None
     except Exception as exc:  # base64/zlib/QPY that validation had to open
-        raise InvalidInput(f"the quantum program could not be decoded: {_describe(exc)}") \
+        raise InvalidInput(f"the quantum program could not be decoded: {describe_error(exc)}") \
             from None
     try:
         program, _ = converter.decoder(model)
@@ -117,13 +117,13 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
             if isinstance(item, SamplexItem):
                 item.samplex.finalize()  # serialized samplexes arrive unfinalized
     except Exception as exc:  # bad QPY, samplex JSON or arguments: the user's input
-        raise InvalidInput(f"the quantum program could not be decoded: {_describe(exc)}") \
+        raise InvalidInput(f"the quantum program could not be decoded: {describe_error(exc)}") \
             from None
     return DecodedProgram(program=program, options=model.options.model_dump(mode="json"),
                           model=model)
 
 
-def _foreign_operations(circuit: Any, supported: set[str]) -> list[str]:
+def foreign_operations(circuit: Any, supported: set[str]) -> list[str]:
     """Operations of ``circuit`` the backend does not have (the program must be ISA)."""
     return sorted({instruction.operation.name for instruction in circuit.data}
                   - supported - {"barrier"})
@@ -155,7 +155,7 @@ def check_program(decoded: DecodedProgram, backend: Any, limits: PubLimits) -> i
             raise InvalidInput(
                 f"quantum_program.items[{index}]: the circuit has {item.circuit.num_qubits} "
                 f"qubits but the backend has only {backend_qubits}. Transpile it first.")
-        if foreign := _foreign_operations(item.circuit, supported):
+        if foreign := foreign_operations(item.circuit, supported):
             raise InvalidInput(
                 f"quantum_program.items[{index}] uses {', '.join(foreign)}, which the backend "
                 f"does not support (it has {', '.join(sorted(supported))}). Transpile the "

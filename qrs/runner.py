@@ -26,12 +26,16 @@ from .codec import decode_params, encode_result
 from .config import Config
 from .errors import QRSError
 from .executors.base import BaseExecutor, JobRefused
+from .noise_learning import NOISE_LEARNER_PROGRAM, run_job as run_learning_job
 from .quantum_program import EXECUTOR_PROGRAM, run_job as run_program_job
 from .states import JobStatus, ReasonCode
 from .store import Job, Store
 from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
+
+#: Programs whose module decodes, runs and encodes the whole job (``run_job``).
+_PROGRAM_JOBS = {EXECUTOR_PROGRAM: run_program_job, NOISE_LEARNER_PROGRAM: run_learning_job}
 
 #: Seconds between retention passes (``QRS_JOB_RETENTION_DAYS``) of one process.
 PRUNE_EVERY_SECONDS = 300.0
@@ -228,7 +232,7 @@ class Runner:
                  outcome: dict[str, Any]) -> None:
         """Decode, execute, encode: the whole job (or batch), in its own thread."""
         with joblog.bound(context):
-            if jobs[0].program_id == EXECUTOR_PROGRAM:  # a QuantumProgram, never batched
+            if jobs[0].program_id in _PROGRAM_JOBS:  # whole programs, never batched
                 outcome[jobs[0].id] = self._run_program(jobs[0])
                 return
             decoded = {}
@@ -269,10 +273,11 @@ class Runner:
             return exc
 
     def _run_program(self, job: Job) -> dict[str, Any]:
-        """Run one ``executor`` job: decoding and encoding are the program module's."""
+        """Run one ``executor`` or ``noise-learner`` job: decoding and encoding are the
+        program module's."""
         try:
-            return {"result": run_program_job(self.executor, self.store.job_params(job.id),
-                                              job.backend)}
+            run = _PROGRAM_JOBS[job.program_id]
+            return {"result": run(self.executor, self.store.job_params(job.id), job.backend)}
         except Exception as exc:
             return self._encode(job, exc)
 

@@ -33,6 +33,8 @@ import numpy as np
 from . import joblog
 from .codec import PubLimits
 from .errors import InvalidInput, LimitExceeded
+from .executors import iq
+from .executors.base import JobRefused
 from .metadata import MOCK_PREFIX
 
 if TYPE_CHECKING:
@@ -139,10 +141,6 @@ def check_program(decoded: DecodedProgram, backend: Any, limits: PubLimits) -> i
     supported = set(backend.target.operation_names)
     if not program.items:
         raise InvalidInput("quantum_program.items is empty; a program needs at least one item.")
-    if program.meas_level != "classified":
-        raise InvalidInput(
-            f"quantum_program.meas_level {program.meas_level!r} is not supported: a simulator "
-            "has no IQ data. Use meas_level='classified' (meas_type='classified').")
     if len(program.items) > limits.max_pubs:
         raise LimitExceeded(f"{len(program.items)} program items in one job; the limit is "
                             f"{limits.max_pubs} (QRS_MAX_PUBS). Split the program.")
@@ -217,12 +215,22 @@ def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram
         values, outputs = _item_inputs(item, rng)
         pubs.append((item.circuit, values, program.shots))
         extras.append(outputs)
-    result = execute_sampler(pubs, {"default_shots": program.shots}, backend_name)
+    options: dict[str, Any] = {"default_shots": program.shots}
+    if program.meas_level != "classified":  # emulated IQ points (executors/iq.py)
+        options["execution"] = {"meas_type": "kerneled"}
+    result = execute_sampler(pubs, options, backend_name)
     data = []
     for outputs, pub_result in zip(extras, result):
-        bits = {name: array.to_bool_array(order="little")
-                for name, array in pub_result.data.items()}
-        data.append({**outputs, **bits})
+        registers: dict[str, np.ndarray] = {}
+        for name, array in pub_result.data.items():
+            if program.meas_level == "classified":
+                registers[name] = array.to_bool_array(order="little")
+            elif isinstance(array, np.ndarray) and np.iscomplexobj(array):
+                registers.update(iq.program_register(name, array, program.meas_level))
+            else:
+                raise JobRefused(f"meas_level={program.meas_level!r} needs IQ data, which "
+                                 "this executor's execute_sampler does not return.")
+        data.append({**outputs, **registers})
     program_result = QuantumProgramResult(data)
     program_result.metadata.chunk_timing = _chunk_timing(
         program, start, datetime.now(timezone.utc))
@@ -244,8 +252,12 @@ def random_result(program: "QuantumProgram") -> "QuantumProgramResult":
         joblog.checkpoint()
         _, outputs = _item_inputs(item, rng)
         for creg in item.circuit.cregs:
-            outputs[creg.name] = rng.integers(
-                0, 2, size=(*item.shape, program.shots, creg.size), dtype=np.uint8).astype(bool)
+            size = (*item.shape, program.shots, creg.size)
+            if program.meas_level == "classified":
+                outputs[creg.name] = rng.integers(0, 2, size=size, dtype=np.uint8).astype(bool)
+            else:
+                points = rng.standard_normal(size) + 1j * rng.standard_normal(size)
+                outputs.update(iq.program_register(creg.name, points, program.meas_level))
         data.append(outputs)
     program_result = QuantumProgramResult(data)
     program_result.metadata.chunk_timing = _chunk_timing(

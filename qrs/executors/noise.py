@@ -66,19 +66,23 @@ def _frozen_model_class() -> type:
     return FrozenNoiseModel
 
 
-def restrict_noise_model(noise_model: Any, qubits: Iterable[int]) -> Any:
-    """The errors of ``noise_model`` on ``qubits`` only, compacted (see module docstring)."""
+def restrict_noise_model(noise_model: Any, qubits: Iterable[int], readout: bool = True) -> Any:
+    """The errors of ``noise_model`` on ``qubits`` only, compacted (see module docstring).
+
+    ``readout=False`` leaves the readout errors out: emulated IQ data (``iq.py``) brings
+    its own misreads.
+    """
     keep = set(qubits)
     sub = _frozen_model_class()(basis_gates=noise_model.basis_gates)
     for name, error in noise_model._default_quantum_errors.items():
         sub.add_all_qubit_quantum_error(_compact(error), name, warnings=False)
-    if noise_model._default_readout_error is not None:
+    if readout and noise_model._default_readout_error is not None:
         sub.add_all_qubit_readout_error(noise_model._default_readout_error, warnings=False)
     for name, by_qubits in noise_model._local_quantum_errors.items():
         for qargs, error in by_qubits.items():
             if keep.issuperset(qargs):
                 sub.add_quantum_error(_compact(error), name, qargs, warnings=False)
-    for qargs, error in noise_model._local_readout_errors.items():
+    for qargs, error in noise_model._local_readout_errors.items() if readout else ():
         if keep.issuperset(qargs):
             sub.add_readout_error(error, qargs, warnings=False)
     sub._custom_noise_passes = list(noise_model._custom_noise_passes)  # delay relaxation

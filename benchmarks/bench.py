@@ -24,6 +24,8 @@ processes started here (``tests/server.py``), on whatever machine runs it:
 5. list    ``GET /jobs?limit=50`` median with 100,000 stored jobs ÷ with 100 (rows
            inserted straight into a temporary store, served by an in-process app).
 
+6-7. delays, learning: see ``benchmarks/noise.py``.
+
 ``--quick`` shrinks every count (about a minute less); ``--only tiny,list`` picks figures.
 Nothing here asserts: the table is the output.
 """
@@ -442,7 +444,7 @@ def print_table(rows: list[Row], elapsed: float) -> None:
           f"benchmark took {elapsed:.0f} s")
 
 
-FIGURES = ("heavy", "tiny", "client", "cache", "list")
+FIGURES = ("heavy", "tiny", "client", "cache", "list", "delays", "learning")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,6 +480,13 @@ def main(argv: list[str] | None = None) -> int:
                     tiny_server.stop()
         if "list" in chosen:
             rows += bench_list(tmp, args.quick)
+        if "delays" in chosen or "learning" in chosen:
+            from benchmarks.noise import bench_delays, bench_learning
+
+            if "delays" in chosen:
+                rows += bench_delays(Row, args.quick)
+            if "learning" in chosen:
+                rows += bench_learning(Row, start_server, tmp, args.quick)
     print_table(rows, time.perf_counter() - started)
     return 0
 

@@ -219,6 +219,12 @@ def check_request(request: LearningRequest, backend: Any, limits: PubLimits) -> 
             raise InvalidInput(
                 f"instructions[{index}] uses {', '.join(foreign)}, which {backend.name} does "
                 "not support; transpile the circuit for the backend first.")
+    checks = request.options.bit_flip_checks
+    for where, check in (("pre_circuit", checks.pre_circuit), ("post_circuit", checks.post_circuit)):
+        if check.enable and check.x_pulse_type not in supported:
+            raise InvalidInput(
+                f"options.bit_flip_checks.{where} needs the '{check.x_pulse_type}' pulse, which "
+                f"{backend.name} does not have; turn the check off or pick another backend.")
     shots = request.estimated_shots
     if shots > limits.max_shots:
         raise LimitExceeded(

@@ -141,6 +141,7 @@ def test_bad_noise_learner_payloads_get_a_clear_400(live_server):
     with bad_gate.box([Twirl()]):
         bad_gate.cz(0, 1)
     cases["uses cz"] = _v3_params([bad_gate[0]])
+    cases["'xslow' pulse"] = _v3_params([box], bit_flip_checks={"pre_circuit": {"enable": True}})
 
     circuit = QuantumCircuit(2)
     circuit.cx(0, 1)

@@ -52,6 +52,18 @@ class PubLimits:
     max_observables: int
 
 
+def params_object(params: str | dict, expected: str) -> dict[str, Any]:
+    """Params text or parsed JSON as a dict; ``InvalidInput`` naming what was ``expected``."""
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError as exc:
+            raise InvalidInput(f"params is not valid JSON: {exc}") from None
+    if not isinstance(params, dict):
+        raise InvalidInput(f"params must be a JSON object {expected}.")
+    return params
+
+
 def decode_runtime_json(text: str | dict) -> Any:
     """Params text (or its parsed JSON) through ``RuntimeDecoder``; ``InvalidInput`` if bad."""
     from qiskit_ibm_runtime import RuntimeDecoder

@@ -28,13 +28,13 @@ legacy ``LayerError``\\ s. ``run_job`` is the runner's entry point.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import joblog
-from .codec import PubLimits, check_instructions, decode_runtime_json, encode_result
+from .codec import (PubLimits, check_instructions, decode_runtime_json, encode_result,
+                    params_object)
 from .errors import InvalidInput, LimitExceeded
 from .quantum_program import describe_error, execute, foreign_operations
 
@@ -78,13 +78,8 @@ class LearningRequest:
 # ------------------------------------------------------------------ decoding
 def decode_request(params: str | dict[str, Any], backend: Any) -> LearningRequest:
     """Decode either payload (see the module docstring). Raises ``InvalidInput``."""
-    if isinstance(params, str):
-        try:
-            params = json.loads(params)
-        except ValueError as exc:
-            raise InvalidInput(f"params is not valid JSON: {exc}") from None
-    if not isinstance(params, dict):
-        raise InvalidInput("params must be a JSON object.")
+    params = params_object(params, "(NoiseLearner's circuits and options, or NoiseLearnerV3's "
+                                   "schema_version, instructions and options)")
     if "schema_version" in params:
         return _decode_v3(params)
     return _decode_legacy(params, backend)
@@ -220,7 +215,8 @@ def check_request(request: LearningRequest, backend: Any, limits: PubLimits) -> 
                 f"instructions[{index}] uses {', '.join(foreign)}, which {backend.name} does "
                 "not support; transpile the circuit for the backend first.")
     checks = request.options.bit_flip_checks
-    for where, check in (("pre_circuit", checks.pre_circuit), ("post_circuit", checks.post_circuit)):
+    for where, check in (("pre_circuit", checks.pre_circuit),
+                         ("post_circuit", checks.post_circuit)):
         if check.enable and check.x_pulse_type not in supported:
             raise InvalidInput(
                 f"options.bit_flip_checks.{where} needs the '{check.x_pulse_type}' pulse, which "

@@ -22,7 +22,6 @@ flips, signs) that the client needs to undo the twirls.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from . import joblog
-from .codec import PubLimits
+from .codec import PubLimits, params_object
 from .errors import InvalidInput, LimitExceeded
 from .executors import iq
 from .executors.base import JobRefused
@@ -92,14 +91,7 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
         QUANTUM_PROGRAM_PARAMS_CONVERTERS)
     from samplomatic.quantum_program import SamplexItem
 
-    if isinstance(params, str):
-        try:
-            params = json.loads(params)
-        except ValueError as exc:
-            raise InvalidInput(f"params is not valid JSON: {exc}") from None
-    if not isinstance(params, dict):
-        raise InvalidInput("params must be a JSON object with 'schema_version', "
-                           "'quantum_program' and 'options'.")
+    params = params_object(params, "with 'schema_version', 'quantum_program' and 'options'")
     version = params.get("schema_version")
     if version not in SCHEMA_VERSIONS:
         raise InvalidInput(

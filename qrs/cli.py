@@ -33,13 +33,20 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         try:
             app.run(host=config.host, port=config.port, threaded=True)
         finally:
-            app.extensions["qrs"].executor.close()
+            app.extensions["qrs"].runner.stop()  # its job processes too
         return 0
     from gunicorn.app.wsgiapp import run
 
     sys.argv = ["gunicorn", "-c", args.gunicorn_config, "wsgi:app"]
     run()
     return 0
+
+
+def cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    """Run jobs without serving HTTP (web workers then set ``QRS_START_RUNNER=0``)."""
+    from .worker import run_worker
+
+    return run_worker(config)
 
 
 def cmd_keys(args: argparse.Namespace, config: Config) -> int:
@@ -122,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dev", action="store_true", help="werkzeug dev server, one process")
     serve.add_argument("--gunicorn-config", default="gunicorn.conf.py")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run jobs without serving HTTP (production layout)")
+    worker.set_defaults(func=cmd_worker)
 
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from .batching import BatchRule
 from .states import FINAL_JOB_STATES, JobStatus, ReasonCode, SessionMode, SessionState
 
 log = logging.getLogger(__name__)
@@ -434,14 +435,13 @@ class Store:
     # ------------------------------------------------------------------ running
     def claim(self, worker_id: str, now: float | None = None) -> Job | None:
         """Take the next runnable job, atomically. ``None`` when nothing can run now."""
-        jobs = self.claim_batch(worker_id, 1, 0, now)
+        jobs = self.claim_batch(worker_id, BatchRule(), now)
         return jobs[0] if jobs else None
 
-    def claim_batch(self, worker_id: str, limit: int, max_width: int,
+    def claim_batch(self, worker_id: str, rule: BatchRule,
                     now: float | None = None) -> list[Job]:
-        """Take the next runnable job and, if it is a small Sampler job outside any
-        session, up to ``limit - 1`` more like it (same backend, at most ``max_width``
-        qubits), all in one transaction.
+        """Take the next runnable job and, if ``rule`` lets it lead a batch, up to
+        ``rule.max_jobs - 1`` more that the rule lets join it, in one transaction.
 
         Order: jobs of an active dedicated session first (so a session's next job does
         not wait behind unrelated work), then everything else by creation time. A
@@ -450,7 +450,8 @@ class Store:
         now = time.time() if now is None else now
         with self._tx() as db:
             row = db.execute(
-                "SELECT j.id, j.session_id, j.backend, j.program_id, j.width FROM jobs j "
+                "SELECT j.id, j.session_id, j.backend, j.program_id, j.width, "
+                "j.max_execution_time FROM jobs j "
                 "LEFT JOIN sessions s ON s.id=j.session_id "
                 "WHERE j.status='Queued' AND (j.session_id IS NULL OR s.mode='batch' OR NOT EXISTS "
                 "(SELECT 1 FROM jobs r WHERE r.session_id=j.session_id AND r.status='Running')) "
@@ -458,14 +459,15 @@ class Store:
                 "j.created, j.rowid LIMIT 1").fetchone()
             if row is None:
                 return []
-            job_id, session_id, backend, program_id, width = row
+            job_id, session_id, backend, program_id, width, time_limit = row
             ids = [job_id]
-            if (limit > 1 and session_id is None and program_id == "sampler"
-                    and width <= max_width):
+            if rule.admits(program_id, session_id, width):
                 ids += [r[0] for r in db.execute(
                     "SELECT id FROM jobs WHERE status='Queued' AND session_id IS NULL AND "
-                    "program_id='sampler' AND backend=? AND width<=? AND id!=? "
-                    "ORDER BY created, rowid LIMIT ?", (backend, max_width, job_id, limit - 1))]
+                    "program_id=? AND backend=? AND width<=? AND id!=? AND "
+                    "max_execution_time IS ? ORDER BY created, rowid LIMIT ?",
+                    (rule.program, backend, rule.max_qubits, job_id, time_limit,
+                     rule.max_jobs - 1))]
             db.executemany(
                 "UPDATE jobs SET status='Running', claimed_by=?, heartbeat=?, running_at=?, "
                 "attempts=attempts+1 WHERE id=? AND status='Queued'",
@@ -587,21 +589,25 @@ class Store:
                 self._write_file(self._result_path(job_id), self.get_job(job_id).reason or "")
         return handled
 
-    def release(self, worker_id: str, now: float | None = None) -> list[str]:
-        """Requeue the jobs a stopping worker still runs, so they need not wait for the lease.
+    def release(self, worker_id: str, now: float | None = None,
+                job_ids: Sequence[str] | None = None,
+                why: str = "shut down before the job finished") -> list[str]:
+        """Requeue the jobs a worker still runs (all, or ``job_ids``), so they need not wait
+        for the lease: a stopping worker's, or the batch-mates of a cancelled job.
 
-        The attempt is given back: the job was interrupted by a shutdown, not a crash.
+        The attempt is given back: the job was interrupted, it did not crash anything.
         Its executor's late result is discarded (``finish`` finds it no longer ours).
         """
         now = time.time() if now is None else now
         with self._tx() as db:
             ids = [r[0] for r in db.execute(
-                "SELECT id FROM jobs WHERE status='Running' AND claimed_by=?", (worker_id,))]
+                "SELECT id FROM jobs WHERE status='Running' AND claimed_by=?", (worker_id,))
+                if job_ids is None or r[0] in job_ids]
             db.executemany("UPDATE jobs SET status='Queued', claimed_by=NULL, heartbeat=NULL, "
                            "attempts=MAX(attempts-1, 0) WHERE id=?", [(i,) for i in ids])
             db.executemany("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
-                           [(i, now, f"Worker {worker_id} shut down before the job finished; "
-                             "job re-queued.") for i in ids])
+                           [(i, now, f"Worker {worker_id} {why}; job re-queued.")
+                            for i in ids])
         return ids
 
     def prune(self, older_than: float) -> int:

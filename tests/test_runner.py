@@ -10,7 +10,6 @@ import pytest
 
 from qrs.codec import decode_result
 from qrs.config import Config
-from qrs.metadata import BackendMetadataProvider
 from qrs.runner import Runner
 from qrs.states import JobStatus, ReasonCode
 from qrs.store import NewJob, Store
@@ -22,8 +21,7 @@ from .helpers import sampler_params
 def make_runner(tmp_path, executor, **config) -> Runner:
     config.setdefault("batch_max_jobs", 1)
     cfg = Config(data_dir=str(tmp_path / "data"), executor_threads=1, **config)
-    executor.setup(cfg, BackendMetadataProvider())
-    return Runner(Store(cfg.data_dir), executor, cfg)
+    return Runner(Store(cfg.data_dir), executor, cfg)  # set up in its job process only
 
 
 def submit(runner: Runner, shots: int = 100, **fields) -> str:

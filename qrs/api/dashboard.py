@@ -115,7 +115,7 @@ def overview():
         page=page, page_size=PAGE_SIZE, status=status, backend=backend,
         statuses=statuses, sessions=reg.store.list_sessions(limit=20),
         iso=iso, queue_depth=reg.store.queue_depth(), busy=reg.runner.busy,
-        executor=reg.executor.name, open_mode=reg.auth.open_mode)
+        executor=reg.runner.executor_name, open_mode=reg.auth.open_mode)
 
 
 @bp.get("/ui/jobs/<job_id>")

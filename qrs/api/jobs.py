@@ -191,7 +191,7 @@ def metrics(job_id: str):
                   "qpu_charge_time_seconds": round(job.usage_seconds, 6),
                   "status": "final" if final else "pending"},
         "qiskit_version": qiskit.__version__,
-        "executor": get_registry().executor.name,
+        "executor": get_registry().runner.executor_name,
         "caller": request.headers.get("User-Agent", ""),
         "num_pubs": job.num_pubs,
         "num_circuits": job.num_circuits,

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import threading
 from typing import Any
 
 from .. import joblog
+from ..config import machine_memory_mb
 from ..codec import coerce_pubs, estimator_options, pub_qubits, sampler_options, used_qubits
 from .base import BaseExecutor, JobRefused
 from .noise import LRUCache, restrict_noise_model, with_noise_model
@@ -66,11 +66,6 @@ def required_memory_mb(method: str, num_qubits: int) -> float:
     """Estimated state memory of ``method`` on ``num_qubits`` (0 for stabilizer/MPS)."""
     size = _STATE_BYTES.get(method)
     return size(num_qubits) / 2**20 if size else 0.0
-
-
-def machine_memory_mb() -> int:
-    """Physical memory of this machine, in MiB."""
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
 
 
 class LocalExecutor(BaseExecutor):

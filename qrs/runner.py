@@ -19,6 +19,7 @@ import socket
 import threading
 import time
 import uuid
+from datetime import datetime
 from typing import Any, Callable
 
 from . import joblog
@@ -27,6 +28,7 @@ from .config import Config
 from .errors import QRSError
 from .executors.base import BaseExecutor, JobRefused
 from .quantum_program import EXECUTOR_PROGRAM, run_job as run_program_job
+from .spans import utc_now
 from .states import JobStatus, ReasonCode
 from .store import Job, Store
 from .wakeup import Wakeup
@@ -246,14 +248,16 @@ class Runner:
                         f"{self.executor.name} executor"
                         + (f", batched with {len(runnable) - 1} other job(s)." if len(runnable) > 1
                            else "."))
+            started = utc_now()
             if len(runnable) > 1:
                 results = self.executor.execute_sampler_batch(
                     [(decoded[job.id].pubs, decoded[job.id].options) for job in runnable],
                     jobs[0].backend)
             else:
                 results = [self._call_executor(runnable[0], decoded[runnable[0].id])]
+            window = (started, utc_now())  # dates results that carry no spans of their own
             for job, result in zip(runnable, results):
-                outcome[job.id] = self._encode(job, result)
+                outcome[job.id] = self._encode(job, result, window)
 
     def _call_executor(self, job: Job, params: Any) -> Any:
         """Run one job's pubs; an exception is returned, not raised, like batch results."""
@@ -277,7 +281,8 @@ class Runner:
             return self._encode(job, exc)
 
     @staticmethod
-    def _encode(job: Job, result: Any) -> dict[str, Any]:
+    def _encode(job: Job, result: Any,
+                window: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
         if isinstance(result, joblog.JobAborted):
             return {"aborted": True}
         if isinstance(result, Exception):
@@ -285,7 +290,7 @@ class Runner:
                 log.error("job %s failed: %r", job.id, result)
             return {"error": _message(result)}
         try:
-            return {"result": encode_result(result)}
+            return {"result": encode_result(result, window)}
         except Exception as exc:
             log.exception("job %s: result could not be encoded", job.id)
             return {"error": f"The result could not be encoded: {_message(exc)}"}

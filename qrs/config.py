@@ -103,6 +103,7 @@ class Config:
 
     # Public names (deploy/nginx, the client's account url) and the one service instance
     public_host: str = ""  # the name in the client's url, e.g. qrs.lab.example (see hosts.py)
+    extra_names: str = ""  # more names nginx answers (comma-separated; README: isolated lab)
     instance_name: str = "qrs"  # what IBM Cloud Global Search reports (instance="qrs" works)
     tls_cert: str = "/etc/qrs/tls/qrs.crt"  # certificate (chain) covering every public name
     tls_key: str = "/etc/qrs/tls/qrs.key"

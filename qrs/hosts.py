@@ -35,6 +35,13 @@ def public_names(public_host: str) -> list[str]:
     return [host, *(f"{label}.{host}" for label in SERVICE_LABELS)] if host else []
 
 
+def served_names(public_host: str, extra_names: str = "") -> list[str]:
+    """``public_names`` plus the configured extra names (``QRS_EXTRA_NAMES``), in order."""
+    extra = [name.strip().lower() for name in extra_names.replace(",", " ").split()]
+    names = public_names(public_host)
+    return names + [name for name in extra if name not in names] if names else []
+
+
 def request_host(environ: dict[str, Any]) -> str:
     """The request's host name, lower-cased, without a port."""
     host = str(environ.get("HTTP_HOST") or environ.get("SERVER_NAME") or "").lower()

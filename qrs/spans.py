@@ -11,8 +11,8 @@ it covers, so an executor only needs the times around the work.
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
 from collections.abc import Mapping
+from datetime import datetime, timezone
 from typing import Any
 
 SPANS_KEY = "execution_spans"

@@ -28,8 +28,15 @@ from qrs.hosts import served_names
 from qrs.nginx import render_site
 
 from .helpers import SIGMAS, assert_binomial
-from .nginx_helpers import (NginxProcess, ensure_nginx, hosts_entries, loopback_alias_works,
-                            machine_lock, make_certificates, port_free)
+from .nginx_helpers import (
+    NginxProcess,
+    ensure_nginx,
+    hosts_entries,
+    loopback_alias_works,
+    machine_lock,
+    make_certificates,
+    port_free,
+)
 from .server import ROOT, ServerProcess
 
 HOST = "qrs.lab.example"

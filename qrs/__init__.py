@@ -59,11 +59,12 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     from . import metrics  # before anything imports prometheus_client: see metrics.py
 
     metrics.enable(config.data_dir)
-    from .api import backends, dashboard, health, identity, jobs, sessions
+    from .api import backends, cloud, dashboard, health, identity, jobs, sessions
     from .api.common import authenticate
     from .auth import Auth, is_loopback
     from .errors import register_error_handlers
     from .executors.base import resolve
+    from .hosts import HostRouter
     from .logs import configure_logging
     from .metadata import BackendMetadataProvider
     from .openapi import register_docs
@@ -98,9 +99,11 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
             if blueprint is not identity.bp:
                 protected.add(name)
     app.before_request(lambda: authenticate() if request.blueprint in protected else None)
+    app.register_blueprint(cloud.bp)  # IBM Cloud instance lookup (see hosts.py)
     app.register_blueprint(health.bp)
     app.register_blueprint(dashboard.bp)
     register_docs(app)
+    app.wsgi_app = HostRouter(app.wsgi_app)  # one app answers every name the client derives
     logging.getLogger(__name__).info(
         "QRS %s: data in %s, %s executor, %s mode", __version__, config.data_dir,
         runner.executor_name,

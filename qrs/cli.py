@@ -107,6 +107,19 @@ def cmd_backends(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_nginx_site(args: argparse.Namespace, config: Config) -> int:
+    """``qrs nginx-site``: print the nginx site for these settings (QRS_PUBLIC_HOST, ...)."""
+    from .nginx import SiteError, render_site
+
+    overrides = dict(item.partition("=")[::2] for item in args.set)
+    try:
+        print(render_site(config, **overrides), end="")
+    except (SiteError, OSError) as exc:
+        print(f"qrs nginx-site: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, config: Config) -> int:
     """Run ``benchmarks/bench.py`` from the source tree (it starts its own servers)."""
     import subprocess
@@ -156,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     backends = sub.add_parser("backends", help="list served backends")
     backends.set_defaults(func=cmd_backends)
+
+    site = sub.add_parser("nginx-site", help="print the nginx site for these settings")
+    site.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="a template field, e.g. QRS_TOKEN_RATE=30r/m")
+    site.set_defaults(func=cmd_nginx_site)
 
     bench = sub.add_parser("bench", help="run the benchmarks and print their table",
                            description="Arguments after 'bench' go to benchmarks/bench.py "

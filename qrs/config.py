@@ -126,6 +126,14 @@ class Config:
     api_keys_file: str = ""
     token_ttl_seconds: int = 3600
 
+    # Public names (deploy/nginx, the client's account url) and the one service instance
+    public_host: str = ""  # the name in the client's url, e.g. qrs.lab.example (see hosts.py)
+    extra_names: str = ""  # more names nginx answers (comma-separated; README: isolated lab)
+    instance_name: str = "qrs"  # what IBM Cloud Global Search reports (instance="qrs" works)
+    tls_cert: str = "/etc/qrs/tls/qrs.crt"  # certificate (chain) covering every public name
+    tls_key: str = "/etc/qrs/tls/qrs.key"
+    monitoring_allow: str = "127.0.0.1,::1"  # who may read /metrics, /ready, /health via nginx
+
     def __post_init__(self) -> None:
         """Resolve ``executor_threads=0``: half the cores run jobs, shared by all workers.
 
@@ -153,6 +161,12 @@ class Config:
             values["gpu_memory_limit_mb"] = _parse_size_mb(env["QRS_GPU_MEMORY_LIMIT"])
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def instance_crn(self) -> str:
+        """The CRN of the server's one service instance, in region ``us-east``, so that the
+        client's default URL resolver sends its API calls to ``quantum.<host>/api/v1``."""
+        return f"crn:v1:qrs:public:quantum-computing:us-east:a/qrs:{self.instance_name}::"
 
     def replace(self, **changes: Any) -> "Config":
         """A copy with some fields changed (tests use this)."""

@@ -21,10 +21,12 @@ from .codec import decode_params, encode_result
 from .errors import QRSError
 from .executors.base import BaseExecutor, JobRefused
 from .quantum_program import EXECUTOR_PROGRAM
+from .spans import utc_now
 from .states import ReasonCode
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import datetime
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +80,16 @@ def run_tasks(executor: BaseExecutor, tasks: "Sequence[JobTask]") -> list[JobOut
         joblog.emit(f"Executing {pubs} pub(s) on {tasks[0].backend} with the {executor.name} "
                     "executor" + (f", batched with {len(runnable) - 1} other job(s)."
                                   if len(runnable) > 1 else "."))
+        started = utc_now()
         if len(runnable) > 1:
             results = executor.execute_sampler_batch(
                 [(decoded[task.job_id].pubs, decoded[task.job_id].options) for task in runnable],
                 tasks[0].backend)
         else:
             results = [_call(executor, runnable[0], decoded[runnable[0].job_id])]
+        window = (started, utc_now())  # dates results that carry no spans of their own
         for task, result in zip(runnable, results):
-            outcomes[task.job_id] = _encode(task, result)
+            outcomes[task.job_id] = _encode(task, result, window)
     return [outcomes[task.job_id] for task in tasks]
 
 
@@ -134,12 +138,13 @@ def execute_program(executor: Any, program: Any, options: dict[str, Any],
     return executor.execute_program(program, options, backend_name)
 
 
-def _encode(task: JobTask, result: Any) -> JobOutcome:
+def _encode(task: JobTask, result: Any,
+            window: "tuple[datetime, datetime] | None" = None) -> JobOutcome:
     """A primitive's result (or the exception it raised) as the job's outcome."""
     if isinstance(result, BaseException):
         return _failure(task, result)
     try:
-        return Completed(task.job_id, encode_result(result))
+        return Completed(task.job_id, encode_result(result, window))
     except Exception as exc:
         log.exception("job %s: result could not be encoded", task.job_id)
         return Failed(task.job_id, f"The result could not be encoded: {message_of(exc)}")

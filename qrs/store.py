@@ -8,8 +8,10 @@ claim the same job and a cancelled job's late result is discarded.
 Layout of the data directory::
 
     qrs.sqlite3            rows (WAL mode)
-    params/<job id>.json   the job's ``params`` exactly as the client sent them
-    results/<job id>.json  the result text the client decodes (or the failure message)
+    params/<job id>.json   the job's ``params`` exactly as the client sent them (a private
+                           job's are deleted once it is final)
+    results/<job id>.json  the result text the client decodes (or the failure message); a
+                           private job's is deleted when it is first read
 """
 
 from __future__ import annotations
@@ -349,6 +351,34 @@ class Store:
         except FileNotFoundError:
             return None
 
+    # ---------------------------------------------------------- private jobs
+    # ``options.environment.private``: the params are deleted once the job is final, and
+    # a completed job's result is served once, then deleted (as IBM documents it).
+    def _forget_private_params(self, job_ids: Sequence[str]) -> None:
+        """Delete the params of the private jobs among these (just-finished) jobs."""
+        if not job_ids:
+            return
+        rows = self._read(f"SELECT id FROM jobs WHERE private=1 AND id IN "
+                          f"({','.join('?' * len(job_ids))})", list(job_ids))
+        for row in rows:
+            self._params_path(row[0]).unlink(missing_ok=True)
+
+    def take_result(self, job_id: str) -> str | None:
+        """Read a result and delete it, atomically: of two readers, one gets it.
+
+        ``None`` once it has been taken.
+        """
+        path = self._result_path(job_id)
+        taken = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.taken")
+        try:
+            os.rename(path, taken)
+        except FileNotFoundError:
+            return None
+        try:
+            return taken.read_text(encoding="utf-8")
+        finally:
+            taken.unlink(missing_ok=True)
+
     def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
         """A page of jobs and the total matching count (the client's paging loop needs it)."""
         where, args = ["1=1"], []
@@ -530,6 +560,8 @@ class Store:
                     self._after_job_end(db, job_id, now)
         finally:
             staged.unlink(missing_ok=True)
+        if changed:
+            self._forget_private_params([job_id])
         return bool(changed)
 
     def cancel(self, job_id: str, reason: str = "Cancelled by the user.",
@@ -551,6 +583,7 @@ class Store:
                 self._after_job_end(db, job_id, now)
         if changed:
             self._write_file(self._result_path(job_id), reason)
+            self._forget_private_params([job_id])
         return bool(changed)
 
     def recover(self, lease_seconds: float, max_attempts: int,
@@ -587,6 +620,7 @@ class Store:
         for job_id, outcome in handled:
             if outcome == "failed":
                 self._write_file(self._result_path(job_id), self.get_job(job_id).reason or "")
+        self._forget_private_params([job_id for job_id, outcome in handled if outcome == "failed"])
         return handled
 
     def release(self, worker_id: str, now: float | None = None,
@@ -695,6 +729,7 @@ class Store:
                        "WHERE id=?", (now, reason, session_id))
         for job_id in ids:
             self._write_file(self._result_path(job_id), reason)
+        self._forget_private_params(ids)
         return ids
 
     def expire_sessions(self, now: float | None = None) -> list[str]:

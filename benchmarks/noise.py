@@ -1,10 +1,10 @@
 """Noise-model figures for ``make bench`` (``--only delays,learning``).
 
-6. delays    In-process ``LocalExecutor`` on fake_manila, 100 shots, median of 50 runs: a
+7. delays    In-process ``LocalExecutor`` on fake_manila, 100 shots, median of 50 runs: a
              noisy Bell, the Bell with two idles (``delay``), and the same after the client's
              XY4 dynamical decoupling (31 delays). Delays cost Aer's relaxation pass plus a
              noise-model copy per run; ``qrs/executors/noise.py`` memoizes both.
-7. learning  Stock ``NoiseLearnerV3`` (server-side ``noise-learner`` program) learning one
+8. learning  Stock ``NoiseLearnerV3`` (server-side ``noise-learner`` program) learning one
              cx layer with IBM's default options (32 randomizations × 128 shots, depths
              0-32): wall time from submission to result, and the shots it ran.
 """

@@ -36,7 +36,7 @@ from . import joblog
 from .codec import (PubLimits, check_instructions, decode_runtime_json, encode_result,
                     params_object)
 from .errors import InvalidInput, LimitExceeded
-from .quantum_program import describe_error, execute, foreign_operations
+from .quantum_program import describe_error, foreign_operations
 
 if TYPE_CHECKING:
     from qiskit.circuit import CircuitInstruction, QuantumCircuit
@@ -254,6 +254,8 @@ def learn_layer_noise(executor: "BaseExecutor", backend_name: str,
     from qiskit_ibm_runtime.options_models import NoiseLearnerV3Options
     from qiskit_ibm_runtime.results import QuantumProgramResult
 
+    from .execution import execute_program
+
     if not layers:
         return []
     if not isinstance(options, NoiseLearnerV3Options):
@@ -268,7 +270,7 @@ def learn_layer_noise(executor: "BaseExecutor", backend_name: str,
     elements = sum(item.size() for item in program.items)
     joblog.emit(f"Learning the noise of {len(layers)} layer(s): {len(program.items)} item(s), "
                 f"{elements} circuit(s) x {program.shots} shots.")
-    result = execute(executor, program, {}, backend_name)
+    result = execute_program(executor, program, {}, backend_name)
     result = QuantumProgramResult(list(result), metadata=result.metadata,
                                   passthrough_data=program.passthrough_data)
     joblog.checkpoint()

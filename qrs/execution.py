@@ -20,10 +20,8 @@ from . import joblog
 from .codec import decode_params, encode_result
 from .errors import QRSError
 from .executors.base import BaseExecutor, JobRefused
+from .noise_learning import NOISE_LEARNER_PROGRAM
 from .quantum_program import EXECUTOR_PROGRAM
-
-#: Spelled here too (``qrs.noise_learning`` imports this module's ``execute_program``).
-NOISE_LEARNER_PROGRAM = "noise-learner"
 from .spans import utc_now
 from .states import ReasonCode
 
@@ -136,10 +134,10 @@ def _run_program(executor: BaseExecutor, task: JobTask) -> JobOutcome:
 
 def _run_learning(executor: BaseExecutor, task: JobTask) -> JobOutcome:
     """One ``noise-learner`` job (``qrs.noise_learning``), never batched."""
-    from .noise_learning import run_job
+    from .noise_learning import run_job as run_learning
 
     try:
-        return Completed(task.job_id, run_job(executor, task.params_text, task.backend))
+        return Completed(task.job_id, run_learning(executor, task.params_text, task.backend))
     except Exception as exc:
         return _failure(task, exc)
 

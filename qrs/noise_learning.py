@@ -23,7 +23,7 @@ is 0, as the client-side learner reports it.
 
 ``learn_layer_noise`` is the entry point for other server code (the legacy Estimator's PEC
 and PEA): boxes in, ``PauliLindbladMap``\\ s out; ``layer_errors`` wraps them as the
-legacy ``LayerError``\\ s. ``run_job`` is the runner's entry point.
+legacy ``LayerError``\\ s. ``run_job`` is what a job process runs (``qrs.execution``).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import threading
 import time
 from pathlib import Path
 
-from qrs import metrics, private_files
+from qrs import metrics
 from qrs.config import Config
 
 _config = Config.from_env()
@@ -69,9 +69,13 @@ def _registry(worker):
 
 
 def on_starting(server):
-    """Before any worker exists: private files from here on, and the workers' shared
-    metrics folder started empty."""
-    private_files()
+    """Before any worker exists: set the data directory up once (database schema, token
+    signing secret), so workers booting together never race to create them, and start
+    the workers' shared metrics folder empty. From here on files are private (umask 077,
+    set by ``prepare_data_dir``)."""
+    from qrs import prepare_data_dir
+
+    prepare_data_dir(_config)
     metrics.reset(os.environ.get(metrics.ENV) or Path(_config.data_dir) / "metrics")
 
 
@@ -122,6 +126,6 @@ def worker_exit(server, worker):
     deadline = getattr(worker, "qrs_grace_deadline", None)
     if deadline is None:  # exiting for another reason (max_requests, a boot error)
         deadline = time.monotonic() + max(0, server.cfg.graceful_timeout - _GRACE_MARGIN)
+    # Stops the job processes too (their executors close: e.g. a Dask LocalCluster).
     registry.runner.stop(grace_seconds=max(0.0, deadline - time.monotonic()))
-    registry.executor.close()  # e.g. a Dask LocalCluster's worker processes
     registry.validator.close()

@@ -23,6 +23,10 @@ processes started here (``tests/server.py``), on whatever machine runs it:
            backend (the 1st builds the noise model).
 5. list    ``GET /jobs?limit=50`` median with 100,000 stored jobs ÷ with 100 (rows
            inserted straight into a temporary store, served by an in-process app).
+6. long    The long job of issue 13 through gunicorn (``benchmarks/isolation.py``):
+           it completes once, and status polls stay fast while it runs.
+
+7-8. delays, learning: see ``benchmarks/noise.py``.
 
 ``--quick`` shrinks every count (about a minute less); ``--only tiny,list`` picks figures.
 Nothing here asserts: the table is the output.
@@ -174,19 +178,19 @@ def _proc_stat(pid: int | str) -> list[str] | None:
 
 
 def server_cpu_seconds(master_pid: int) -> float:
-    """User + system CPU of a gunicorn master and every live process under it (workers,
-    their validation fork servers and children), from /proc."""
-    children: dict[int, list[int]] = {}
+    """User + system CPU of a gunicorn master and every live process below it (its
+    workers and their job processes), from /proc."""
+    parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             fields = _proc_stat(entry.name)
             if fields is not None:
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    pids, pending = [], [master_pid]
-    while pending:
-        pid = pending.pop()
-        pids.append(pid)
-        pending.extend(children.get(pid, []))
+                parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    pids, frontier = [master_pid], [master_pid]
+    while frontier:
+        children = parents.get(frontier.pop(), [])
+        pids += children
+        frontier += children
     ticks = 0
     for pid in pids:
         fields = _proc_stat(pid)
@@ -448,7 +452,7 @@ def print_table(rows: list[Row], elapsed: float) -> None:
           f"benchmark took {elapsed:.0f} s")
 
 
-FIGURES = ("heavy", "tiny", "client", "cache", "list")
+FIGURES = ("heavy", "tiny", "client", "cache", "list", "long", "delays", "learning")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -484,6 +488,17 @@ def main(argv: list[str] | None = None) -> int:
                     tiny_server.stop()
         if "list" in chosen:
             rows += bench_list(tmp, args.quick)
+        if "long" in chosen:
+            from benchmarks.isolation import bench_long_job
+
+            rows += bench_long_job(tmp, args.quick)
+        if "delays" in chosen or "learning" in chosen:
+            from benchmarks.noise import bench_delays, bench_learning
+
+            if "delays" in chosen:
+                rows += bench_delays(Row, args.quick)
+            if "learning" in chosen:
+                rows += bench_learning(Row, start_server, tmp, args.quick)
     print_table(rows, time.perf_counter() - started)
     return 0
 

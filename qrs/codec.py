@@ -7,7 +7,8 @@
 * ``validate_pubs`` checks pubs against the backend and the configured limits.
 * ``sampler_options`` / ``estimator_options`` map the client's options onto what an Aer
   primitive understands, returning the leftovers so the runner can log them as ignored.
-* ``encode_result`` produces the text ``GET /jobs/<id>/results`` serves.
+* ``encode_result`` produces the text ``GET /jobs/<id>/results`` serves (in IBM's
+  shapes: ``result_shapes.conform``).
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ import json
 import math
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from .errors import InvalidInput, LimitExceeded, PayloadTooLarge
 
-PROGRAMS = ("sampler", "estimator", "executor")
+PROGRAMS = ("sampler", "estimator", "executor", "noise-learner")
 
 #: ``RuntimeDecoder`` parses with the ``ast`` module (numpy's ``.npy`` headers, QPY's
 #: symbolic expressions), whose recursion counter CPython 3.11 shares between threads
@@ -70,14 +72,27 @@ def _packed_bits(circuit: Any) -> int:
     return sum(-(-creg.size // 8) for creg in circuit.cregs)
 
 
-def decode_params(text: str | dict, program_id: str) -> DecodedParams:
-    """Decode params into pubs (tuples) and options. Raises ``InvalidInput`` on bad input."""
+def params_object(params: str | dict, expected: str) -> dict[str, Any]:
+    """Params text or parsed JSON as a dict; ``InvalidInput`` naming what was ``expected``."""
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError as exc:
+            raise InvalidInput(f"params is not valid JSON: {exc}") from None
+    if not isinstance(params, dict):
+        raise InvalidInput(f"params must be a JSON object {expected}.")
+    return params
+
+
+def decode_runtime_json(text: str | dict) -> Any:
+    """Params text (or its parsed JSON) through ``RestrictedDecoder`` (the client's
+    ``RuntimeDecoder`` limited to the types job params need); ``InvalidInput`` if bad."""
     from .decoder import RestrictedDecoder
 
     try:
         with _DECODE_LOCK:
-            raw = json.loads(text if isinstance(text, str) else json.dumps(text),
-                             cls=RestrictedDecoder)
+            return json.loads(text if isinstance(text, str) else json.dumps(text),
+                              cls=RestrictedDecoder)
     except InvalidInput:
         raise
     except (KeyboardInterrupt, SystemExit):
@@ -92,6 +107,11 @@ def decode_params(text: str | dict, program_id: str) -> DecodedParams:
         reason = (str(exc).strip().splitlines() or [""])[0][:300]
         raise InvalidInput(f"params could not be decoded: {type(exc).__name__}: {reason}") \
             from None
+
+
+def decode_params(text: str | dict, program_id: str) -> DecodedParams:
+    """Decode params into pubs (tuples) and options. Raises ``InvalidInput`` on bad input."""
+    raw = decode_runtime_json(text)
     if not isinstance(raw, dict):
         raise InvalidInput("params must be a JSON object with a 'pubs' list.")
     pubs = raw.pop("pubs", None)
@@ -257,6 +277,7 @@ class MappedOptions:
     primitive: dict[str, Any]
     run: dict[str, Any]
     ignored: dict[str, Any]
+    meas_type: str = "classified"  # Sampler: bits, or emulated IQ data (executors/iq.py)
 
 
 def _pop_path(tree: dict[str, Any], *path: str) -> Any:
@@ -298,9 +319,8 @@ def sampler_options(options: dict[str, Any]) -> MappedOptions:
     _common_options(options, mapped)
     if (shots := options.pop("default_shots", None)) is not None:
         mapped.primitive["default_shots"] = int(shots)
-    meas_type = _pop_path(options, "execution", "meas_type")
-    if meas_type not in (None, "classified"):
-        mapped.ignored["execution.meas_type"] = meas_type
+    if (meas_type := _pop_path(options, "execution", "meas_type")) is not None:
+        mapped.meas_type = str(meas_type)
     _pop_path(options, "execution", "init_qubits")
     mapped.ignored.update(_prune_defaults(options))
     return mapped
@@ -323,11 +343,18 @@ def estimator_options(options: dict[str, Any]) -> MappedOptions:
     return mapped
 
 
-def encode_result(result: Any) -> str:
-    """The result text the client decodes with ``RuntimeDecoder``."""
+def encode_result(result: Any, window: tuple[datetime, datetime] | None = None) -> str:
+    """The result text the client decodes with ``RuntimeDecoder``, in IBM's shapes.
+
+    Every result is stored through here, so ``result_shapes.conform`` applies to every
+    executor's output; ``window`` (when the executor ran) dates Sampler data that carries
+    no execution spans of its own.
+    """
     from qiskit_ibm_runtime import RuntimeEncoder
 
-    return json.dumps(result, cls=RuntimeEncoder)
+    from .result_shapes import conform
+
+    return json.dumps(conform(result, window), cls=RuntimeEncoder)
 
 
 def decode_result(text: str) -> Any:

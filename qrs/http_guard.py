@@ -4,10 +4,12 @@ and whether cookies are marked ``Secure``.
 **Host check (DNS rebinding).** A web page can point a name it controls at 127.0.0.1 and
 then talk to a loopback QRS from the victim's browser, in open mode as the shared admin
 user. Its requests carry that name in ``Host``, so QRS answers only to names it knows:
-``localhost``, this machine's host name, the bind address, every name in
+``localhost``, this machine's host name, the bind address, ``QRS_PUBLIC_HOST`` and
+``QRS_EXTRA_NAMES`` (the names the nginx site serves), every name in
 ``QRS_TRUSTED_HOSTS`` (``*`` turns the check off; ``*.example.org`` matches subdomains)
-and, for each of those, the subdomains the stock client derives from a service URL
-(``iam.``, ``quantum.``, ``api.global-search-tagging.``, ``globalcatalog.``). IP
+and, for each of those, the names the stock client derives from a service URL
+(``hosts.public_names``: ``iam.``, ``quantum.`` — also ``<region>.quantum.`` —,
+``api.global-search-tagging.``, ``globalcatalog.``). IP
 literals always pass: a rebinding attack needs a name, and users on the LAN may connect
 by address.
 
@@ -26,10 +28,7 @@ from flask import Flask, Response, request
 
 from .config import Config
 from .errors import InvalidInput
-
-#: Hosts the stock client derives from a service URL ``https://<host>``
-#: (``iam.<host>``, ``quantum.<host>/api/v1``, IBM Cloud's search and catalog APIs).
-CLIENT_SUBDOMAINS = ("iam.", "quantum.", "api.global-search-tagging.", "globalcatalog.")
+from .hosts import public_names, served_names
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -69,13 +68,16 @@ class HostPolicy:
                 self.any = True
             elif name.startswith("*."):
                 self.suffixes.append(name[1:])
-            else:
-                self.exact.update([name, *(prefix + name for prefix in CLIENT_SUBDOMAINS)])
+            else:  # and what the client derives from it, regional API names included
+                self.exact.update(public_names(name))
+                self.suffixes.append(f".quantum.{name}")
 
     @classmethod
     def from_config(cls, config: Config) -> HostPolicy:
-        """Loopback names, this machine's name, the bind address and QRS_TRUSTED_HOSTS."""
+        """Loopback names, this machine's name, the bind address, the public names
+        (``QRS_PUBLIC_HOST``, ``QRS_EXTRA_NAMES``) and ``QRS_TRUSTED_HOSTS``."""
         names = ["localhost", socket.gethostname(), config.host,
+                 *served_names(config.public_host, config.extra_names),
                  *config.trusted_hosts.split(",")]
         return cls(names)
 

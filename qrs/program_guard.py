@@ -1,6 +1,7 @@
-"""Checks on ``executor`` program params before pydantic and the client's converters run.
+"""Checks on model-read params (``executor`` programs, NoiseLearnerV3) before pydantic
+and the client's converters run.
 
-The ``executor`` program's params are read by ``ibm_quantum_schemas`` models, whose
+These params are read by ``ibm_quantum_schemas`` models, whose
 validators open the payloads the moment they run: every ``CompressedTensorModel``
 (circuit arguments, samplex arguments, and any ``{data, shape, dtype}`` leaf of
 ``passthrough_data``) is zlib-inflated whole, the circuits' QPY is inflated whole and
@@ -12,8 +13,9 @@ primitives, and refuses with a 4xx naming the field:
 * OpenQASM 3 circuits (the client always sends QPY; a QASM ``qubit[1000000] q;``
   allocated 290 MB before any width check could run);
 * tensors and QPY that inflate past the job's decoded-size budget;
-* circuits, in the program's QPY or inside a samplex, wider than the backend, with more
-  clbits than allowed, or declaring counts their payload cannot hold;
+* circuits, in the program's QPY, a ``QpyModel`` (``circuit_b64``: NoiseLearnerV3's
+  instructions) or inside a samplex, wider than the backend, with more clbits than
+  allowed, or declaring counts their payload cannot hold;
 * Pauli-Lindblad maps on more qubits than the backend has.
 """
 
@@ -46,6 +48,11 @@ def check_program_params(params: Any, limits: PayloadLimits) -> int:
             continue
         if _is_tensor(node):
             _check_tensor(path_text(path, _ROOT), node, budget)
+        elif isinstance(node.get("circuit_b64"), str):  # QpyModel: plain QPY, one circuit
+            where = path_text(path, _ROOT) + ".circuit_b64"
+            raw = b64(where, node["circuit_b64"])
+            budget.charge(where, len(raw))
+            check_qpy(where, raw, limits, budget, programs=1)
         elif isinstance(node.get("samplex_json"), str):
             _check_samplex(path_text(path, _ROOT), node["samplex_json"], limits, budget)
         elif ("sparse_terms" in node and isinstance(node.get("num_qubits"), int)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from . import schemas
 from .codec import PubLimits, check_instructions, circuit_width, decode_params, validate_pubs
 from .errors import InvalidInput, PayloadTooLarge
+from .noise_learning import NOISE_LEARNER_PROGRAM, check_request, decode_request
 from .payload_guard import PayloadLimits, check_params
 from .program_guard import check_program_params
 from .quantum_program import EXECUTOR_PROGRAM, check_program, decode_program
@@ -33,6 +34,11 @@ class BackendFacts:
     num_qubits: int
     max_shots: int | None
     operation_names: frozenset[str]
+
+    @property
+    def target(self) -> BackendFacts:
+        """Checks written for a ``BackendV2`` read ``backend.target.operation_names``."""
+        return self
 
 
 @dataclass(frozen=True)
@@ -64,8 +70,16 @@ def decoded_estimate(params_text: str, program_id: str, backend: BackendFacts,
     except (ValueError, RecursionError) as exc:
         raise InvalidInput(f"params is not valid JSON: {exc}") from None
     payload = PayloadLimits(limits.max_decoded_bytes, backend.num_qubits, limits.max_clbits)
-    guard = check_program_params if program_id == EXECUTOR_PROGRAM else check_params
-    return guard(params, payload) + len(params_text)
+    return _guard(program_id, params)(params, payload) + len(params_text)
+
+
+def _guard(program_id: str, params: object):
+    """The payload check for this program: pydantic-model payloads (``executor``,
+    NoiseLearnerV3) or ``RuntimeEncoder`` ones (sampler, estimator, legacy NoiseLearner)."""
+    modelled = program_id == EXECUTOR_PROGRAM or (
+        program_id == NOISE_LEARNER_PROGRAM and isinstance(params, dict)
+        and "schema_version" in params)
+    return check_program_params if modelled else check_params
 
 
 def validate_submission(params_text: str, program_id: str, backend: BackendFacts,
@@ -79,15 +93,17 @@ def validate_submission(params_text: str, program_id: str, backend: BackendFacts
         raise InvalidInput(f"params is not valid JSON: {exc}") from None
     payload = PayloadLimits(limits.max_decoded_bytes, backend.num_qubits, limits.max_clbits)
     try:
+        if not guarded:
+            _guard(program_id, params)(params, payload)
         if program_id == EXECUTOR_PROGRAM:
-            if not guarded:
-                check_program_params(params, payload)
             program = decode_program(params)
             circuits = check_program(program, backend.num_qubits, backend.operation_names,
                                      limits.pubs)
             return Summary(len(program.program.items), circuits, 0, None)
-        if not guarded:
-            check_params(params, payload)
+        if program_id == NOISE_LEARNER_PROGRAM:
+            learning = decode_request(params, backend)
+            check_request(learning, backend, limits.pubs)
+            return Summary(len(learning.layers), len(learning.layers), 0, None)
         decoded = decode_params(params_text, program_id)
         schemas.load(schemas.PrimitiveOptions, decoded.options, "params.options")
         circuits = validate_pubs(program_id, decoded.pubs, decoded.options, backend.num_qubits,

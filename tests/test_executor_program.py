@@ -197,7 +197,7 @@ def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
             **good["quantum_program"], "circuits": {**good["quantum_program"]["circuits"],
                                                     "b64_data": "bm90IHFweQ=="}}},
         "meas_level": {**good, "quantum_program": {**good["quantum_program"],
-                                                   "meas_level": "kerneled"}},
+                                                   "meas_level": "raw"}},
     }
     for expected, params in cases.items():
         response = _post(ideal_server, params)
@@ -236,7 +236,7 @@ def test_an_executor_without_execute_program_runs_programs():
     to show the interface, so this one runs in-process on qiskit's reference sampler."""
     from qiskit.primitives import StatevectorSampler
 
-    from qrs.quantum_program import execute
+    from qrs.execution import execute_program as execute
 
     class PlugIn:
         name = "plug-in"

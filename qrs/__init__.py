@@ -52,6 +52,7 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     from .registry import Registry
     from .runner import Runner
     from .store import Store
+    from .testkit import create as create_testkit
 
     _import_qiskit_in_this_thread()
     configure_logging(config)
@@ -63,8 +64,10 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     metadata = BackendMetadataProvider()
     executor = executor or resolve(config.executor)
     executor.setup(config, metadata)
+    testkit = create_testkit(config, store)  # None unless QRS_CONTROL_API or QRS_SCENARIO
     registry = Registry(config=config, store=store, metadata=metadata, executor=executor,
-                        runner=Runner(store, executor, config, on_event=metrics.on_job_event),
+                        runner=Runner(store, executor, config, on_event=metrics.on_job_event,
+                                      claim=testkit.claim if testkit else None),
                         auth=Auth(store, config.data_dir, config.api_keys_file,
                                   config.token_ttl_seconds))
     app.extensions["qrs"] = registry
@@ -82,6 +85,8 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     app.register_blueprint(health.bp)
     app.register_blueprint(dashboard.bp)
     register_docs(app)
+    if testkit is not None:
+        testkit.install(app)
     logging.getLogger(__name__).info(
         "QRS %s: data in %s, %s executor, %s mode", __version__, config.data_dir, executor.name,
         "open" if registry.auth.open_mode else "API-key")

@@ -101,6 +101,11 @@ class Config:
     api_keys_file: str = ""
     token_ttl_seconds: int = 3600
 
+    # Test double (qrs.testkit): off unless asked for; never on a shared server
+    control_api: bool = False  # /_qrs/ control API: scenarios, journal, reset (admin only)
+    scenario: str = ""  # a scenario JSON file loaded at start (qrs serve --scenario FILE)
+    journal_size: int = 1000  # requests the control API's journal keeps
+
     def __post_init__(self) -> None:
         """Resolve ``executor_threads=0``: half the cores run jobs, shared by all workers.
 

@@ -41,8 +41,13 @@ class Runner:
     """Claims and executes jobs for one process."""
 
     def __init__(self, store: Store, executor: BaseExecutor, config: Config,
-                 on_event: Callable[[str, Job, float], None] | None = None) -> None:
+                 on_event: Callable[[str, Job, float], None] | None = None,
+                 claim: Callable[[str, int, int], list[Job]] | None = None) -> None:
         self.store = store
+        #: Takes the next job(s) to execute: ``Store.claim_batch`` (worker id, batch size,
+        #: batch width), or a test scenario's (``qrs.testkit.claims``), which holds jobs
+        #: back and records scripted outcomes itself, returning only jobs to execute.
+        self.claim = claim or store.claim_batch
         self.executor = executor
         self.config = config
         self.on_event = on_event or (lambda *_: None)
@@ -162,8 +167,8 @@ class Runner:
 
         Returns False when nothing was runnable.
         """
-        jobs = self.store.claim_batch(self.worker_id, self.config.batch_max_jobs,
-                                      self.config.batch_max_qubits)
+        jobs = self.claim(self.worker_id, self.config.batch_max_jobs,
+                          self.config.batch_max_qubits)
         if not jobs:
             return False
         for job in jobs:

@@ -438,7 +438,7 @@ class Store:
         return jobs[0] if jobs else None
 
     def claim_batch(self, worker_id: str, limit: int, max_width: int,
-                    now: float | None = None) -> list[Job]:
+                    now: float | None = None, among: Sequence[str] | None = None) -> list[Job]:
         """Take the next runnable job and, if it is a small Sampler job outside any
         session, up to ``limit - 1`` more like it (same backend, at most ``max_width``
         qubits), all in one transaction.
@@ -446,16 +446,21 @@ class Store:
         Order: jobs of an active dedicated session first (so a session's next job does
         not wait behind unrelated work), then everything else by creation time. A
         dedicated session's job waits while another job of that session runs.
+        ``among``: take only jobs with these ids (a test scenario holds the others back).
         """
         now = time.time() if now is None else now
+        only, only_args = "", []
+        if among is not None:
+            only, only_args = "id IN (SELECT value FROM json_each(?)) AND ", [json.dumps(among)]
         with self._tx() as db:
             row = db.execute(
                 "SELECT j.id, j.session_id, j.backend, j.program_id, j.width FROM jobs j "
                 "LEFT JOIN sessions s ON s.id=j.session_id "
-                "WHERE j.status='Queued' AND (j.session_id IS NULL OR s.mode='batch' OR NOT EXISTS "
+                f"WHERE {only and 'j.' + only}j.status='Queued' AND (j.session_id IS NULL OR "
+                "s.mode='batch' OR NOT EXISTS "
                 "(SELECT 1 FROM jobs r WHERE r.session_id=j.session_id AND r.status='Running')) "
                 "ORDER BY CASE WHEN s.state='active' AND s.mode='dedicated' THEN 0 ELSE 1 END, "
-                "j.created, j.rowid LIMIT 1").fetchone()
+                "j.created, j.rowid LIMIT 1", only_args).fetchone()
             if row is None:
                 return []
             job_id, session_id, backend, program_id, width = row
@@ -463,9 +468,10 @@ class Store:
             if (limit > 1 and session_id is None and program_id == "sampler"
                     and width <= max_width):
                 ids += [r[0] for r in db.execute(
-                    "SELECT id FROM jobs WHERE status='Queued' AND session_id IS NULL AND "
+                    f"SELECT id FROM jobs WHERE {only}status='Queued' AND session_id IS NULL AND "
                     "program_id='sampler' AND backend=? AND width<=? AND id!=? "
-                    "ORDER BY created, rowid LIMIT ?", (backend, max_width, job_id, limit - 1))]
+                    "ORDER BY created, rowid LIMIT ?", (*only_args, backend, max_width, job_id,
+                                                        limit - 1))]
             db.executemany(
                 "UPDATE jobs SET status='Running', claimed_by=?, heartbeat=?, running_at=?, "
                 "attempts=attempts+1 WHERE id=? AND status='Queued'",

@@ -24,6 +24,7 @@ raises ``KeyLeakBlocked`` before anything is sent, and ``qrs_service`` fails the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,6 +82,11 @@ def qrs_server(qrs_settings: dict[str, str], pytestconfig: pytest.Config,
                          workers=int(workers), keys=bool(pytestconfig.getini("qrs_keys")),
                          scenario=scenario)
     server.start()
+    from .. import keyguard
+
+    # The process is now configured for QRS: tokens go to it, the client goes nowhere else.
+    os.environ["IAM_URL"] = server.url
+    keyguard.arm("127.0.0.1")
     try:
         yield server
     finally:

@@ -9,14 +9,25 @@ client of this process may reach only the QRS host (and loopback).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Any
 from urllib.parse import urlsplit
 
 from . import keyguard
+from .hosts import public_names
 
-#: A CRN-shaped instance string: the client needs one, the server ignores it.
-INSTANCE = "crn:v1:qrs:public:quantum-computing:local:a/local::"
+#: The CRN of the server's instance with the default ``QRS_INSTANCE_NAME``
+#: (``Config.instance_crn``); the server accepts any instance in requests.
+INSTANCE = "crn:v1:qrs:public:quantum-computing:us-east:a/qrs:qrs::"
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _bypass_proxies(host: str) -> None:
@@ -44,8 +55,8 @@ def connect(url: str = "http://127.0.0.1:8000", token: str = "qrs", guard: bool 
     os.environ["IAM_URL"] = base
     os.environ["QISKIT_FUNCTIONS_EXPERIMENTAL"] = "1"
     _bypass_proxies(host)
-    if guard:
-        keyguard.arm(host)
+    if guard:  # the host, and the names the client derives from it (qrs/hosts.py)
+        keyguard.arm(*([host] if _is_address(host) else public_names(host)))
     return QiskitRuntimeService(channel="ibm_quantum_platform", token=token, url=base,
                                 instance=INSTANCE,
                                 url_resolver=lambda u, *_: u.rstrip("/") + "/api/v1", **kwargs)

@@ -75,7 +75,8 @@ def test_bad_scenarios_name_the_field(raw, named):
 
 
 def test_backend_patterns_exact_name_first():
-    scenario = parse({"backends": {"*": {"queue_length": 9}, "fake_manila": {"status": "offline"}}})
+    scenario = parse({"backends": {"*": {"queue_length": 9},
+                                   "fake_manila": {"status": "offline"}}})
     assert scenario.backend("fake_manila").status == "offline"
     assert scenario.backend("fake_lima").queue_length == 9
     assert scenario.holds_jobs

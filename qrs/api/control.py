@@ -60,10 +60,10 @@ def replace_scenario():
         raise InvalidInput(f"Invalid scenario: backends: unknown backend(s) {', '.join(unknown)}; "
                            "GET /backends lists them (for example 'fake_manila').")
     if scenario.noise is not None and scenario.noise != reg.config.noise:
+        runs = "with" if reg.config.noise else "without"
         raise InvalidInput(
-            f"Invalid scenario: noise: this server runs {'with' if reg.config.noise else 'without'}"
-            " noise, set when it starts (QRS_NOISE; the pytest plugin's qrs_noise ini option). "
-            "Leave 'noise' out, or start the server with the setting you want.")
+            f"Invalid scenario: noise: this server runs {runs} noise, set when it starts "
+            "(QRS_NOISE; the pytest plugin's qrs_noise ini option). Leave 'noise' out, or start the server with the setting you want.")
     _kit().state.replace(scenario)
     reg.runner.announce()  # a backend back online or a shorter delay: runners look again
     return jsonify(_kit().state.current())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from functools import partial
 
+from ..batching import BatchRule
 from ..states import JobStatus, ReasonCode
 from ..store import Job, JobQuery, Store
 from .scenario import JobFate, Scenario
@@ -37,14 +38,14 @@ class ScriptedClaim:
         self.store = store
         self.state = state
 
-    def __call__(self, worker_id: str, limit: int, max_width: int) -> list[Job]:
+    def __call__(self, worker_id: str, rule: BatchRule) -> list[Job]:
         while True:
             scenario = self.state.scenario()
             among = self._claimable(scenario) if scenario.holds_jobs else None
             if among is not None and not among:
                 return []
             claimed = self.state.claim_with_fates(
-                partial(self.store.claim_batch, worker_id, limit, max_width, among=among),
+                partial(self.store.claim_batch, worker_id, rule, among=among),
                 lambda job: job.id)
             if not claimed:
                 return []

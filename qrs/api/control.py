@@ -63,7 +63,8 @@ def replace_scenario():
         runs = "with" if reg.config.noise else "without"
         raise InvalidInput(
             f"Invalid scenario: noise: this server runs {runs} noise, set when it starts "
-            "(QRS_NOISE; the pytest plugin's qrs_noise ini option). Leave 'noise' out, or start the server with the setting you want.")
+            "(QRS_NOISE; the pytest plugin's qrs_noise ini option). Leave 'noise' out, or "
+            "start the server with the setting you want.")
     _kit().state.replace(scenario)
     reg.runner.announce()  # a backend back online or a shorter delay: runners look again
     return jsonify(_kit().state.current())

@@ -141,11 +141,10 @@ class ScenarioState:
         with self._doc(write=False) as doc:
             scenario = self._scenario(doc)
             left = doc["fault_left"]
-        raw = to_json(replace(
+        return to_json(replace(
             scenario, next_jobs=scenario.next_jobs[doc["used"]:],
             http_faults=tuple(replace(f, times=n) for f, n in zip(scenario.http_faults, left)
                               if n > 0)))
-        return raw
 
     # ------------------------------------------------------------- consuming
     def take_fault(self, method: str, path: str) -> tuple[int, HttpFault] | None:

@@ -24,7 +24,7 @@ import numpy as np
 
 from .errors import InvalidInput, LimitExceeded
 
-PROGRAMS = ("sampler", "estimator", "executor")
+PROGRAMS = ("sampler", "estimator", "executor", "noise-learner")
 
 #: ``RuntimeDecoder`` parses with the ``ast`` module (numpy's ``.npy`` headers, QPY's
 #: symbolic expressions), whose recursion counter CPython 3.11 shares between threads
@@ -54,14 +54,26 @@ class PubLimits:
     max_observables: int
 
 
-def decode_params(text: str | dict, program_id: str) -> DecodedParams:
-    """Decode params into pubs (tuples) and options. Raises ``InvalidInput`` on bad input."""
+def params_object(params: str | dict, expected: str) -> dict[str, Any]:
+    """Params text or parsed JSON as a dict; ``InvalidInput`` naming what was ``expected``."""
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError as exc:
+            raise InvalidInput(f"params is not valid JSON: {exc}") from None
+    if not isinstance(params, dict):
+        raise InvalidInput(f"params must be a JSON object {expected}.")
+    return params
+
+
+def decode_runtime_json(text: str | dict) -> Any:
+    """Params text (or its parsed JSON) through ``RuntimeDecoder``; ``InvalidInput`` if bad."""
     from qiskit_ibm_runtime import RuntimeDecoder
 
     try:
         with _DECODE_LOCK:
-            raw = json.loads(text if isinstance(text, str) else json.dumps(text),
-                             cls=RuntimeDecoder)
+            return json.loads(text if isinstance(text, str) else json.dumps(text),
+                              cls=RuntimeDecoder)
     except InvalidInput:
         raise
     except (KeyboardInterrupt, SystemExit):
@@ -72,6 +84,11 @@ def decode_params(text: str | dict, program_id: str) -> DecodedParams:
         reason = (str(exc).strip().splitlines() or [""])[0][:300]
         raise InvalidInput(f"params could not be decoded: {type(exc).__name__}: {reason}") \
             from None
+
+
+def decode_params(text: str | dict, program_id: str) -> DecodedParams:
+    """Decode params into pubs (tuples) and options. Raises ``InvalidInput`` on bad input."""
+    raw = decode_runtime_json(text)
     if not isinstance(raw, dict):
         raise InvalidInput("params must be a JSON object with a 'pubs' list.")
     pubs = raw.pop("pubs", None)
@@ -233,6 +250,7 @@ class MappedOptions:
     primitive: dict[str, Any]
     run: dict[str, Any]
     ignored: dict[str, Any]
+    meas_type: str = "classified"  # Sampler: bits, or emulated IQ data (executors/iq.py)
 
 
 def _pop_path(tree: dict[str, Any], *path: str) -> Any:
@@ -274,9 +292,8 @@ def sampler_options(options: dict[str, Any]) -> MappedOptions:
     _common_options(options, mapped)
     if (shots := options.pop("default_shots", None)) is not None:
         mapped.primitive["default_shots"] = int(shots)
-    meas_type = _pop_path(options, "execution", "meas_type")
-    if meas_type not in (None, "classified"):
-        mapped.ignored["execution.meas_type"] = meas_type
+    if (meas_type := _pop_path(options, "execution", "meas_type")) is not None:
+        mapped.meas_type = str(meas_type)
     _pop_path(options, "execution", "init_qubits")
     mapped.ignored.update(_prune_defaults(options))
     return mapped

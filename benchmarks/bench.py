@@ -1,7 +1,7 @@
 """QRS benchmarks: ``make bench`` (or ``qrs bench``) prints one table, figure beside target.
 
 Figures (issue "Performance"), each measured in this one run against real server
-processes started here (``tests/server.py``), on whatever machine runs it:
+processes started here (``qrs/devserver.py``), on whatever machine runs it:
 
 1. heavy   A wide circuit through the server ÷ the same ISA circuit run in this process
            on Aer (``AerSimulator.from_backend(...).run(..., memory=True)``, the same
@@ -48,7 +48,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.server import ServerProcess  # noqa: E402  (the test suite's server launcher)
+from qrs.devserver import ServerProcess  # noqa: E402
 
 warnings.simplefilter("ignore")
 

@@ -90,6 +90,21 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    """``qrs backup PATH``: a consistent copy of the data directory, while the server runs."""
+    from .store import backup_data_dir
+
+    try:
+        summary = backup_data_dir(config.data_dir, args.path)
+    except (FileNotFoundError, FileExistsError) as exc:
+        print(f"qrs backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"Backed up {config.data_dir} to {summary.path}: database "
+          f"{summary.database_bytes / 2**20:.1f} MiB, {summary.files} payload files. "
+          f"Serve it with QRS_DATA_DIR={summary.path}.")
+    return 0
+
+
 def cmd_backends(args: argparse.Namespace, config: Config) -> int:
     """``qrs backends``: every served backend with its qubit count."""
     from .metadata import BackendMetadataProvider
@@ -144,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("job_id")
     jobs.set_defaults(func=cmd_jobs)
 
+    backup = sub.add_parser("backup", help="copy the data directory (safe while serving)",
+                            description="Copy QRS_DATA_DIR to the new directory PATH: the "
+                                        "database with SQLite's online backup API, then the "
+                                        "payload files. PATH works as a QRS_DATA_DIR.")
+    backup.add_argument("path")
+    backup.set_defaults(func=cmd_backup)
+
     backends = sub.add_parser("backends", help="list served backends")
     backends.set_defaults(func=cmd_backends)
 
@@ -157,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qrs`` command; returns the exit status."""
     from .executors.base import ExecutorUnavailable
+    from .store import SetupError
 
     parser = build_parser()
     args, args.extra = parser.parse_known_args(argv)
@@ -164,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
         return args.func(args, Config.from_env())
-    except ExecutorUnavailable as exc:  # start-up refused: say why, without a traceback
+    except (ExecutorUnavailable, SetupError) as exc:  # refused: say why, without a traceback
         print(f"qrs: cannot start: {exc}", file=sys.stderr)
         return 2
 

@@ -8,7 +8,7 @@ from qrs.codec import (PubLimits, decode_params, estimator_options, sampler_opti
                        validate_pubs)
 from qrs.errors import InvalidInput, LimitExceeded
 
-from .helpers import bell, sampler_params
+from .support.payloads import bell, sampler_params
 
 LIMITS = PubLimits(max_pubs=3, max_shots=10_000, max_pub_shots=5_000,
                    max_parameter_bindings=100, max_observables=10)

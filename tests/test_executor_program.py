@@ -26,7 +26,7 @@ from samplomatic import build
 from samplomatic.quantum_program import CircuitItem, SamplexItem
 from samplomatic.transpiler import generate_boxing_pass_manager
 
-from .helpers import SIGMAS, assert_binomial, bell, isa
+from .support.payloads import SIGMAS, assert_binomial, bell, isa
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 

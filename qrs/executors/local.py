@@ -24,7 +24,8 @@ import threading
 from typing import Any
 
 from .. import joblog
-from ..codec import coerce_pubs, estimator_options, pub_qubits, sampler_options, used_qubits
+from ..circuits import active_qubits, circuit_width, pub_circuit, pub_qubits  # noqa: F401
+from ..codec import coerce_pubs, estimator_options, sampler_options
 from .base import BaseExecutor, JobRefused
 from .noise import LRUCache, restrict_noise_model, with_noise_model
 
@@ -38,6 +39,10 @@ _STATE_BYTES = {
 }
 
 
+#: The widest pub's active qubits sizes a job (``circuits.circuit_width``; this name stays
+#: importable from here, as ``active_qubits`` and ``pub_circuit`` do).
+widest = circuit_width
+
 #: Process-wide caches: noise model per (backend, calibration date), simulator per
 #: (backend, calibration date, noise on/off, simulator options).
 _NOISE_MODELS: dict[tuple[str, str], Any] = {}
@@ -45,21 +50,6 @@ _SIMULATORS: dict[tuple, Any] = {}
 _CACHE_LOCK = threading.RLock()
 #: Simulator views with noise cut down to a set of qubits, per (simulator, qubits).
 _VIEWS = LRUCache(256)
-
-
-def pub_circuit(pub: Any) -> Any:
-    """The circuit of a pub: a decoded tuple or a coerced ``SamplerPub``/``EstimatorPub``."""
-    return pub.circuit if hasattr(pub, "circuit") else pub[0]
-
-
-def widest(pubs: list[Any]) -> int:
-    """Most active qubits of any pub's circuit: what sizes a job's simulation."""
-    return max(active_qubits(pub_circuit(pub)) for pub in pubs)
-
-
-def active_qubits(circuit: Any) -> int:
-    """How many qubits an instruction touches; Aer truncates the idle ones."""
-    return len(used_qubits(circuit))
 
 
 def required_memory_mb(method: str, num_qubits: int) -> float:
@@ -172,7 +162,7 @@ class LocalExecutor(BaseExecutor):
 
     def check_memory(self, pubs: list[Any]) -> None:
         """Refuse a job whose state would not fit in this executor's memory limit."""
-        width = widest(pubs)
+        width = circuit_width(pubs)
         needed = required_memory_mb(self.method, width)
         if needed > self.memory_limit_mb:
             raise JobRefused(

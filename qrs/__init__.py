@@ -1,15 +1,20 @@
-"""QRS — a self-hosted Qiskit Runtime server for the stock ``qiskit-ibm-runtime`` client."""
+"""QRS — a self-hosted Qiskit Runtime server for the stock ``qiskit-ibm-runtime`` client.
+
+Importing ``qrs`` (or ``qrs.errors``, ``qrs.codec``, the runner, an executor) does not
+import Flask: only ``create_app`` and the ``api`` package need the web stack, so the
+execution side (child processes, Dask workers) stays free of it.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
 
-from flask import Flask, request
-
 from .config import Config
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from .executors.base import BaseExecutor
 
 __version__ = "0.1.0"
@@ -37,14 +42,17 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     ``config.executor`` names. Nothing starts here: runner threads start on the first
     API request (or in gunicorn's ``post_worker_init``), once per process.
     """
+    from flask import Flask, request
+
     config = config or Config.from_env()
     from . import metrics  # before anything imports prometheus_client: see metrics.py
+    from . import compat
 
     metrics.enable(config.data_dir)
     from .api import backends, dashboard, health, identity, jobs, sessions
     from .api.common import authenticate
+    from .api.errors import register_error_handlers
     from .auth import Auth, is_loopback
-    from .errors import register_error_handlers
     from .executors.base import resolve
     from .logs import configure_logging
     from .metadata import BackendMetadataProvider
@@ -54,6 +62,7 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     from .store import Store
 
     _import_qiskit_in_this_thread()
+    compat.check()  # a qiskit upgrade that moved a private API stops us here, not in a job
     configure_logging(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_mb * 2**20

@@ -178,6 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qrs`` command; returns the exit status."""
+    from .compat import IncompatibleDependency
     from .executors.base import ExecutorUnavailable
     from .store import SetupError
 
@@ -187,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
         return args.func(args, Config.from_env())
-    except (ExecutorUnavailable, SetupError) as exc:  # refused: say why, without a traceback
+    except (ExecutorUnavailable, SetupError, IncompatibleDependency) as exc:  # refused: say why, without a traceback
         print(f"qrs: cannot start: {exc}", file=sys.stderr)
         return 2
 

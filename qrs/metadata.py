@@ -18,6 +18,7 @@ import warnings
 from functools import cached_property
 from typing import Any
 
+from .compat import backend_json
 from .errors import NotFound
 
 MOCK_PREFIX = "mock_"
@@ -76,7 +77,7 @@ class BackendMetadataProvider:
         backend = self.get_backend(name)
         with self._lock:
             if name not in self._conf:
-                conf = copy.deepcopy(backend._load_json(backend.conf_filename))
+                conf = copy.deepcopy(backend_json(backend, backend.conf_filename))
                 conf["backend_name"] = name  # the client matches on the served name
                 self._conf[name] = conf
             return self._conf[name]
@@ -86,7 +87,7 @@ class BackendMetadataProvider:
         backend = self.get_backend(name)
         with self._lock:
             if name not in self._props:
-                props = copy.deepcopy(backend._load_json(backend.props_filename))
+                props = copy.deepcopy(backend_json(backend, backend.props_filename))
                 props["backend_name"] = name
                 self._props[name] = props
             return self._props[name]

@@ -24,6 +24,7 @@ import struct
 import zlib
 from typing import TYPE_CHECKING, Any, Iterator
 
+from .compat import qpy_formats
 from .errors import InvalidInput, PayloadTooLarge
 
 if TYPE_CHECKING:
@@ -145,7 +146,7 @@ def _check_npy(path: str, data: bytes, budget: int) -> int:
 
 def _check_qpy(path: str, data: bytes, limits: Limits, budget: int) -> int:
     """A QPY file of one circuit whose header stays within the backend's width."""
-    from qiskit.qpy import formats
+    formats = qpy_formats()
 
     head, size = _inflate(path, data, budget, keep=4096)
     stream = io.BytesIO(head)

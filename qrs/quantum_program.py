@@ -32,6 +32,7 @@ import numpy as np
 
 from . import joblog
 from .circuits import check_instructions
+from .compat import broadcast_sample
 from .errors import InvalidInput, LimitExceeded
 from .metadata import MOCK_PREFIX
 from .states import Program
@@ -172,7 +173,6 @@ def _round_to_clifford(values: np.ndarray) -> np.ndarray:
 
 def _item_inputs(item: Any, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """An item's parameter values ``(*shape, num_parameters)`` and its samplex outputs."""
-    from qiskit_ibm_runtime.fake_provider.executor.broadcast_sample import broadcast_sample
     from samplomatic.quantum_program import SamplexItem
 
     if isinstance(item, SamplexItem):

@@ -17,7 +17,6 @@ device's model, and small Sampler jobs handed over together run in one Aer call
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import threading
@@ -26,6 +25,7 @@ from typing import Any
 from .. import joblog
 from ..circuits import active_qubits, circuit_width, pub_circuit, pub_qubits  # noqa: F401
 from ..codec import coerce_pubs, estimator_options, sampler_options
+from ..compat import simulator_with_options
 from .base import BaseExecutor, JobRefused
 from .noise import LRUCache, restrict_noise_model, with_noise_model
 
@@ -201,9 +201,7 @@ class LocalExecutor(BaseExecutor):
         self._prepare(coerced, mapped.ignored)
         sim = self.simulator_for(backend_name, coerced)
         if mapped.run:  # a per-job noise model or coupling map: leave the cached one alone
-            sim = copy.copy(sim)
-            sim._options = copy.copy(sim._options)
-            sim._options.update_options(**mapped.run)
+            sim = simulator_with_options(sim, **mapped.run)
         primitive = BackendEstimatorV2(backend=sim, options=mapped.primitive)
         return self._run_pubs(primitive, coerced)
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from .executors.base import BaseExecutor
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: The REST API is served at both roots, so both client connection recipes work.
 API_PREFIXES = ("", "/api/v1")

@@ -66,7 +66,7 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     configure_logging(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_mb * 2**20
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     store = Store(config.data_dir)
     metadata = BackendMetadataProvider()

@@ -75,12 +75,12 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
             print(f"{job.id}\t{job.status.value}\t{job.program_id}\t{job.backend}\t{job.user_id}")
         print(f"({len(jobs)} of {count})")
     elif args.jobs_command == "show":
-        job = store.get_job(args.job_id)
-        if job is None:
+        found = store.get_job(args.job_id)
+        if found is None:
             print(f"No job {args.job_id}.", file=sys.stderr)
             return 1
-        print(json.dumps(job.__dict__, default=str, indent=2))
-        for _ts, line in store.job_logs(job.id):
+        print(json.dumps(found.__dict__, default=str, indent=2))
+        for _ts, line in store.job_logs(found.id):
             print(line)
     elif args.jobs_command == "cancel":
         if not store.cancel(args.job_id, "Cancelled by an operator."):
@@ -183,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .store import SetupError
 
     parser = build_parser()
-    args, args.extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    args.extra = extra
     if args.extra and args.command != "bench":  # only 'bench' passes arguments through
         parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:

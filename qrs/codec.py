@@ -60,7 +60,7 @@ def decode_params(text: str | dict, program_id: str) -> DecodedParams:
     pubs = raw.pop("pubs", None)
     if not isinstance(pubs, list) or not pubs:
         raise InvalidInput("params.pubs must be a non-empty list of pubs.")
-    options = raw.pop("options", None)
+    options: Any = raw.pop("options", None)
     options = {} if options is None else options
     if not isinstance(options, dict):
         raise InvalidInput("params.options must be an object.")
@@ -101,7 +101,7 @@ class MappedOptions:
 
 def _pop_path(tree: dict[str, Any], *path: str) -> Any:
     """Remove and return ``tree[path[0]][path[1]]...``; prune emptied branches."""
-    node = tree
+    node: Any = tree
     for key in path[:-1]:
         node = node.get(key)
         if not isinstance(node, dict):

@@ -9,7 +9,7 @@ decoding) and the executor-program checks all read the same object.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -41,18 +41,18 @@ class Limits:
     def from_config(cls, config: "Config", backend: Any = None) -> "Limits":
         """The server's limits from ``config`` and, with a ``backend`` (a ``BackendV2``,
         as ``BackendMetadataProvider.get_backend`` returns), the device's."""
-        server = dict(max_pubs=config.max_pubs, max_shots=config.max_shots,
-                      max_pub_shots=config.max_pub_shots,
-                      max_parameter_bindings=config.max_parameter_bindings,
-                      max_observables=config.max_observables,
-                      max_decoded_bytes=config.max_decoded_mb * 2**20,
-                      max_clbits=config.max_clbits)
+        server = cls(max_pubs=config.max_pubs, max_shots=config.max_shots,
+                     max_pub_shots=config.max_pub_shots,
+                     max_parameter_bindings=config.max_parameter_bindings,
+                     max_observables=config.max_observables,
+                     max_decoded_bytes=config.max_decoded_mb * 2**20,
+                     max_clbits=config.max_clbits)
         if backend is None:
-            return cls(**server)
+            return server
         configuration = backend.configuration() if hasattr(backend, "configuration") else None
-        return cls(**server, backend=backend.name, backend_qubits=backend.num_qubits,
-                   backend_max_shots=getattr(configuration, "max_shots", None),
-                   operations=frozenset(backend.target.operation_names))
+        return replace(server, backend=backend.name, backend_qubits=backend.num_qubits,
+                       backend_max_shots=getattr(configuration, "max_shots", None),
+                       operations=frozenset(backend.target.operation_names))
 
 
 def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],

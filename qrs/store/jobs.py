@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from ..states import FINAL_JOB_STATES, PENDING_JOB_STATES, JobStatus
 from .db import Database
@@ -95,7 +95,8 @@ class JobRecords:
 
     def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
         """A page of jobs and the total matching count (the client's paging loop needs it)."""
-        where, args = ["1=1"], []
+        where: list[str] = ["1=1"]
+        args: list[Any] = []
         if query.user_id is not None:
             where.append("user_id=?")
             args.append(query.user_id)

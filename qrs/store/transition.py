@@ -64,7 +64,7 @@ def transition(db: sqlite3.Connection, ids: str | Sequence[str], to: JobStatus,
     done = [job_id for job_id in ids if job_id in changed]
     db.executemany("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
                    [(job_id, now, log_line) for job_id in done])
-    for session_id in {changed[job_id] for job_id in done} - {None}:
+    for session_id in {sid for job_id in done if (sid := changed[job_id]) is not None}:
         if to == JobStatus.RUNNING:
             db.execute("UPDATE sessions SET state=?, activated_at=COALESCE(activated_at, ?), "
                        "last_job_started=? WHERE id=? AND state!=?",

@@ -40,6 +40,7 @@ def submit_job(registry: "Registry", user: User, body: dict[str, Any],
         raise InvalidInput(f"Unknown program_id '{program_id}'; this server runs "
                            f"{', '.join(PROGRAMS)}.")
     device = metadata.get_backend(backend)  # 404 for an unknown backend
+    metadata.check_calibration(backend, body["calibration_id"])  # one snapshot each
     dry_run = metadata.is_mock(backend)
     if dry_run and program_id != Program.EXECUTOR.value:
         raise InvalidInput(f"Backend '{backend}' is a dry-run backend: it runs only executor "

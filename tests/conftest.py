@@ -14,7 +14,7 @@ from .support.server import ServerProcess
 #: ``@pytest.mark.system``.
 SERVER_FIXTURES = frozenset({
     "live_server", "ideal_server", "server", "load_server", "crash_server", "gated_server",
-    "attacked", "api_only", "ops_server",
+    "attacked", "api_only", "ops_server", "zeros_server", "deployment", "layout",
 })
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from qrs.batching import BatchRule
 from qrs.states import JobStatus, ReasonCode, SessionMode, SessionState
 from qrs.store import Store
 
 from .support.store import new_job
 
 T0 = 1_000_000.0
+RULE = BatchRule(max_jobs=10, max_qubits=12)
 
 
 @pytest.fixture
@@ -94,14 +96,16 @@ def test_small_sampler_jobs_outside_sessions_are_claimed_together(store):
     other_backend = new_job(store, backend="fake_lima", width=2, now=T0 + 5)
     in_session = new_job(store, session_id=session(store, mode=SessionMode.BATCH), width=2,
                          now=T0 + 6)
-    batch = store.claim_batch("w", limit=10, max_width=12, now=T0 + 10)
+    limited = new_job(store, width=2, max_execution_time=5, now=T0 + 7)  # its own time limit
+    batch = store.claim_batch("w", RULE, now=T0 + 10)
     assert [job.id for job in batch] == small
     assert all(job.status == JobStatus.RUNNING and job.attempts == 1 for job in batch)
     assert "in a batch of 3 small jobs" in store.job_logs(small[0])[-1][1]
-    assert [job.id for job in store.claim_batch("w", 10, 12, now=T0 + 11)] == [wide]
-    assert [job.id for job in store.claim_batch("w", 10, 12, now=T0 + 12)] == [estimator]
-    assert [job.id for job in store.claim_batch("w", 10, 12, now=T0 + 13)] == [other_backend]
-    assert [job.id for job in store.claim_batch("w", 10, 12, now=T0 + 14)] == [in_session]
+    assert [job.id for job in store.claim_batch("w", RULE, now=T0 + 11)] == [wide]
+    assert [job.id for job in store.claim_batch("w", RULE, now=T0 + 12)] == [estimator]
+    assert [job.id for job in store.claim_batch("w", RULE, now=T0 + 13)] == [other_backend]
+    assert [job.id for job in store.claim_batch("w", RULE, now=T0 + 14)] == [in_session]
+    assert [job.id for job in store.claim_batch("w", RULE, now=T0 + 15)] == [limited]
 
 
 def test_release_requeues_only_this_workers_jobs_and_gives_the_attempt_back(store):

@@ -19,6 +19,7 @@ WEB = ("flask", "werkzeug", "gunicorn")
 @pytest.mark.parametrize("modules", [
     "qrs.errors, qrs.codec",
     "qrs.runner, qrs.executors.local, qrs.executors.dask, qrs.store, qrs.submission",
+    "qrs.execution, qrs.workhorse, qrs.jobprocess, qrs.supervision, qrs.worker",
 ])
 def test_the_execution_side_imports_no_web_stack(modules):
     code = (f"import sys, {modules}\n"

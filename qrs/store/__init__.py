@@ -14,8 +14,10 @@ package that speaks SQL or changes a job's or session's state. Its parts:
 Layout of the data directory::
 
     qrs.sqlite3            rows (WAL mode; schema version in PRAGMA user_version)
-    params/<job id>.json   the job's ``params`` exactly as the client sent them
-    results/<job id>.json  the result text the client decodes (or the failure message)
+    params/<job id>.json   the job's ``params`` exactly as the client sent them (a private
+                           job's are deleted once it is final)
+    results/<job id>.json  the result text the client decodes (or the failure message); a
+                           private job's is deleted when it is first read
     backups/               the database as it was before each migration
     setup.lock             held while one process sets the database up
 """

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..states import FINAL_JOB_STATES, PENDING_JOB_STATES, JobStatus
-from .db import Database
+from .db import Database, marks
 from .models import JOB_COLUMNS, Job, JobQuery, NewJob, new_id
 from .payloads import Payloads
 from .transition import status_in
@@ -92,6 +92,21 @@ class JobRecords:
     def job_result(self, job_id: str) -> str | None:
         """The stored result text (or failure message); ``None`` if none was written."""
         return self.payloads.read_result(job_id)
+
+    # ``options.environment.private``: the params are deleted once the job is final, and
+    # a completed job's result is served once, then deleted (as IBM documents it).
+    def _forget_private_params(self, job_ids: Sequence[str]) -> None:
+        """Delete the params of the private jobs among these (just-finished) jobs."""
+        if not job_ids:
+            return
+        rows = self.db.read(f"SELECT id FROM jobs WHERE private=1 AND id IN ({marks(job_ids)})",
+                            list(job_ids))
+        for row in rows:
+            self.payloads.params_path(row[0]).unlink(missing_ok=True)
+
+    def take_result(self, job_id: str) -> str | None:
+        """A private job's result, deleted as it is read; ``None`` once it has been taken."""
+        return self.payloads.take_result(job_id)
 
     def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
         """A page of jobs and the total matching count (the client's paging loop needs it)."""

@@ -11,7 +11,10 @@ from __future__ import annotations
 import os
 import time
 
-from ..states import FINAL_JOB_STATES, PENDING_JOB_STATES, JobStatus, Program, ReasonCode
+from typing import Sequence
+
+from ..batching import BatchRule
+from ..states import FINAL_JOB_STATES, PENDING_JOB_STATES, JobStatus, ReasonCode
 from ..states import SessionMode, SessionState
 from .db import marks
 from .jobs import JobRecords
@@ -26,14 +29,13 @@ class JobLifecycle(JobRecords):
 
     def claim(self, worker_id: str, now: float | None = None) -> Job | None:
         """Take the next runnable job, atomically. ``None`` when nothing can run now."""
-        jobs = self.claim_batch(worker_id, 1, 0, now)
+        jobs = self.claim_batch(worker_id, BatchRule(), now)
         return jobs[0] if jobs else None
 
-    def claim_batch(self, worker_id: str, limit: int, max_width: int,
+    def claim_batch(self, worker_id: str, rule: BatchRule,
                     now: float | None = None) -> list[Job]:
-        """Take the next runnable job and, if it is a small Sampler job outside any
-        session, up to ``limit - 1`` more like it (same backend, at most ``max_width``
-        qubits), all in one transaction.
+        """Take the next runnable job and, if ``rule`` lets it lead a batch, up to
+        ``rule.max_jobs - 1`` more that the rule lets join it, in one transaction.
 
         Order: jobs of an active dedicated session first (so a session's next job does
         not wait behind unrelated work), then everything else by creation time. A
@@ -42,7 +44,8 @@ class JobLifecycle(JobRecords):
         now = time.time() if now is None else now
         with self.db.tx() as db:
             row = db.execute(
-                "SELECT j.id, j.session_id, j.backend, j.program_id, j.width FROM jobs j "
+                "SELECT j.id, j.session_id, j.backend, j.program_id, j.width, "
+                "j.max_execution_time FROM jobs j "
                 "LEFT JOIN sessions s ON s.id=j.session_id "
                 "WHERE j.status=? AND (j.session_id IS NULL OR s.mode=? OR NOT EXISTS "
                 "(SELECT 1 FROM jobs r WHERE r.session_id=j.session_id AND r.status=?)) "
@@ -52,15 +55,15 @@ class JobLifecycle(JobRecords):
                  SessionMode.DEDICATED.value)).fetchone()
             if row is None:
                 return []
-            job_id, session_id, backend, program_id, width = row
+            job_id, session_id, backend, program_id, width, time_limit = row
             ids = [job_id]
-            if (limit > 1 and session_id is None and program_id == Program.SAMPLER.value
-                    and width <= max_width):
+            if rule.admits(program_id, session_id, width):
                 ids += [r[0] for r in db.execute(
                     "SELECT id FROM jobs WHERE status=? AND session_id IS NULL AND "
-                    "program_id=? AND backend=? AND width<=? AND id!=? "
-                    "ORDER BY created, rowid LIMIT ?",
-                    (_QUEUED, Program.SAMPLER.value, backend, max_width, job_id, limit - 1))]
+                    "program_id=? AND backend=? AND width<=? AND id!=? AND "
+                    "max_execution_time IS ? ORDER BY created, rowid LIMIT ?",
+                    (_QUEUED, rule.program, backend, rule.max_qubits, job_id, time_limit,
+                     rule.max_jobs - 1))]
             line = f"Job started on worker {worker_id}" + (
                 f" in a batch of {len(ids)} small jobs." if len(ids) > 1 else ".")
             ids = transition(db, ids, JobStatus.RUNNING, [JobStatus.QUEUED], line, now=now,
@@ -112,6 +115,8 @@ class JobLifecycle(JobRecords):
                     os.replace(staged, path)
         finally:
             staged.unlink(missing_ok=True)
+        if changed:
+            self._forget_private_params([job_id])
         return bool(changed)
 
     def cancel(self, job_id: str, reason: str = "Cancelled by the user.",
@@ -128,6 +133,7 @@ class JobLifecycle(JobRecords):
                                  reason_code=int(reason_code), finished_at=now, heartbeat=None)
         if changed:
             self.payloads.write_result(job_id, reason)
+            self._forget_private_params([job_id])
         return bool(changed)
 
     def recover(self, lease_seconds: float, max_attempts: int,
@@ -162,22 +168,27 @@ class JobLifecycle(JobRecords):
                     handled.append((job_id, "failed"))
         for job_id, reason in failed.items():
             self.payloads.write_result(job_id, reason)
+        self._forget_private_params(list(failed))
         return handled
 
-    def release(self, worker_id: str, now: float | None = None) -> list[str]:
-        """Requeue the jobs a stopping worker still runs, so they need not wait for the lease.
+    def release(self, worker_id: str, now: float | None = None,
+                job_ids: Sequence[str] | None = None,
+                why: str = "shut down before the job finished") -> list[str]:
+        """Requeue the jobs a worker still runs (all, or ``job_ids``), so they need not wait
+        for the lease: a stopping worker's, or the batch-mates of a cancelled job.
 
-        The attempt is given back: the job was interrupted by a shutdown, not a crash.
+        The attempt is given back: the job was interrupted, it did not crash anything.
         Its executor's late result is discarded (``finish`` finds it no longer ours).
         """
         now = time.time() if now is None else now
         with self.db.tx() as db:
             ids = [r[0] for r in db.execute(
-                "SELECT id FROM jobs WHERE status=? AND claimed_by=?", (_RUNNING, worker_id))]
+                "SELECT id FROM jobs WHERE status=? AND claimed_by=?", (_RUNNING, worker_id))
+                if job_ids is None or r[0] in job_ids]
             return transition(db, ids, JobStatus.QUEUED, [JobStatus.RUNNING],
-                              f"Worker {worker_id} shut down before the job finished; "
-                              "job re-queued.", now=now, worker=worker_id, claimed_by=None,
-                              heartbeat=None, attempts=Sql("MAX(attempts-1, 0)"))
+                              f"Worker {worker_id} {why}; job re-queued.", now=now,
+                              worker=worker_id, claimed_by=None, heartbeat=None,
+                              attempts=Sql("MAX(attempts-1, 0)"))
 
     def prune(self, older_than: float) -> int:
         """Delete final jobs finished before ``older_than`` (retention); returns how many."""

@@ -57,6 +57,22 @@ class Payloads:
         except FileNotFoundError:
             return None
 
+    def take_result(self, job_id: str) -> str | None:
+        """Read a result and delete it, atomically: of two readers, one gets it.
+
+        ``None`` once it has been taken.
+        """
+        path = self.result_path(job_id)
+        taken = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.taken")
+        try:
+            os.rename(path, taken)
+        except FileNotFoundError:
+            return None
+        try:
+            return taken.read_text(encoding="utf-8")
+        finally:
+            taken.unlink(missing_ok=True)
+
     def delete(self, job_id: str) -> None:
         """Remove both files of a job (either may not exist)."""
         self.params_path(job_id).unlink(missing_ok=True)

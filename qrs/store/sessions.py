@@ -11,17 +11,13 @@ from __future__ import annotations
 import time
 
 from ..states import PENDING_JOB_STATES, JobStatus, ReasonCode, SessionMode, SessionState
-from .db import Database
+from .jobs import JobRecords
 from .models import Session, new_id
-from .payloads import Payloads
 from .transition import settle_session, status_in, transition
 
 
-class SessionRecords:
+class SessionRecords(JobRecords):
     """The session half of ``Store`` (a mixin: ``Store`` supplies ``db`` and ``payloads``)."""
-
-    db: Database
-    payloads: Payloads
 
     def add_session(self, user_id: str, mode: SessionMode, backend: str | None,
                     max_ttl: int, interactive_ttl: int, now: float | None = None) -> Session:
@@ -80,6 +76,7 @@ class SessionRecords:
                        "WHERE id=?", (SessionState.CLOSED.value, now, reason, session_id))
         for job_id in ids:
             self.payloads.write_result(job_id, reason)
+        self._forget_private_params(ids)
         return ids
 
     def expire_sessions(self, now: float | None = None) -> list[str]:

@@ -3,10 +3,13 @@ a file lock with a backup first, WAL mode, lock retries, and ``qrs backup``."""
 
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -16,6 +19,7 @@ from qrs.cli import main as qrs_main
 from qrs.store import SCHEMA_VERSION, JobQuery, SetupError, Store, prepare, schema_version
 from qrs.store.migrations import BACKUP_DIR, MIGRATIONS, Migration
 
+from .support.server import ROOT
 from .support.store import new_job
 
 FIXTURE = Path(__file__).parent / "fixtures" / "data-v0.1"
@@ -89,6 +93,16 @@ def test_concurrent_starts_apply_a_migration_exactly_once(tmp_path):
     assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     db.close()
     assert len(list((data / BACKUP_DIR).iterdir())) == 1  # one backup, by the one that migrated
+
+
+@pytest.mark.slow
+def test_processes_opening_a_fresh_directory_at_once_never_hit_a_lock(tmp_path):
+    """60 rounds of 16 processes opening one fresh data directory together (0.1.0 failed
+    about 4 rounds in 100 with "database is locked"): every open succeeds."""
+    done = subprocess.run([sys.executable, "-m", "tests.support.open_race", str(tmp_path),
+                           "60", "16"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, check=True)
+    assert json.loads(done.stdout) == [], done.stdout
 
 
 def test_a_failed_migration_changes_nothing(tmp_path):

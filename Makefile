@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LINT_STAMP := $(VENV)/.lint-installed
 
-.PHONY: install run dev test bench screenshot soak fuzz clean
+.PHONY: install run dev test lint format bench screenshot soak fuzz clean
 
 $(STAMP): setup.cfg setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,21 @@ dev: $(STAMP)
 ## Install what the tests need and run them (CI runs exactly this).
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+$(LINT_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[lint]'
+	touch $(LINT_STAMP)
+
+## ruff check, ruff format --check and mypy on qrs/ (settings: ruff.toml, setup.cfg [mypy]).
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check qrs
+	$(BIN)/ruff format --check qrs
+	$(BIN)/mypy
+
+## Apply ruff's fixes and formatting to qrs/ (then `make lint` passes its ruff half).
+format: $(LINT_STAMP)
+	$(BIN)/ruff check --fix qrs
+	$(BIN)/ruff format qrs
 
 ## Long soak: gunicorn under load while workers are SIGKILLed (SOAK_ARGS="--minutes 30").
 soak: $(STAMP)

@@ -25,13 +25,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import joblog
-from .codec import PubLimits, params_object
+from .circuits import check_instructions
+from .codec import params_object
 from .errors import InvalidInput, LimitExceeded
+from .states import Program
+from .validation import Limits
 
 if TYPE_CHECKING:
     from samplomatic.quantum_program import QuantumProgram, QuantumProgramResult
 
-EXECUTOR_PROGRAM = "executor"
+EXECUTOR_PROGRAM = Program.EXECUTOR.value
 
 #: Params schema versions this server reads (results are written as v2.0 models).
 SCHEMA_VERSIONS = ("v2.0",)
@@ -103,20 +106,13 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
                           model=model)
 
 
-def foreign_operations(circuit: Any, supported: set[str]) -> list[str]:
-    """Operations of ``circuit`` the backend does not have (the program must be ISA)."""
-    return sorted({instruction.operation.name for instruction in circuit.data}
-                  - supported - {"barrier"})
-
-
-def check_program(decoded: DecodedProgram, backend: Any, limits: PubLimits) -> int:
-    """Check the program against the backend (a ``BackendV2``) and the limits.
+def check_program(decoded: DecodedProgram, limits: Limits) -> int:
+    """Check the program against the backend and the server limits (both in ``limits``).
 
     Returns the number of circuit elements (bindings) the program runs.
     """
     program = decoded.program
-    backend_qubits = backend.num_qubits
-    supported = set(backend.target.operation_names)
+    backend_qubits = limits.backend_qubits
     if not program.items:
         raise InvalidInput("quantum_program.items is empty; a program needs at least one item.")
     if len(program.items) > limits.max_pubs:
@@ -131,17 +127,14 @@ def check_program(decoded: DecodedProgram, backend: Any, limits: PubLimits) -> i
             raise InvalidInput(
                 f"quantum_program.items[{index}]: the circuit has {item.circuit.num_qubits} "
                 f"qubits but the backend has only {backend_qubits}. Transpile it first.")
-        if foreign := foreign_operations(item.circuit, supported):
-            raise InvalidInput(
-                f"quantum_program.items[{index}] uses {', '.join(foreign)}, which the backend "
-                f"does not support (it has {', '.join(sorted(supported))}). Transpile the "
-                "circuit for the backend, e.g. generate_preset_pass_manager(backend=backend).")
         size = math.prod(item.shape)
         if size > limits.max_parameter_bindings:
             raise LimitExceeded(
                 f"quantum_program.items[{index}] has {size} elements (shape {item.shape}); the "
                 f"limit is {limits.max_parameter_bindings} (QRS_MAX_PARAMETER_BINDINGS).")
         elements += size
+    check_instructions((item.circuit for item in program.items), limits.operations,
+                       limits.backend, "quantum_program.items")
     if elements * program.shots > limits.max_shots:
         raise LimitExceeded(
             f"The program asks for {elements * program.shots} shots in total; the limit per "

@@ -26,7 +26,7 @@ from samplomatic import build
 from samplomatic.quantum_program import CircuitItem, SamplexItem
 from samplomatic.transpiler import generate_boxing_pass_manager
 
-from .helpers import SIGMAS, assert_binomial, bell, isa
+from .support.payloads import SIGMAS, assert_binomial, bell, isa
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -264,7 +264,7 @@ def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
     not_isa.measure(0, 0)
     response = _post(ideal_server, _client_params(QuantumProgram(10, [CircuitItem(not_isa)])))
     assert response.status_code == 400
-    assert "uses ry, which the backend does not support" in response.json()["errors"][0]["message"]
+    assert "uses ry, which fake_manila does not support" in response.json()["errors"][0]["message"]
 
     response = _post(ideal_server, {"pubs": []}, backend="mock_manila", program="sampler")
     assert response.status_code == 400 and "dry-run" in response.json()["errors"][0]["message"]

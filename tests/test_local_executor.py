@@ -14,7 +14,7 @@ from qrs.executors.local import LocalExecutor
 from qrs.executors.noise import restrict_noise_model
 from qrs.metadata import BackendMetadataProvider
 
-from .helpers import bell, isa
+from .support.payloads import bell, isa
 
 
 @pytest.fixture(scope="module")

@@ -27,9 +27,8 @@ from qiskit_ibm_runtime.exceptions import (
 from qrs.testkit.control_client import Control, ControlError
 from qrs.testkit.server import LocalServer
 
-from .helpers import bell, isa
-from .jobtools import encoded_params
-from .server import ServerProcess
+from .support.payloads import bell, isa, sampler_params
+from .support.server import ServerProcess
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -44,7 +43,7 @@ def manila_bell_params() -> dict:
     """A Bell sampler job's params for fake_manila, as the client encodes them."""
     from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-    return json.loads(encoded_params(isa(bell(), FakeManilaV2()), shots=20))
+    return sampler_params(isa(bell(), FakeManilaV2()), shots=20)
 
 
 def post_job(url: str, headers: dict | None = None):

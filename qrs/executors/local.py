@@ -17,7 +17,6 @@ device's model, and small Sampler jobs handed over together run in one Aer call
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 from typing import Any
@@ -25,8 +24,10 @@ from typing import Any
 import numpy as np
 
 from .. import joblog
+from ..circuits import active_qubits, circuit_width, pub_circuit, pub_qubits  # noqa: F401
+from ..codec import coerce_pubs, estimator_options, sampler_options
+from ..compat import simulator_with_options
 from ..config import machine_memory_mb
-from ..codec import coerce_pubs, estimator_options, pub_qubits, sampler_options, used_qubits
 from ..spans import data_span, execution_metadata, is_sampler_pub_result, utc_now
 from .base import BaseExecutor, JobRefused
 from . import iq
@@ -43,6 +44,10 @@ _STATE_BYTES = {
 }
 
 
+#: The widest pub's active qubits sizes a job (``circuits.circuit_width``; this name stays
+#: importable from here, as ``active_qubits`` and ``pub_circuit`` do).
+widest = circuit_width
+
 #: Process-wide caches: noise model per (backend, calibration date), simulator per
 #: (backend, calibration date, noise on/off, simulator options).
 _NOISE_MODELS: dict[tuple[str, str], Any] = {}
@@ -50,21 +55,6 @@ _SIMULATORS: dict[tuple, Any] = {}
 _CACHE_LOCK = threading.RLock()
 #: Simulator views with noise cut down to a set of qubits, per (simulator, qubits).
 _VIEWS = LRUCache(256)
-
-
-def pub_circuit(pub: Any) -> Any:
-    """The circuit of a pub: a decoded tuple or a coerced ``SamplerPub``/``EstimatorPub``."""
-    return pub.circuit if hasattr(pub, "circuit") else pub[0]
-
-
-def widest(pubs: list[Any]) -> int:
-    """Most active qubits of any pub's circuit: what sizes a job's simulation."""
-    return max(active_qubits(pub_circuit(pub)) for pub in pubs)
-
-
-def active_qubits(circuit: Any) -> int:
-    """How many qubits an instruction touches; Aer truncates the idle ones."""
-    return len(used_qubits(circuit))
 
 
 def required_memory_mb(method: str, num_qubits: int) -> float:
@@ -173,7 +163,7 @@ class LocalExecutor(BaseExecutor):
 
     def check_memory(self, pubs: list[Any]) -> None:
         """Refuse a job whose state would not fit in this executor's memory limit."""
-        width = widest(pubs)
+        width = circuit_width(pubs)
         needed = required_memory_mb(self.method, width)
         if needed > self.memory_limit_mb:
             raise JobRefused(
@@ -228,9 +218,7 @@ class LocalExecutor(BaseExecutor):
         self._prepare(coerced, mapped.ignored)
         sim = self.simulator_for(backend_name, coerced)
         if mapped.run:  # a per-job noise model or coupling map: leave the cached one alone
-            sim = copy.copy(sim)
-            sim._options = copy.copy(sim._options)
-            sim._options.update_options(**mapped.run)
+            sim = simulator_with_options(sim, **mapped.run)
         primitive = BackendEstimatorV2(backend=sim, options=mapped.primitive)
         return self._run_pubs(primitive, coerced)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .. import joblog
+from ..compat import broadcast_sample
 from . import iq
 from .base import JobRefused
 
@@ -36,7 +37,6 @@ def _round_to_clifford(values: np.ndarray) -> np.ndarray:
 
 def _item_inputs(item: Any, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """An item's parameter values ``(*shape, num_parameters)`` and its samplex outputs."""
-    from qiskit_ibm_runtime.fake_provider.executor.broadcast_sample import broadcast_sample
     from samplomatic.quantum_program import SamplexItem
 
     if isinstance(item, SamplexItem):

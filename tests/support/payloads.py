@@ -48,8 +48,18 @@ def wire(obj: Any) -> Any:
 
 
 def sampler_params(circuit: QuantumCircuit | None = None, shots: int = 100,
-                   options: dict | None = None) -> dict:
-    """``params`` of a sampler job, encoded with the client's ``RuntimeEncoder``."""
+                   options: dict | None = None, num_pubs: int = 1) -> dict:
+    """``params`` of a sampler job (``num_pubs`` pubs of ``circuit``, a Bell pair unless
+    given), encoded with the client's ``RuntimeEncoder`` and parsed back: the one params
+    builder of the tests (``json.dumps`` it for the exact text the client sends)."""
     pub = SamplerPub.coerce(circuit or bell(), shots)
-    params = {"pubs": [pub], "options": options or {}, "version": 2, "support_qiskit": True}
+    params = {"pubs": [pub] * num_pubs, "options": options or {}, "version": 2,
+              "support_qiskit": True}
     return wire(params)
+
+
+def job_body(params: dict, program_id: str = "sampler", backend: str = "fake_manila",
+             **fields: Any) -> str:
+    """A ``POST /jobs`` body around ``params`` (other fields: tags, session_id, ...)."""
+    return json.dumps({"program_id": program_id, "backend": backend, **fields,
+                       "params": params})

@@ -201,23 +201,38 @@ def _chunk_timing(program: "QuantumProgram", start: datetime, stop: datetime) ->
                                     for i, item in enumerate(program.items)])]
 
 
+#: ``options["simulator"]`` keys ``run_on_sampler`` forwards to ``execute_sampler``.
+SAMPLER_SIMULATOR_KEYS = ("seed_simulator", "noise_model", "coupling_map", "basis_gates")
+
+
 def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram",
-                   backend_name: str) -> "QuantumProgramResult":
+                   backend_name: str, options: dict[str, Any] | None = None
+                   ) -> "QuantumProgramResult":
     """Run ``program`` through a Sampler-pub executor: one pub per item, shots per element.
 
     Works for any executor, so local, GPU, Dask and plug-in executors all run programs.
+    ``options["simulator"]["seed_simulator"]`` seeds both the samplex draws and Aer (the
+    client's ``SimulatorOptions.seed_simulator``); a per-job ``noise_model``,
+    ``coupling_map`` or ``basis_gates`` there (the legacy programs' ``simulator.*``) is
+    handed to ``execute_sampler`` too.
     """
     from qiskit_ibm_runtime.results import QuantumProgramResult
 
+    simulator = (options or {}).get("simulator") or {}
+    passed = {key: simulator[key] for key in SAMPLER_SIMULATOR_KEYS
+              if simulator.get(key) is not None}
     start = datetime.now(timezone.utc)
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(passed.get("seed_simulator"))
     pubs, extras = [], []
     for item in program.items:
         joblog.checkpoint()
         values, outputs = _item_inputs(item, rng)
         pubs.append((item.circuit, values, program.shots))
         extras.append(outputs)
-    result = execute_sampler(pubs, {"default_shots": program.shots}, backend_name)
+    sampler_options: dict[str, Any] = {"default_shots": program.shots}
+    if passed:
+        sampler_options["simulator"] = passed
+    result = execute_sampler(pubs, sampler_options, backend_name)
     data = []
     for outputs, pub_result in zip(extras, result):
         bits = {name: array.to_bool_array(order="little")
@@ -298,7 +313,7 @@ def execute(executor: "BaseExecutor", program: "QuantumProgram", options: dict[s
     """``executor.execute_program``, or the Sampler route for plug-ins without it."""
     method = getattr(executor, "execute_program", None)
     if method is None:
-        return run_on_sampler(executor.execute_sampler, program, backend_name)
+        return run_on_sampler(executor.execute_sampler, program, backend_name, options)
     return method(program, options, backend_name)
 
 

@@ -24,9 +24,12 @@ import threading
 from typing import Any
 
 from .. import joblog
-from ..codec import coerce_pubs, estimator_options, pub_qubits, sampler_options, used_qubits
+from ..codec import coerce_pubs, pub_qubits, used_qubits
 from .base import BaseExecutor, JobRefused
 from .noise import LRUCache, restrict_noise_model, with_noise_model
+from . import mitigation
+from .legacy_options import sampler_plan
+from .options import MappedOptions, sampler_options
 
 #: Bytes per amplitude (complex128) and the state size each method needs for n qubits.
 _STATE_BYTES = {
@@ -182,12 +185,11 @@ class LocalExecutor(BaseExecutor):
                 "method such as matrix_product_state or stabilizer.")
 
     # -------------------------------------------------------------- primitives
-    def _sampler_pubs(self, options: dict[str, Any], pubs: list[Any]) -> tuple[Any, list[Any]]:
-        """Map a Sampler job's options and coerce its pubs; refuses what cannot fit."""
-        mapped = sampler_options(options)
+    def _sampler_pubs(self, mapped: MappedOptions, pubs: list[Any]) -> list[Any]:
+        """Coerce a Sampler job's pubs for its mapped options; refuses what cannot fit."""
         coerced = coerce_pubs("sampler", pubs, mapped.primitive.get("default_shots", 1024))
-        self._prepare(coerced, mapped.ignored)
-        return mapped, coerced
+        self.check_memory(coerced)
+        return coerced
 
     def _sampler(self, mapped: Any, pubs: list[Any], backend_name: str) -> Any:
         """A ``BackendSamplerV2`` on the backend's simulator, noise cut down to ``pubs``."""
@@ -198,17 +200,27 @@ class LocalExecutor(BaseExecutor):
 
     def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
                         backend_name: str) -> Any:
-        mapped, coerced = self._sampler_pubs(options, pubs)
-        return self._run_pubs(self._sampler(mapped, coerced, backend_name), coerced)
+        """Twirling and DD through the client's engine (``mitigation``), else plain Aer."""
+        return mitigation.execute_sampler(self, pubs, options, backend_name, self._sample)
 
     def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
                           backend_name: str) -> Any:
+        """IBM's resilience levels and options through the client's engine (``mitigation``);
+        plain Aer when a job asks for no suppression or mitigation."""
+        return mitigation.execute_estimator(self, pubs, options, backend_name, self._estimate)
+
+    def _sample(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
+        """The direct path: Sampler pubs on ``BackendSamplerV2``."""
+        coerced = self._sampler_pubs(mapped, pubs)
+        return self._run_pubs(self._sampler(mapped, coerced, backend_name), coerced)
+
+    def _estimate(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
+        """The direct path: Estimator pubs on ``BackendEstimatorV2``."""
         from qiskit.primitives import BackendEstimatorV2
 
-        mapped = estimator_options(options)
         coerced = coerce_pubs("estimator", pubs,
                               mapped.primitive.get("default_precision", 0.015625))
-        self._prepare(coerced, mapped.ignored)
+        self.check_memory(coerced)
         sim = self.simulator_for(backend_name, coerced)
         if mapped.run:  # a per-job noise model or coupling map: leave the cached one alone
             sim = copy.copy(sim)
@@ -235,8 +247,16 @@ class LocalExecutor(BaseExecutor):
             mapped = None
             for index in members:
                 try:
-                    mapped, coerced = self._sampler_pubs(jobs[index][1], jobs[index][0])
-                    prepared.append((index, coerced))
+                    plan = sampler_plan(jobs[index][1])
+                    if not plan.direct or plan.warnings:  # twirled, DD or warned: on its own
+                        results[index] = self.execute_sampler(jobs[index][0], jobs[index][1],
+                                                              backend_name)
+                        continue
+                    mapped = sampler_options(plan.rest)
+                    if mapped.ignored:
+                        joblog.emit(f"Options with no effect on the simulator: "
+                                    f"{mapped.ignored}")
+                    prepared.append((index, self._sampler_pubs(mapped, jobs[index][0])))
                 except Exception as exc:  # this job alone fails
                     results[index] = exc
             if not prepared:
@@ -255,12 +275,6 @@ class LocalExecutor(BaseExecutor):
                                                  metadata={"version": 2})
                 start += len(pubs)
         return results
-
-    def _prepare(self, pubs: list[Any], ignored: dict[str, Any]) -> None:
-        """Log what cannot be honoured and refuse what cannot fit, before any work."""
-        if ignored:
-            joblog.emit(f"Options with no effect on the {self.name} simulator: {ignored}")
-        self.check_memory(pubs)
 
     def _run_pubs(self, primitive: Any, pubs: list[Any]) -> Any:
         """Run pubs one at a time, logging progress; one ``PrimitiveResult`` for all."""

@@ -13,6 +13,7 @@ from .. import schemas
 from ..codec import (PROGRAMS, PubLimits, check_instructions, circuit_width, decode_params,
                      validate_pubs)
 from ..errors import Conflict, InvalidInput, TooManyRequests
+from ..executors.legacy_options import check_options
 from ..quantum_program import EXECUTOR_PROGRAM, check_program, decode_program
 from ..payload_guard import PayloadLimits, check_params
 from ..registry import get_registry
@@ -88,9 +89,11 @@ def create_job():
     else:
         decoded = decode_params(params, program_id)
         schemas.load(schemas.PrimitiveOptions, decoded.options, "params.options")
+        configuration = reg.metadata.get_configuration(backend)
+        check_options(program_id, decoded.options, configuration)
         circuits = validate_pubs(
             program_id, decoded.pubs, decoded.options, qubits, limits,
-            backend_max_shots=reg.metadata.get_configuration(backend).get("max_shots"))
+            backend_max_shots=configuration.get("max_shots"))
         check_instructions(decoded.pubs, reg.metadata.operation_names(backend), backend)
         num_pubs, options = len(decoded.pubs), decoded.options
         width = circuit_width(decoded.pubs)

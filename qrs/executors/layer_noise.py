@@ -14,7 +14,8 @@ defaults), simulated with the backend's noise.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .. import joblog
 
@@ -46,14 +47,15 @@ def select_layers(layers: list[Any], limit: int | None, notes: list[str]) -> lis
     return kept
 
 
-def learn(pubs: list[Any], plan: "Plan", backend: Any, run_program: RunProgram) -> list[tuple]:
+def learn(pubs: list[Any], plan: Plan, backend: Any, run_program: RunProgram) -> list[tuple]:
     """``[(boxed layer, PauliLindbladMap), ...]`` for the pubs' unique layers.
 
     ``backend`` is the fake backend object (the learning circuits are built for its
     coupling map); ``run_program(program, executor_options)`` runs the learning program.
     """
     from qiskit_ibm_runtime.decoders.executor_noise_learner.decoder import (
-        ClientSideNoiseLearnerResultDecoder)
+        ClientSideNoiseLearnerResultDecoder,
+    )
     from qiskit_ibm_runtime.executor_estimator import Estimator
     from qiskit_ibm_runtime.executor_noise_learner.prepare import prepare
     from qiskit_ibm_runtime.options_models import NoiseLearnerV3Options

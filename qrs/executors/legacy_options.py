@@ -164,12 +164,16 @@ def _suppression(rest: dict[str, Any]) -> tuple[dict, dict]:
 def estimator_plan(options: dict[str, Any]) -> Plan:
     """Check and translate an ``estimator`` job's options (``resilience_level`` included)."""
     from ibm_quantum_schemas.estimator.version_0_1 import OptionsModel
-    from qiskit_ibm_runtime.executor_estimator.finalize_options import (
-        finalize_estimator_options)
-    from qiskit_ibm_runtime.options_models import (DynamicalDecouplingOptions, EstimatorOptions,
-                                                   MeasureNoiseLearningOptions, PecOptions,
-                                                   ResilienceOptions, TwirlingOptions,
-                                                   ZneOptions)
+    from qiskit_ibm_runtime.executor_estimator.finalize_options import finalize_estimator_options
+    from qiskit_ibm_runtime.options_models import (
+        DynamicalDecouplingOptions,
+        EstimatorOptions,
+        MeasureNoiseLearningOptions,
+        PecOptions,
+        ResilienceOptions,
+        TwirlingOptions,
+        ZneOptions,
+    )
 
     _ibm_check(OptionsModel, options)
     rest = copy.deepcopy(options)
@@ -216,8 +220,10 @@ def _check_estimator_conflicts(plan: Plan, level: Any, flags: dict, trex: dict) 
     """The combinations the client's preparation refuses, refused at submission instead."""
     from qiskit_ibm_runtime.exceptions import IBMInputValueError
     from qiskit_ibm_runtime.executor_estimator.prepare import normalise_extrapolator
-    from qiskit_ibm_runtime.executor_estimator.utils import (resolve_noise_factors,
-                                                             validate_noise_factors)
+    from qiskit_ibm_runtime.executor_estimator.utils import (
+        resolve_noise_factors,
+        validate_noise_factors,
+    )
 
     resilience = plan.finalized.resilience
     if resilience.pec_mitigation and resilience.zne_mitigation:
@@ -243,8 +249,11 @@ def sampler_plan(options: dict[str, Any]) -> Plan:
     """Check and translate a ``sampler`` job's options (twirling, DD, execution)."""
     from ibm_quantum_schemas.sampler.version_0_1 import OptionsModel
     from qiskit_ibm_runtime.executor_sampler.finalize_options import finalize_sampler_options
-    from qiskit_ibm_runtime.options_models import (DynamicalDecouplingOptions, SamplerOptions,
-                                                   TwirlingOptions)
+    from qiskit_ibm_runtime.options_models import (
+        DynamicalDecouplingOptions,
+        SamplerOptions,
+        TwirlingOptions,
+    )
 
     _ibm_check(OptionsModel, options)
     rest = copy.deepcopy(options)

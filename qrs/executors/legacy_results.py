@@ -25,7 +25,7 @@ ZNE_FIELDS = ("evs", "stds", "evs_noise_factors", "stds_noise_factors",
 PLAIN_FIELDS = ("evs", "stds", "ensemble_standard_error")
 
 
-def suppression_metadata(plan: "Plan") -> dict[str, Any]:
+def suppression_metadata(plan: Plan) -> dict[str, Any]:
     """The twirling and DD settings a job ran with (IBM's result metadata models)."""
     twirling = plan.finalized.twirling
     dd = plan.finalized.dynamical_decoupling
@@ -45,7 +45,7 @@ def suppression_metadata(plan: "Plan") -> dict[str, Any]:
     return metadata
 
 
-def zne_settings(plan: "Plan") -> dict[str, Any]:
+def zne_settings(plan: Plan) -> dict[str, Any]:
     """Noise factors and extrapolators as resolved (the client's defaults filled in)."""
     from qiskit_ibm_runtime.executor_estimator.prepare import normalise_extrapolator
     from qiskit_ibm_runtime.executor_estimator.utils import resolve_noise_factors
@@ -58,7 +58,7 @@ def zne_settings(plan: "Plan") -> dict[str, Any]:
             "amplifier": zne.amplifier}
 
 
-def estimator_metadata(plan: "Plan") -> dict[str, Any]:
+def estimator_metadata(plan: Plan) -> dict[str, Any]:
     """Job metadata of an ``estimator`` result."""
     resilience = plan.finalized.resilience
     block: dict[str, Any] = {"measure_mitigation": bool(resilience.measure_mitigation),
@@ -100,7 +100,7 @@ def pub_metadata(pub: Any, shots: int, precision: float | None,
             "num_randomizations": int(num_randomizations), "resilience": resilience}
 
 
-def zne_pub_resilience(plan: "Plan", chosen: Any) -> dict[str, Any]:
+def zne_pub_resilience(plan: Plan, chosen: Any) -> dict[str, Any]:
     """A ZNE pub's ``resilience`` metadata: the chosen extrapolator(s) and what was tried."""
     settings = zne_settings(plan)
     chosen = np.asarray(chosen)
@@ -117,7 +117,7 @@ def pec_pub_resilience(gamma: float, unique_layers: int) -> dict[str, Any]:
             "layer_noise": {"noise_overhead": overhead, "unique_mitigated_layers": unique_layers}}
 
 
-def direct_estimator_result(result: Any, plan: "Plan") -> Any:
+def direct_estimator_result(result: Any, plan: Plan) -> Any:
     """A plain Aer ``EstimatorV2`` result in the legacy shape (no twirling: one ensemble)."""
     from qiskit.primitives import PrimitiveResult
 

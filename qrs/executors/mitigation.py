@@ -24,7 +24,8 @@ cannot honour is named in the job log and in the result's ``metadata["warnings"]
 from __future__ import annotations
 
 import warnings as pywarnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .. import joblog
 from ..codec import coerce_pubs
@@ -88,7 +89,8 @@ def run_program(executor: Any, plan: Plan, backend_name: str, program: Any,
     """Run a client-prepared program as an ``executor`` job; the client-decoded result."""
     from qiskit_ibm_runtime.decoders.executor.decoder import ExecutorResultDecoder
     from qiskit_ibm_runtime.quantum_program.params_converters import (
-        QUANTUM_PROGRAM_PARAMS_CONVERTERS)
+        QUANTUM_PROGRAM_PARAMS_CONVERTERS,
+    )
 
     from .. import quantum_program
 
@@ -123,18 +125,19 @@ def _tasks(program: Any) -> list[dict[str, Any]]:
 
 
 def _randomizations(program: Any, task: dict[str, Any]) -> int:
-    """How many randomizations ran for a pub (the leading axis of its samplex item)."""
+    """How many randomizations ran for a pub: the leading axis of its samplex item, after
+    the noise-factor axis for PEA (gate folding runs one item per noise factor)."""
     from samplomatic.quantum_program import SamplexItem
 
     item = program.items[task.get("program_item_index", 0)]
-    return int(item.shape[0]) if isinstance(item, SamplexItem) and item.shape else 1
+    axis = 1 if task.get("mitigation") == "pea" else 0
+    return int(item.shape[axis]) if isinstance(item, SamplexItem) and item.shape else 1
 
 
 def run_estimator(executor: Any, pubs: list[Any], plan: Plan, backend_name: str) -> Any:
     """Mitigated ``estimator`` pubs → a legacy ``PrimitiveResult`` of ``EstimatorPubResult``."""
     from qiskit.primitives import PrimitiveResult
-    from qiskit_ibm_runtime.decoders.executor_estimator.decoder import (
-        ClientSideEstimatorDecoder)
+    from qiskit_ibm_runtime.decoders.executor_estimator.decoder import ClientSideEstimatorDecoder
     from qiskit_ibm_runtime.executor_estimator.prepare import prepare
 
     coerced = coerce_pubs("estimator", pubs, None)

@@ -29,6 +29,13 @@ def _import_qiskit_in_this_thread() -> None:
     import qiskit_aer  # noqa: F401
     import qiskit_ibm_runtime  # noqa: F401
 
+    # The client's mitigation engine, imported once here rather than first by whichever
+    # request thread checks a legacy job's options while a runner thread runs one: two
+    # threads importing one package at once can see it half-initialised (a 500).
+    from .executors import legacy_options
+
+    legacy_options.preload()
+
 
 def create_app(config: Config | None = None, executor: "BaseExecutor | None" = None) -> Flask:
     """Build the WSGI app: the only place where QRS's parts are wired together.

@@ -126,14 +126,14 @@ def _take(tree: dict[str, Any], branch: tuple[str, ...], keys: tuple[str, ...]) 
     return {key: value for key, value in taken.items() if value is not None}
 
 
-def _build(builder: Any) -> Any:
+def _build(builder: Any, where: str = "params.options") -> Any:
     """Run a client options-model constructor; its validation errors become a 400."""
     from pydantic import ValidationError
 
     try:
         return builder()
     except ValidationError as exc:
-        raise InvalidInput(_describe(exc, "params.options")) from None
+        raise InvalidInput(_describe(exc, where)) from None
 
 
 def _finalize(finalize: Any, options: Any, notes: list[str]) -> Any:
@@ -169,6 +169,7 @@ def estimator_plan(options: dict[str, Any]) -> Plan:
         DynamicalDecouplingOptions,
         EstimatorOptions,
         MeasureNoiseLearningOptions,
+        NoiseLearnerV3Options,
         PecOptions,
         ResilienceOptions,
         TwirlingOptions,
@@ -210,8 +211,11 @@ def estimator_plan(options: dict[str, Any]) -> Plan:
     for key, value in precision.items():  # the direct path maps these itself
         rest[key] = value
     finalized = _finalize(finalize_estimator_options, client, notes)
-    plan = Plan(client, finalized, rest, notes, {**LAYER_LEARNING_DEFAULTS, **learning},
-                layer_noise_model)
+    learning = {**LAYER_LEARNING_DEFAULTS, **learning}
+    _build(lambda: NoiseLearnerV3Options(**{key: value for key, value in learning.items()
+                                            if key != "max_layers_to_learn"}),
+           "params.options.resilience.layer_noise_learning")
+    plan = Plan(client, finalized, rest, notes, learning, layer_noise_model)
     _check_estimator_conflicts(plan, level, flags, trex)
     return plan
 
@@ -270,6 +274,23 @@ def sampler_plan(options: dict[str, Any]) -> Plan:
                            "combined with twirling or dynamical decoupling here; use "
                            "'classified'.")
     return plan
+
+
+def preload() -> None:
+    """Import the client modules this module and ``mitigation`` use (see ``qrs.__init__``)."""
+    import importlib
+
+    for name in ("ibm_quantum_schemas.estimator.version_0_1",
+                 "ibm_quantum_schemas.sampler.version_0_1",
+                 "qiskit_ibm_runtime.options_models",
+                 "qiskit_ibm_runtime.executor_estimator.prepare",
+                 "qiskit_ibm_runtime.executor_sampler.prepare",
+                 "qiskit_ibm_runtime.executor_noise_learner.prepare",
+                 "qiskit_ibm_runtime.decoders.executor.decoder",
+                 "qiskit_ibm_runtime.decoders.executor_estimator.decoder",
+                 "qiskit_ibm_runtime.decoders.executor_sampler.decoder",
+                 "qiskit_ibm_runtime.decoders.executor_noise_learner.decoder"):
+        importlib.import_module(name)
 
 
 def plan_for(program_id: str, options: dict[str, Any]) -> Plan:

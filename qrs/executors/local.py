@@ -25,10 +25,10 @@ from typing import Any
 
 from .. import joblog
 from ..codec import coerce_pubs, pub_qubits, used_qubits
-from .base import BaseExecutor, JobRefused
-from .noise import LRUCache, restrict_noise_model, with_noise_model
 from . import mitigation
+from .base import BaseExecutor, JobRefused
 from .legacy_options import sampler_plan
+from .noise import LRUCache, restrict_noise_model, with_noise_model
 from .options import MappedOptions, sampler_options
 
 #: Bytes per amplitude (complex128) and the state size each method needs for n qubits.

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import joblog
-from ..codec import coerce_pubs
+from ..codec import PubLimits, coerce_pubs
 from . import layer_noise, legacy_results
 from .legacy_options import Plan, estimator_plan, sampler_plan
 from .options import MappedOptions, estimator_options, sampler_options
@@ -86,7 +86,12 @@ def _simulator_overrides(plan: Plan) -> dict[str, Any]:
 
 def run_program(executor: Any, plan: Plan, backend_name: str, program: Any,
                 executor_options: Any) -> Any:
-    """Run a client-prepared program as an ``executor`` job; the client-decoded result."""
+    """Run a client-prepared program as an ``executor`` job; the client-decoded result.
+
+    The program is checked against the server's limits (``QRS_MAX_SHOTS`` ...) first:
+    ZNE, PEC (up to ``pec.max_overhead`` times the shots) and layer noise learning
+    multiply a job's circuits, and an ``executor`` job of that size would be refused.
+    """
     from qiskit_ibm_runtime.decoders.executor.decoder import ExecutorResultDecoder
     from qiskit_ibm_runtime.quantum_program.params_converters import (
         QUANTUM_PROGRAM_PARAMS_CONVERTERS,
@@ -97,6 +102,11 @@ def run_program(executor: Any, plan: Plan, backend_name: str, program: Any,
     version = quantum_program.SCHEMA_VERSIONS[0]
     params = QUANTUM_PROGRAM_PARAMS_CONVERTERS[version].encoder(program, executor_options)
     decoded = quantum_program.decode_program(params.model_dump(mode="json"))
+    config = executor.config  # the limits an executor job has bound this one too
+    quantum_program.check_program(decoded, executor.metadata.get_backend(backend_name),
+                                  PubLimits(config.max_pubs, config.max_shots,
+                                            config.max_pub_shots, config.max_parameter_bindings,
+                                            config.max_observables))
     options = dict(decoded.options)
     options["simulator"] = {**(options.get("simulator") or {}), **_simulator_overrides(plan)}
     result = quantum_program.execute(executor, decoded.program, options, backend_name)

@@ -64,6 +64,8 @@ def test_options_a_simulator_cannot_honour_become_warnings():
     assert "execution.init_qubits=False" in text and "execution.rep_delay=0.0002" in text
     assert "twirling.enable_measure=False" in text  # TREX needs it: the client overrides
     assert sampler_plan({"twirling": {"enable_gates": True}}).finalized.twirling.enable_gates
+    plan = estimator_plan({"resilience": {"pec_mitigation": True, "layer_noise_model": []}})
+    assert "resilience.layer_noise_model is not used" in " ".join(plan.warnings)
 
 
 @pytest.mark.parametrize("options, named", [

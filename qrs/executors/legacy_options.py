@@ -216,6 +216,11 @@ def estimator_plan(options: dict[str, Any]) -> Plan:
                                             if key != "max_layers_to_learn"}),
            "params.options.resilience.layer_noise_learning")
     plan = Plan(client, finalized, rest, notes, learning, layer_noise_model)
+    if layer_noise_model is not None:
+        notes.append("resilience.layer_noise_model is not used: " + (
+            "QRS learns the layers' noise on the simulator instead "
+            "(resilience.layer_noise_learning)." if plan.needs_layer_noise
+            else "only PEA and PEC use layer noise."))
     _check_estimator_conflicts(plan, level, flags, trex)
     return plan
 

@@ -156,6 +156,12 @@ def _execution_warnings(rest: dict[str, Any], notes: list[str]) -> None:
                      "shot from a fresh |0> state, so there is no wait between shots to set.")
 
 
+def _start(model: type, options: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """IBM's check, then a copy of the options to consume and an empty list of warnings."""
+    _ibm_check(model, options)
+    return copy.deepcopy(options), []
+
+
 def _suppression(rest: dict[str, Any]) -> tuple[dict, dict]:
     """Twirling and DD options that were set, popped from ``rest``."""
     return _take(rest, ("twirling",), _TWIRLING), _take(rest, ("dynamical_decoupling",), _DD)
@@ -176,9 +182,7 @@ def estimator_plan(options: dict[str, Any]) -> Plan:
         ZneOptions,
     )
 
-    _ibm_check(OptionsModel, options)
-    rest = copy.deepcopy(options)
-    notes: list[str] = []
+    rest, notes = _start(OptionsModel, options)
     level = rest.pop("resilience_level", None)
     if level is not None and (isinstance(level, bool) or level not in (0, 1, 2)):
         raise InvalidInput(f"params.resilience_level: must be 0, 1 or 2, not {level!r}.")
@@ -264,9 +268,7 @@ def sampler_plan(options: dict[str, Any]) -> Plan:
         TwirlingOptions,
     )
 
-    _ibm_check(OptionsModel, options)
-    rest = copy.deepcopy(options)
-    notes: list[str] = []
+    rest, notes = _start(OptionsModel, options)
     twirling, dd = _suppression(rest)
     _execution_warnings(rest, notes)
     client = _build(lambda: SamplerOptions(twirling=TwirlingOptions(**twirling),

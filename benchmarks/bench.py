@@ -23,6 +23,8 @@ processes started here (``tests/server.py``), on whatever machine runs it:
            backend (the 1st builds the noise model).
 5. list    ``GET /jobs?limit=50`` median with 100,000 stored jobs ÷ with 100 (rows
            inserted straight into a temporary store, served by an in-process app).
+6. long    The long job of issue 13 through gunicorn (``benchmarks/isolation.py``):
+           it completes once, and status polls stay fast while it runs.
 
 ``--quick`` shrinks every count (about a minute less); ``--only tiny,list`` picks figures.
 Nothing here asserts: the table is the output.
@@ -174,13 +176,19 @@ def _proc_stat(pid: int | str) -> list[str] | None:
 
 
 def server_cpu_seconds(master_pid: int) -> float:
-    """User + system CPU of a gunicorn master and its live workers, from /proc."""
-    pids = [master_pid]
+    """User + system CPU of a gunicorn master and every live process below it (its
+    workers and their job processes), from /proc."""
+    parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             fields = _proc_stat(entry.name)
-            if fields is not None and int(fields[1]) == master_pid:
-                pids.append(int(entry.name))
+            if fields is not None:
+                parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    pids, frontier = [master_pid], [master_pid]
+    while frontier:
+        children = parents.get(frontier.pop(), [])
+        pids += children
+        frontier += children
     ticks = 0
     for pid in pids:
         fields = _proc_stat(pid)
@@ -442,7 +450,7 @@ def print_table(rows: list[Row], elapsed: float) -> None:
           f"benchmark took {elapsed:.0f} s")
 
 
-FIGURES = ("heavy", "tiny", "client", "cache", "list")
+FIGURES = ("heavy", "tiny", "client", "cache", "list", "long")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,6 +486,10 @@ def main(argv: list[str] | None = None) -> int:
                     tiny_server.stop()
         if "list" in chosen:
             rows += bench_list(tmp, args.quick)
+        if "long" in chosen:
+            from benchmarks.isolation import bench_long_job
+
+            rows += bench_long_job(tmp, args.quick)
     print_table(rows, time.perf_counter() - started)
     return 0
 

@@ -4,7 +4,8 @@
   (``RuntimeDecoder``: QPY through qiskit's loader, arrays through numpy with
   ``allow_pickle=False``; nothing in a payload can execute code).
 * ``validate_pubs`` checks pubs against the backend and the configured limits.
-* ``encode_result`` produces the text ``GET /jobs/<id>/results`` serves.
+* ``encode_result`` produces the text ``GET /jobs/<id>/results`` serves (in IBM's
+  shapes: ``result_shapes.conform``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import math
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -225,11 +227,18 @@ def circuit_width(pubs: list[tuple]) -> int:
     return max(len(used_qubits(pub[0])) for pub in pubs)
 
 
-def encode_result(result: Any) -> str:
-    """The result text the client decodes with ``RuntimeDecoder``."""
+def encode_result(result: Any, window: tuple[datetime, datetime] | None = None) -> str:
+    """The result text the client decodes with ``RuntimeDecoder``, in IBM's shapes.
+
+    Every result is stored through here, so ``result_shapes.conform`` applies to every
+    executor's output; ``window`` (when the executor ran) dates Sampler data that carries
+    no execution spans of its own.
+    """
     from qiskit_ibm_runtime import RuntimeEncoder
 
-    return json.dumps(result, cls=RuntimeEncoder)
+    from .result_shapes import conform
+
+    return json.dumps(conform(result, window), cls=RuntimeEncoder)
 
 
 def decode_result(text: str) -> Any:

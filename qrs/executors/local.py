@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import threading
 from typing import Any
 
 from .. import joblog
+from ..config import machine_memory_mb
 from ..codec import coerce_pubs, pub_qubits, used_qubits
+from ..spans import data_span, execution_metadata, is_sampler_pub_result, utc_now
 from . import mitigation
 from .base import BaseExecutor, JobRefused
 from .legacy_options import sampler_plan
@@ -69,11 +70,6 @@ def required_memory_mb(method: str, num_qubits: int) -> float:
     """Estimated state memory of ``method`` on ``num_qubits`` (0 for stabilizer/MPS)."""
     size = _STATE_BYTES.get(method)
     return size(num_qubits) / 2**20 if size else 0.0
-
-
-def machine_memory_mb() -> int:
-    """Physical memory of this machine, in MiB."""
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
 
 
 class LocalExecutor(BaseExecutor):
@@ -262,6 +258,7 @@ class LocalExecutor(BaseExecutor):
             if not prepared:
                 continue
             everything = [pub for _index, pubs in prepared for pub in pubs]
+            started = utc_now()
             try:
                 combined = self._sampler(mapped, everything, backend_name).run(everything).result()
             except Exception:  # find the culprit: every job on its own
@@ -269,10 +266,12 @@ class LocalExecutor(BaseExecutor):
                     results[index] = super().execute_sampler_batch([jobs[index]],
                                                                    backend_name)[0]
                 continue
-            start = 0
+            start, stopped = 0, utc_now()
             for index, pubs in prepared:
-                results[index] = PrimitiveResult(list(combined[start:start + len(pubs)]),
-                                                 metadata={"version": 2})
+                mine = list(combined[start:start + len(pubs)])
+                span = data_span(started, stopped, dict(enumerate(mine)))  # the shared call
+                results[index] = PrimitiveResult(
+                    mine, metadata={"version": 2, **execution_metadata([span])})
                 start += len(pubs)
         return results
 
@@ -280,10 +279,13 @@ class LocalExecutor(BaseExecutor):
         """Run pubs one at a time, logging progress; one ``PrimitiveResult`` for all."""
         from qiskit.primitives import PrimitiveResult
 
-        results = []
+        results, spans = [], []
         for index, pub in enumerate(pubs):
             joblog.checkpoint()
+            start = utc_now()
             results.append(primitive.run([pub]).result()[0])
+            if is_sampler_pub_result(results[-1]):  # when this pub's shots were taken
+                spans.append(data_span(start, utc_now(), {index: results[-1]}))
             joblog.emit(f"Pub {index + 1}/{len(pubs)} done ({pub.circuit.num_qubits} qubits, "
                         f"shape {pub.shape}).")
-        return PrimitiveResult(results, metadata={"version": 2})
+        return PrimitiveResult(results, metadata={"version": 2, **execution_metadata(spans)})

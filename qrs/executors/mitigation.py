@@ -98,6 +98,7 @@ def run_program(executor: Any, plan: Plan, backend_name: str, program: Any,
     )
 
     from .. import quantum_program
+    from ..execution import execute_program
 
     version = quantum_program.SCHEMA_VERSIONS[0]
     params = QUANTUM_PROGRAM_PARAMS_CONVERTERS[version].encoder(program, executor_options)
@@ -109,7 +110,7 @@ def run_program(executor: Any, plan: Plan, backend_name: str, program: Any,
                                             config.max_observables))
     options = dict(decoded.options)
     options["simulator"] = {**(options.get("simulator") or {}), **_simulator_overrides(plan)}
-    result = quantum_program.execute(executor, decoded.program, options, backend_name)
+    result = execute_program(executor, decoded.program, options, backend_name)
     return ExecutorResultDecoder.decode(quantum_program.encode_result(result, decoded))
 
 

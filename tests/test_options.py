@@ -119,3 +119,32 @@ def test_a_bad_option_is_a_400_at_submission(client):
     assert answer.status_code == 400, answer.get_json()
     message = answer.get_json()["errors"][0]["message"]
     assert "params.options.resilience.zne.extrapolator" in message
+
+
+def test_programs_are_prepared_on_the_jobs_qubits_and_run_at_their_places():
+    """qubit_subset: a 5-qubit ISA Bell on qubits {a, b} is prepared on 2 qubits with the
+    backend cut to a and b, then embedded back at a and b."""
+    from qiskit.primitives.containers.estimator_pub import EstimatorPub
+    from samplomatic.quantum_program import CircuitItem, QuantumProgram
+
+    from qrs.codec import used_qubits
+    from qrs.executors import qubit_subset
+
+    backend = FakeManilaV2()
+    circuit = isa(bell(measure=False), backend)
+    observable = SparsePauliOp("ZZ").apply_layout(circuit.layout)
+    pub = EstimatorPub.coerce((circuit, observable))
+    subset = qubit_subset.active_qubits([pub])
+    assert len(subset) == 2 and set(subset) == used_qubits(circuit)
+    reduced = qubit_subset.restrict_pub(pub, subset)
+    assert reduced.circuit.num_qubits == 2
+    assert list(reduced.observables.tolist().keys()) == ["ZZ"]
+    small = qubit_subset.restrict_backend(backend, subset)
+    assert small.num_qubits == 2 and small.target.instruction_supported("cx", (0, 1)) \
+        == backend.target.instruction_supported("cx", tuple(subset))
+    assert small.target["sx"][(1,)].duration == backend.target["sx"][(subset[1],)].duration
+    program = QuantumProgram(shots=10, items=[CircuitItem(reduced.circuit)])
+    qubit_subset.embed_program(program, subset, backend.num_qubits)
+    embedded = program.items[0].circuit
+    assert embedded.num_qubits == 5 and used_qubits(embedded) == set(subset)
+    assert embedded.count_ops() == circuit.count_ops()

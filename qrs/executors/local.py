@@ -23,8 +23,8 @@ import threading
 from typing import Any
 
 from .. import joblog
-from ..config import machine_memory_mb
 from ..codec import coerce_pubs, pub_qubits, used_qubits
+from ..config import machine_memory_mb
 from ..spans import data_span, execution_metadata, is_sampler_pub_result, utc_now
 from . import mitigation
 from .base import BaseExecutor, JobRefused

@@ -29,7 +29,7 @@ from typing import Any
 
 from .. import joblog
 from ..codec import PubLimits, coerce_pubs
-from . import layer_noise, legacy_results
+from . import layer_noise, legacy_results, qubit_subset
 from .legacy_options import Plan, estimator_plan, sampler_plan
 from .options import MappedOptions, estimator_options, sampler_options
 
@@ -84,8 +84,17 @@ def _simulator_overrides(plan: Plan) -> dict[str, Any]:
     return overrides
 
 
+def _on_active_qubits(pubs: list[Any], backend: Any) -> tuple[list[Any], Any, list[int]]:
+    """Pubs and backend cut to the qubits the job uses (``qubit_subset``), and those qubits."""
+    subset = qubit_subset.active_qubits(pubs)
+    if len(subset) == backend.num_qubits:
+        return pubs, backend, subset
+    return ([qubit_subset.restrict_pub(pub, subset) for pub in pubs],
+            qubit_subset.restrict_backend(backend, subset), subset)
+
+
 def run_program(executor: Any, plan: Plan, backend_name: str, program: Any,
-                executor_options: Any) -> Any:
+                executor_options: Any, subset: list[int] | None = None) -> Any:
     """Run a client-prepared program as an ``executor`` job; the client-decoded result.
 
     The program is checked against the server's limits (``QRS_MAX_SHOTS`` ...) first:
@@ -103,8 +112,11 @@ def run_program(executor: Any, plan: Plan, backend_name: str, program: Any,
     version = quantum_program.SCHEMA_VERSIONS[0]
     params = QUANTUM_PROGRAM_PARAMS_CONVERTERS[version].encoder(program, executor_options)
     decoded = quantum_program.decode_program(params.model_dump(mode="json"))
+    backend = executor.metadata.get_backend(backend_name)
+    if subset is not None:  # prepared on the job's qubits: run it at their physical places
+        qubit_subset.embed_program(decoded.program, subset, backend.num_qubits)
     config = executor.config  # the limits an executor job has bound this one too
-    quantum_program.check_program(decoded, executor.metadata.get_backend(backend_name),
+    quantum_program.check_program(decoded, backend,
                                   PubLimits(config.max_pubs, config.max_shots,
                                             config.max_pub_shots, config.max_parameter_bindings,
                                             config.max_observables))
@@ -151,11 +163,12 @@ def run_estimator(executor: Any, pubs: list[Any], plan: Plan, backend_name: str)
     from qiskit_ibm_runtime.decoders.executor_estimator.decoder import ClientSideEstimatorDecoder
     from qiskit_ibm_runtime.executor_estimator.prepare import prepare
 
-    coerced = coerce_pubs("estimator", pubs, None)
-    backend = executor.metadata.get_backend(backend_name)
+    originals = coerce_pubs("estimator", pubs, None)
+    coerced, backend, subset = _on_active_qubits(
+        originals, executor.metadata.get_backend(backend_name))
 
     def run(program: Any, executor_options: Any) -> Any:
-        return run_program(executor, plan, backend_name, program, executor_options)
+        return run_program(executor, plan, backend_name, program, executor_options, subset)
 
     options, learned = plan.client, 0
     if plan.needs_layer_noise:
@@ -180,9 +193,9 @@ def run_estimator(executor: Any, pubs: list[Any], plan: Plan, backend_name: str)
                     f"{program.shots} shots).")
         decoded = ClientSideEstimatorDecoder.decode(run(program, executor_options))
         shots = int(decoded.metadata["shots"])
-        for index, pub, pub_result, task in zip(indices, group, decoded, _tasks(program)):
-            results[index] = _estimator_pub(plan, pub, pub_result, task, program, shots,
-                                            precision, learned)
+        for index, pub_result, task in zip(indices, decoded, _tasks(program)):
+            results[index] = _estimator_pub(plan, originals[index], pub_result, task, program,
+                                            shots, precision, learned)
     return PrimitiveResult(results, metadata=legacy_results.estimator_metadata(plan))
 
 
@@ -209,8 +222,8 @@ def run_sampler(executor: Any, pubs: list[Any], plan: Plan, mapped: MappedOption
     from qiskit_ibm_runtime.executor_sampler.prepare import prepare
 
     default_shots = mapped.primitive.get("default_shots", 4096)
-    coerced = coerce_pubs("sampler", pubs, default_shots)
-    backend = executor.metadata.get_backend(backend_name)
+    coerced, backend, subset = _on_active_qubits(
+        coerce_pubs("sampler", pubs, default_shots), executor.metadata.get_backend(backend_name))
     results: list[Any] = [None] * len(coerced)
     groups: dict[int, list[int]] = {}
     for index, pub in enumerate(coerced):  # the client runs one shot count per program
@@ -222,7 +235,7 @@ def run_sampler(executor: Any, pubs: list[Any], plan: Plan, mapped: MappedOption
                                              add_tags=True, backend=backend)
         program._semantic_role = "sampler_v2"
         decoded = ClientSideSamplerResultDecoder.decode(
-            run_program(executor, plan, backend_name, program, executor_options))
+            run_program(executor, plan, backend_name, program, executor_options, subset))
         for index, item, pub_result in zip(indices, program.items, decoded):
             randomizations = item.shape[0] if plan.finalized.twirling.enable_gates or \
                 plan.finalized.twirling.enable_measure else 1

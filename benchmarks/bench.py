@@ -26,6 +26,8 @@ processes started here (``tests/server.py``), on whatever machine runs it:
 6. long    The long job of issue 13 through gunicorn (``benchmarks/isolation.py``):
            it completes once, and status polls stay fast while it runs.
 
+7-8. delays, learning: see ``benchmarks/noise.py``.
+
 ``--quick`` shrinks every count (about a minute less); ``--only tiny,list`` picks figures.
 Nothing here asserts: the table is the output.
 """
@@ -450,7 +452,7 @@ def print_table(rows: list[Row], elapsed: float) -> None:
           f"benchmark took {elapsed:.0f} s")
 
 
-FIGURES = ("heavy", "tiny", "client", "cache", "list", "long")
+FIGURES = ("heavy", "tiny", "client", "cache", "list", "long", "delays", "learning")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -490,6 +492,13 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.isolation import bench_long_job
 
             rows += bench_long_job(tmp, args.quick)
+        if "delays" in chosen or "learning" in chosen:
+            from benchmarks.noise import bench_delays, bench_learning
+
+            if "delays" in chosen:
+                rows += bench_delays(Row, args.quick)
+            if "learning" in chosen:
+                rows += bench_learning(Row, start_server, tmp, args.quick)
     print_table(rows, time.perf_counter() - started)
     return 0
 

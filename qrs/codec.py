@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import InvalidInput, LimitExceeded
 
-PROGRAMS = ("sampler", "estimator", "executor")
+PROGRAMS = ("sampler", "estimator", "executor", "noise-learner")
 
 #: ``RuntimeDecoder`` parses with the ``ast`` module (numpy's ``.npy`` headers, QPY's
 #: symbolic expressions), whose recursion counter CPython 3.11 shares between threads
@@ -51,14 +51,26 @@ class PubLimits:
     max_observables: int
 
 
-def decode_params(text: str | dict, program_id: str) -> DecodedParams:
-    """Decode params into pubs (tuples) and options. Raises ``InvalidInput`` on bad input."""
+def params_object(params: str | dict, expected: str) -> dict[str, Any]:
+    """Params text or parsed JSON as a dict; ``InvalidInput`` naming what was ``expected``."""
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError as exc:
+            raise InvalidInput(f"params is not valid JSON: {exc}") from None
+    if not isinstance(params, dict):
+        raise InvalidInput(f"params must be a JSON object {expected}.")
+    return params
+
+
+def decode_runtime_json(text: str | dict) -> Any:
+    """Params text (or its parsed JSON) through ``RuntimeDecoder``; ``InvalidInput`` if bad."""
     from qiskit_ibm_runtime import RuntimeDecoder
 
     try:
         with _DECODE_LOCK:
-            raw = json.loads(text if isinstance(text, str) else json.dumps(text),
-                             cls=RuntimeDecoder)
+            return json.loads(text if isinstance(text, str) else json.dumps(text),
+                              cls=RuntimeDecoder)
     except InvalidInput:
         raise
     except (KeyboardInterrupt, SystemExit):
@@ -69,6 +81,11 @@ def decode_params(text: str | dict, program_id: str) -> DecodedParams:
         reason = (str(exc).strip().splitlines() or [""])[0][:300]
         raise InvalidInput(f"params could not be decoded: {type(exc).__name__}: {reason}") \
             from None
+
+
+def decode_params(text: str | dict, program_id: str) -> DecodedParams:
+    """Decode params into pubs (tuples) and options. Raises ``InvalidInput`` on bad input."""
+    raw = decode_runtime_json(text)
     if not isinstance(raw, dict):
         raise InvalidInput("params must be a JSON object with a 'pubs' list.")
     pubs = raw.pop("pubs", None)

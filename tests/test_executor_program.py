@@ -230,7 +230,7 @@ def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
             **good["quantum_program"], "circuits": {**good["quantum_program"]["circuits"],
                                                     "b64_data": "bm90IHFweQ=="}}},
         "meas_level": {**good, "quantum_program": {**good["quantum_program"],
-                                                   "meas_level": "kerneled"}},
+                                                   "meas_level": "raw"}},
     }
     for expected, params in cases.items():
         response = _post(ideal_server, params)

@@ -97,3 +97,28 @@ def test_a_mitigated_job_obeys_the_shot_limit(metadata, tmp_path):
     assert executor.execute_estimator([pub], {"resilience_level": 0}, "fake_manila")
     with pytest.raises(LimitExceeded, match="QRS_MAX_SHOTS"):
         executor.execute_estimator([pub], {"resilience_level": 2}, "fake_manila")
+
+
+def test_cut_down_model_relaxes_delays_like_aers_own_pass(executor, metadata):
+    """Memoized relaxation errors and the growing model Aer copies into give the statistics
+    of Aer's unmodified pass on the full model, run after run."""
+    sim = executor.simulator("fake_manila")
+    full = sim.options.noise_model
+    sub = restrict_noise_model(full, {0})
+    idle = QuantumCircuit(5, 1)
+    idle.x(0)
+    idle.delay(40_000, 0, unit="dt")  # ~9 us
+    idle.delay(80_000, 0, unit="dt")
+    idle.measure(0, 0)
+    shots = 20_000
+    reference = sim.run(idle, shots=shots, seed_simulator=3).result().get_counts().get("1", 0)
+    for seed in (4, 5):  # the second run reuses the errors the first one added
+        ours = sim.run(idle, shots=shots, noise_model=sub, seed_simulator=seed) \
+            .result().get_counts().get("1", 0)
+        p = (reference + ours) / (2 * shots)
+        sigma = math.sqrt(2 * p * (1 - p) / shots)
+        assert abs(reference - ours) / shots < 5 * sigma, (reference, ours)
+    assert reference / shots < 0.95  # the delays really relaxed |1>
+    grown = sub.__deepcopy__({})
+    assert grown is sub.__deepcopy__({})  # Aer's copy is one shared, growing model
+    assert len(grown._default_quantum_errors) == 2  # one error per (qubit, duration)

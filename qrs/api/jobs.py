@@ -14,6 +14,7 @@ from ..codec import (PROGRAMS, PubLimits, check_instructions, circuit_width, dec
                      validate_pubs)
 from ..errors import Conflict, Gone, InvalidInput, TooManyRequests
 from ..executors.legacy_options import check_options
+from ..noise_learning import NOISE_LEARNER_PROGRAM, check_request, decode_request
 from ..quantum_program import EXECUTOR_PROGRAM, check_program, decode_program
 from ..payload_guard import PayloadLimits, check_params
 from ..registry import get_registry
@@ -87,6 +88,11 @@ def create_job():
         program = decode_program(params)
         circuits = check_program(program, reg.metadata.get_backend(backend), limits)
         num_pubs, options, width = len(program.program.items), {}, 0
+    elif program_id == NOISE_LEARNER_PROGRAM:
+        device = reg.metadata.get_backend(backend)
+        learning = decode_request(params, device)
+        check_request(learning, device, limits)
+        num_pubs, options, width, circuits = len(learning.layers), {}, 0, len(learning.layers)
     else:
         decoded = decode_params(params, program_id)
         schemas.load(schemas.PrimitiveOptions, decoded.options, "params.options")

@@ -261,9 +261,12 @@ def _check_estimator_conflicts(plan: Plan, level: Any, flags: dict, trex: dict) 
 def sampler_plan(options: dict[str, Any]) -> Plan:
     """Check and translate a ``sampler`` job's options (twirling, DD, execution)."""
     from ibm_quantum_schemas.sampler.version_0_1 import OptionsModel
+    from qiskit_ibm_runtime.exceptions import IBMInputValueError
     from qiskit_ibm_runtime.executor_sampler.finalize_options import finalize_sampler_options
+    from qiskit_ibm_runtime.executor_sampler.utils import validate_meas_type_twirling
     from qiskit_ibm_runtime.options_models import (
         DynamicalDecouplingOptions,
+        SamplerExecutionOptions,
         SamplerOptions,
         TwirlingOptions,
     )
@@ -271,16 +274,16 @@ def sampler_plan(options: dict[str, Any]) -> Plan:
     rest, notes = _start(OptionsModel, options)
     twirling, dd = _suppression(rest)
     _execution_warnings(rest, notes)
-    client = _build(lambda: SamplerOptions(twirling=TwirlingOptions(**twirling),
-                                           dynamical_decoupling=DynamicalDecouplingOptions(**dd)))
-    finalized = _finalize(finalize_sampler_options, client, notes)
     meas_type = (rest.get("execution") or {}).get("meas_type", "classified")
-    plan = Plan(client, finalized, rest, notes)
-    if not plan.direct and meas_type != "classified":
-        raise InvalidInput(f"params.options.execution.meas_type: {meas_type!r} cannot be "
-                           "combined with twirling or dynamical decoupling here; use "
-                           "'classified'.")
-    return plan
+    client = _build(lambda: SamplerOptions(
+        twirling=TwirlingOptions(**twirling), dynamical_decoupling=DynamicalDecouplingOptions(**dd),
+        execution=SamplerExecutionOptions(meas_type=meas_type)))
+    finalized = _finalize(finalize_sampler_options, client, notes)
+    try:  # the client's rule: twirled measurements need bits to undo the flips
+        validate_meas_type_twirling(meas_type, finalized.twirling.enable_measure)
+    except IBMInputValueError as exc:
+        raise InvalidInput(f"params.options.execution.meas_type: {exc}") from None
+    return Plan(client, finalized, rest, notes)
 
 
 def preload() -> None:

@@ -130,13 +130,21 @@ def direct_estimator_result(result: Any, plan: Plan) -> Any:
     return PrimitiveResult(pubs, metadata=estimator_metadata(plan))
 
 
-def sampler_pub_result(pub_result: Any, shots: int, num_randomizations: int) -> Any:
+def _first_shots(value: Any, shots: int, meas_type: str) -> Any:
+    """A register's first ``shots`` shots: bits, or IQ points ``(..., shots, bits)``;
+    averaged IQ points (``avg_kerneled``, no shot axis) as they are."""
+    if hasattr(value, "slice_shots"):
+        return value.slice_shots(range(shots)) if value.num_shots > shots else value
+    return value[..., :shots, :] if meas_type == "kerneled" else value
+
+
+def sampler_pub_result(pub_result: Any, shots: int, num_randomizations: int,
+                       meas_type: str = "classified") -> Any:
     """A twirled ``SamplerPubResult`` cut to the pub's own shots, as IBM returns it."""
     from qiskit.primitives.containers import DataBin, SamplerPubResult
 
     data = pub_result.data
-    fields = {name: (value.slice_shots(range(shots)) if value.num_shots > shots else value)
-              for name, value in data.items()}
+    fields = {name: _first_shots(value, shots, meas_type) for name, value in data.items()}
     metadata = {**pub_result.metadata, "shots": int(shots),
                 "num_randomizations": int(num_randomizations)}
     return SamplerPubResult(DataBin(**fields, shape=data.shape), metadata=metadata)

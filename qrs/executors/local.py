@@ -22,12 +22,15 @@ import json
 import threading
 from typing import Any
 
+import numpy as np
+
 from .. import joblog
 from ..codec import coerce_pubs, pub_qubits, used_qubits
 from ..config import machine_memory_mb
 from ..spans import data_span, execution_metadata, is_sampler_pub_result, utc_now
-from . import mitigation
+from . import iq, mitigation
 from .base import BaseExecutor, JobRefused
+from .device_noise import device_noise_model, readout_errors
 from .legacy_options import sampler_plan
 from .noise import LRUCache, restrict_noise_model, with_noise_model
 from .options import MappedOptions, sampler_options
@@ -130,14 +133,14 @@ class LocalExecutor(BaseExecutor):
             return ""
 
     def noise_model(self, backend_name: str, calibration: str) -> Any:
-        """The backend's noise model (``None`` if ideal), built once per calibration."""
+        """The backend's noise model (``None`` if ideal), built once per calibration.
+
+        Asymmetric readout errors and relaxation on delays, see ``device_noise.py``.
+        """
         key = (backend_name, calibration)
         with _CACHE_LOCK:
             if key not in _NOISE_MODELS:
-                from qiskit_aer.noise import NoiseModel
-
-                model = NoiseModel.from_backend(self.metadata.get_backend(backend_name))
-                _NOISE_MODELS[key] = None if model.is_ideal() else model
+                _NOISE_MODELS[key] = device_noise_model(self.metadata.get_backend(backend_name))
             return _NOISE_MODELS[key]
 
     def simulator(self, backend_name: str) -> Any:
@@ -159,15 +162,16 @@ class LocalExecutor(BaseExecutor):
                             f"simulator for {backend_name} (calibration {calibration or 'n/a'}).")
             return sim
 
-    def simulator_for(self, backend_name: str, pubs: list[Any]) -> Any:
-        """The backend's simulator with its noise model cut down to the pubs' qubits."""
+    def simulator_for(self, backend_name: str, pubs: list[Any], readout: bool = True) -> Any:
+        """The backend's simulator with its noise model cut down to the pubs' qubits
+        (and without readout errors for ``readout=False``)."""
         sim = self.simulator(backend_name)
         noise_model = sim.options.noise_model
         if noise_model is None:
             return sim
         qubits = frozenset().union(*(pub_qubits(pub) for pub in pubs))
-        return _VIEWS.get((id(sim), qubits), lambda: with_noise_model(
-            sim, restrict_noise_model(noise_model, qubits)))
+        return _VIEWS.get((id(sim), qubits, readout), lambda: with_noise_model(
+            sim, restrict_noise_model(noise_model, qubits, readout)))
 
     def check_memory(self, pubs: list[Any]) -> None:
         """Refuse a job whose state would not fit in this executor's memory limit."""
@@ -191,7 +195,8 @@ class LocalExecutor(BaseExecutor):
         """A ``BackendSamplerV2`` on the backend's simulator, noise cut down to ``pubs``."""
         from qiskit.primitives import BackendSamplerV2
 
-        return BackendSamplerV2(backend=self.simulator_for(backend_name, pubs),
+        readout = mapped.meas_type == "classified"  # IQ emulation makes its own misreads
+        return BackendSamplerV2(backend=self.simulator_for(backend_name, pubs, readout),
                                 options={**mapped.primitive, "run_options": mapped.run})
 
     def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
@@ -199,16 +204,31 @@ class LocalExecutor(BaseExecutor):
         """Twirling and DD through the client's engine (``mitigation``), else plain Aer."""
         return mitigation.execute_sampler(self, pubs, options, backend_name, self._sample)
 
+    def _sample(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
+        """The direct path: Sampler pubs on ``BackendSamplerV2``."""
+        coerced = self._sampler_pubs(mapped, pubs)
+        result = self._run_pubs(self._sampler(mapped, coerced, backend_name), coerced)
+        return self._measured_as(mapped, coerced, result, backend_name)
+
+    def _measured_as(self, mapped: Any, pubs: list[Any], result: Any, backend_name: str) -> Any:
+        """``result`` with each register as ``mapped.meas_type`` asks (IQ: see ``iq.py``)."""
+        from qiskit.primitives import PrimitiveResult
+
+        if mapped.meas_type == "classified":
+            return result
+        readout = readout_errors(self.metadata.get_backend(backend_name)) if self.noise else {}
+        rng = np.random.default_rng(mapped.primitive.get("seed_simulator"))
+        joblog.emit(f"meas_type={mapped.meas_type}: IQ points emulated from the calibrated "
+                    "readout errors (docs/noise.md).")
+        return PrimitiveResult(
+            [iq.convert_pub_result(pub_result, pub.circuit, mapped.meas_type, readout, rng)
+             for pub, pub_result in zip(pubs, result)], metadata=result.metadata)
+
     def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
                           backend_name: str) -> Any:
         """IBM's resilience levels and options through the client's engine (``mitigation``);
         plain Aer when a job asks for no suppression or mitigation."""
         return mitigation.execute_estimator(self, pubs, options, backend_name, self._estimate)
-
-    def _sample(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
-        """The direct path: Sampler pubs on ``BackendSamplerV2``."""
-        coerced = self._sampler_pubs(mapped, pubs)
-        return self._run_pubs(self._sampler(mapped, coerced, backend_name), coerced)
 
     def _estimate(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
         """The direct path: Estimator pubs on ``BackendEstimatorV2``."""
@@ -270,8 +290,8 @@ class LocalExecutor(BaseExecutor):
             for index, pubs in prepared:
                 mine = list(combined[start:start + len(pubs)])
                 span = data_span(started, stopped, dict(enumerate(mine)))  # the shared call
-                results[index] = PrimitiveResult(
-                    mine, metadata={"version": 2, **execution_metadata([span])})
+                results[index] = self._measured_as(mapped, pubs, PrimitiveResult(
+                    mine, metadata={"version": 2, **execution_metadata([span])}), backend_name)
                 start += len(pubs)
         return results
 

@@ -239,7 +239,7 @@ def run_sampler(executor: Any, pubs: list[Any], plan: Plan, mapped: MappedOption
         for index, item, pub_result in zip(indices, program.items, decoded):
             randomizations = item.shape[0] if plan.finalized.twirling.enable_gates or \
                 plan.finalized.twirling.enable_measure else 1
-            results[index] = legacy_results.sampler_pub_result(pub_result, shots,
-                                                                randomizations)
+            results[index] = legacy_results.sampler_pub_result(
+                pub_result, shots, randomizations, plan.finalized.execution.meas_type)
     metadata = {**legacy_results.suppression_metadata(plan)}
     return PrimitiveResult(results, metadata=metadata)

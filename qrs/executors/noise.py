@@ -11,17 +11,31 @@ Two rewrites give the same channels at a fraction of that cost:
 
 The result is built once per (backend, qubit set) and never changed, so its dictionary
 form, which Aer asks for on every run, is computed once too.
+
+Relaxation on ``delay`` instructions (the ``RelaxationNoisePass`` Aer's
+``NoiseModel.from_backend`` adds) is kept, and made cheap too. Aer runs that pass, in
+Python, on every circuit that contains a delay: it builds a fresh thermal-relaxation error
+per delay, deep-copies the noise model, adds each error to the copy and converts the copy
+(a DD sequence's 31 delays cost ~40 ms on a 5-qubit job). Here the pass's errors are
+memoized per (qubit, duration), so repeated delays bring the same error objects, and the
+"deep copy" Aer asks for is one growing model per cut-down model that already holds the
+errors of earlier runs, so Aer adds nothing new and its dictionary is cached too.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
 #: Errors that are mixtures of more circuits than this are compacted to Kraus form.
 COMPACT_ABOVE = 4
+
+#: Distinct (qubit, delay duration) relaxation errors kept per cut-down model; past this
+#: the growing model starts afresh (delay durations are the user's to choose).
+MAX_DELAY_ERRORS = 4096
 
 
 def _compact(error: Any) -> Any:
@@ -37,8 +51,34 @@ def _compact(error: Any) -> Any:
         return error
 
 
+@functools.cache
 def _frozen_model_class() -> type:
     from qiskit_aer.noise import NoiseModel
+
+    class GrowingNoiseModel(NoiseModel):
+        """What a frozen model's ``deepcopy`` gives Aer: it only ever gains delay errors.
+
+        Thread-safe (runs of one view may overlap); ``to_dict`` is cached until an add.
+        """
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._qrs_lock = threading.RLock()
+            self._qrs_dict: dict = {}
+
+        def add_all_qubit_quantum_error(self, *args: Any, **kwargs: Any) -> None:
+            with self._qrs_lock:
+                self._qrs_dict = {}
+                super().add_all_qubit_quantum_error(*args, **kwargs)
+
+        def __deepcopy__(self, memo: dict) -> NoiseModel:
+            return self  # it only grows, so "copies" may share it
+
+        def to_dict(self, serializable: bool = False) -> dict:
+            with self._qrs_lock:
+                if serializable not in self._qrs_dict:
+                    self._qrs_dict[serializable] = super().to_dict(serializable)
+                return self._qrs_dict[serializable]
 
     class FrozenNoiseModel(NoiseModel):
         """A noise model nobody changes after building it: ``to_dict`` is computed once."""
@@ -49,24 +89,57 @@ def _frozen_model_class() -> type:
                 cache[serializable] = super().to_dict(serializable)
             return cache[serializable]
 
+        def __deepcopy__(self, memo: dict) -> NoiseModel:
+            """The growing model Aer moves delay errors into (see the module docstring)."""
+            lock = self.__dict__.setdefault("_qrs_lock", threading.Lock())
+            with lock:
+                grown = self.__dict__.get("_qrs_grown")
+                if grown is None or len(grown._default_quantum_errors) > MAX_DELAY_ERRORS:
+                    grown = GrowingNoiseModel.__new__(GrowingNoiseModel)
+                    for name, value in self.__dict__.items():
+                        if not name.startswith("_qrs_"):
+                            setattr(grown, name, copy.deepcopy(value))
+                    grown._qrs_lock, grown._qrs_dict = threading.RLock(), {}
+                    self.__dict__["_qrs_grown"] = grown
+            memo[id(self)] = grown
+            return grown
+
     return FrozenNoiseModel
 
 
-def restrict_noise_model(noise_model: Any, qubits: Iterable[int]) -> Any:
-    """The errors of ``noise_model`` on ``qubits`` only, compacted (see module docstring)."""
+def _memoized_pass(noise_pass: Any) -> Any:
+    """``noise_pass`` (a ``LocalNoisePass``) returning one error object per (op, qubits)."""
+    fast = copy.copy(noise_pass)
+    func, cache = noise_pass._func, LRUCache(MAX_DELAY_ERRORS)
+
+    def error_for(op: Any, qubits: list[int]) -> Any:
+        key = (op.name, op.duration, op.unit, tuple(qubits))
+        return cache.get(key, lambda: func(op, qubits))
+
+    fast._func = error_for
+    return fast
+
+
+def restrict_noise_model(noise_model: Any, qubits: Iterable[int], readout: bool = True) -> Any:
+    """The errors of ``noise_model`` on ``qubits`` only, compacted (see module docstring).
+
+    ``readout=False`` leaves the readout errors out: emulated IQ data (``iq.py``) brings
+    its own misreads.
+    """
     keep = set(qubits)
     sub = _frozen_model_class()(basis_gates=noise_model.basis_gates)
     for name, error in noise_model._default_quantum_errors.items():
         sub.add_all_qubit_quantum_error(_compact(error), name, warnings=False)
-    if noise_model._default_readout_error is not None:
+    if readout and noise_model._default_readout_error is not None:
         sub.add_all_qubit_readout_error(noise_model._default_readout_error, warnings=False)
     for name, by_qubits in noise_model._local_quantum_errors.items():
         for qargs, error in by_qubits.items():
             if keep.issuperset(qargs):
                 sub.add_quantum_error(_compact(error), name, qargs, warnings=False)
-    for qargs, error in noise_model._local_readout_errors.items():
+    for qargs, error in noise_model._local_readout_errors.items() if readout else ():
         if keep.issuperset(qargs):
             sub.add_readout_error(error, qargs, warnings=False)
+    sub._custom_noise_passes = [_memoized_pass(p) for p in noise_model._custom_noise_passes]
     return sub
 
 

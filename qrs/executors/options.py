@@ -23,6 +23,7 @@ class MappedOptions:
     primitive: dict[str, Any]
     run: dict[str, Any]
     ignored: dict[str, Any]
+    meas_type: str = "classified"  # Sampler: bits, or emulated IQ data (executors/iq.py)
 
 
 def pop_path(tree: dict[str, Any], *path: str) -> Any:
@@ -65,9 +66,8 @@ def sampler_options(options: dict[str, Any]) -> MappedOptions:
     simulator_options(options, mapped)
     if (shots := options.pop("default_shots", None)) is not None:
         mapped.primitive["default_shots"] = int(shots)
-    meas_type = pop_path(options, "execution", "meas_type")
-    if meas_type not in (None, "classified"):
-        mapped.ignored["execution.meas_type"] = meas_type
+    if (meas_type := pop_path(options, "execution", "meas_type")) is not None:
+        mapped.meas_type = str(meas_type)
     if pop_path(options, "execution", "init_qubits") is False:
         mapped.ignored["execution.init_qubits"] = False
     mapped.ignored.update(prune_defaults(options))

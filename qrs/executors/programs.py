@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .. import joblog
+from . import iq
+from .base import JobRefused
 
 if TYPE_CHECKING:
     from samplomatic.quantum_program import QuantumProgram, QuantumProgramResult
@@ -86,12 +88,21 @@ def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram
     sampler_options: dict[str, Any] = {"default_shots": program.shots}
     if passed:
         sampler_options["simulator"] = passed
+    if program.meas_level != "classified":  # emulated IQ points (iq.py)
+        sampler_options["execution"] = {"meas_type": "kerneled"}
     result = execute_sampler(pubs, sampler_options, backend_name)
     data = []
     for outputs, pub_result in zip(extras, result):
-        bits = {name: array.to_bool_array(order="little")
-                for name, array in pub_result.data.items()}
-        data.append({**outputs, **bits})
+        registers: dict[str, np.ndarray] = {}
+        for name, array in pub_result.data.items():
+            if program.meas_level == "classified":
+                registers[name] = array.to_bool_array(order="little")
+            elif isinstance(array, np.ndarray) and np.iscomplexobj(array):
+                registers.update(iq.program_register(name, array, program.meas_level))
+            else:
+                raise JobRefused(f"meas_level={program.meas_level!r} needs IQ data, which "
+                                 "this executor's execute_sampler does not return.")
+        data.append({**outputs, **registers})
     program_result = QuantumProgramResult(data)
     program_result.metadata.chunk_timing = _chunk_timing(
         program, start, datetime.now(timezone.utc))
@@ -113,8 +124,12 @@ def random_result(program: "QuantumProgram") -> "QuantumProgramResult":
         joblog.checkpoint()
         _, outputs = _item_inputs(item, rng)
         for creg in item.circuit.cregs:
-            outputs[creg.name] = rng.integers(
-                0, 2, size=(*item.shape, program.shots, creg.size), dtype=np.uint8).astype(bool)
+            size = (*item.shape, program.shots, creg.size)
+            if program.meas_level == "classified":
+                outputs[creg.name] = rng.integers(0, 2, size=size, dtype=np.uint8).astype(bool)
+            else:
+                points = rng.standard_normal(size) + 1j * rng.standard_normal(size)
+                outputs.update(iq.program_register(creg.name, points, program.meas_level))
         data.append(outputs)
     program_result = QuantumProgramResult(data)
     program_result.metadata.chunk_timing = _chunk_timing(

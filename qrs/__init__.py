@@ -78,6 +78,7 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     from .registry import Registry
     from .runner import Runner
     from .store import Store
+    from .testkit import create as create_testkit
 
     _import_qiskit_in_this_thread()
     configure_logging(config)
@@ -88,7 +89,9 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     store = Store(config.data_dir)
     metadata = BackendMetadataProvider()
     executor = executor or resolve(config.executor)
-    runner = Runner(store, executor, config, on_event=metrics.on_job_event)
+    testkit = create_testkit(config, store)  # None unless QRS_CONTROL_API or QRS_SCENARIO
+    runner = Runner(store, executor, config, on_event=metrics.on_job_event,
+                    claim=testkit.claim if testkit else None)
     if config.start_runner:
         runner.preflight()
     registry = Registry(config=config, store=store, metadata=metadata, executor=executor,
@@ -111,6 +114,8 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     app.register_blueprint(dashboard.bp)
     register_docs(app)
     app.wsgi_app = HostRouter(app.wsgi_app)  # one app answers every name the client derives
+    if testkit is not None:
+        testkit.install(app)  # outermost: faults and the journal see what the client sent
     logging.getLogger(__name__).info(
         "QRS %s: data in %s, %s executor, %s mode", __version__, config.data_dir,
         runner.executor_name,

@@ -25,9 +25,28 @@ def _store(config: Config) -> "Store":
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    """Run gunicorn with gunicorn.conf.py settings (or the werkzeug dev server)."""
-    from . import create_app
+    """Run gunicorn with gunicorn.conf.py settings (or the werkzeug dev server).
 
+    Test state (scenario counters, the request journal) starts afresh with every
+    ``qrs serve``; ``--scenario FILE`` puts a test scenario in force from the start.
+    """
+    import os
+
+    from . import create_app
+    from .testkit import state as testkit_state
+
+    if args.scenario:
+        from .testkit.scenario import ScenarioError, load_file
+
+        try:
+            load_file(args.scenario)
+        except ScenarioError as exc:
+            print(f"qrs: {exc}", file=sys.stderr)
+            return 2
+        path = os.path.abspath(args.scenario)
+        config = config.replace(scenario=path)
+        os.environ["QRS_SCENARIO"] = path  # for gunicorn's workers, which read the environment
+    testkit_state.clear(config.data_dir)
     if args.dev:
         app = create_app(config)
         try:
@@ -141,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the server")
     serve.add_argument("--dev", action="store_true", help="werkzeug dev server, one process")
     serve.add_argument("--gunicorn-config", default="gunicorn.conf.py")
+    serve.add_argument("--scenario", metavar="FILE",
+                       help="a test scenario (JSON) in force from the start; see docs/testing.md")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run jobs without serving HTTP (production layout)")

@@ -468,35 +468,40 @@ class Store:
         jobs = self.claim_batch(worker_id, BatchRule(), now)
         return jobs[0] if jobs else None
 
-    def claim_batch(self, worker_id: str, rule: BatchRule,
-                    now: float | None = None) -> list[Job]:
+    def claim_batch(self, worker_id: str, rule: BatchRule, now: float | None = None,
+                    among: Sequence[str] | None = None) -> list[Job]:
         """Take the next runnable job and, if ``rule`` lets it lead a batch, up to
         ``rule.max_jobs - 1`` more that the rule lets join it, in one transaction.
 
         Order: jobs of an active dedicated session first (so a session's next job does
         not wait behind unrelated work), then everything else by creation time. A
         dedicated session's job waits while another job of that session runs.
+        ``among``: take only jobs with these ids (a test scenario holds the others back).
         """
         now = time.time() if now is None else now
+        only, only_args = "", []
+        if among is not None:
+            only, only_args = "id IN (SELECT value FROM json_each(?)) AND ", [json.dumps(among)]
         with self._tx() as db:
             row = db.execute(
                 "SELECT j.id, j.session_id, j.backend, j.program_id, j.width, "
                 "j.max_execution_time FROM jobs j "
                 "LEFT JOIN sessions s ON s.id=j.session_id "
-                "WHERE j.status='Queued' AND (j.session_id IS NULL OR s.mode='batch' OR NOT EXISTS "
+                f"WHERE {only and 'j.' + only}j.status='Queued' AND (j.session_id IS NULL OR "
+                "s.mode='batch' OR NOT EXISTS "
                 "(SELECT 1 FROM jobs r WHERE r.session_id=j.session_id AND r.status='Running')) "
                 "ORDER BY CASE WHEN s.state='active' AND s.mode='dedicated' THEN 0 ELSE 1 END, "
-                "j.created, j.rowid LIMIT 1").fetchone()
+                "j.created, j.rowid LIMIT 1", only_args).fetchone()
             if row is None:
                 return []
             job_id, session_id, backend, program_id, width, time_limit = row
             ids = [job_id]
             if rule.admits(program_id, session_id, width):
                 ids += [r[0] for r in db.execute(
-                    "SELECT id FROM jobs WHERE status='Queued' AND session_id IS NULL AND "
+                    f"SELECT id FROM jobs WHERE {only}status='Queued' AND session_id IS NULL AND "
                     "program_id=? AND backend=? AND width<=? AND id!=? AND "
                     "max_execution_time IS ? ORDER BY created, rowid LIMIT ?",
-                    (rule.program, backend, rule.max_qubits, job_id, time_limit,
+                    (*only_args, rule.program, backend, rule.max_qubits, job_id, time_limit,
                      rule.max_jobs - 1))]
             db.executemany(
                 "UPDATE jobs SET status='Running', claimed_by=?, heartbeat=?, running_at=?, "

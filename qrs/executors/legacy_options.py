@@ -276,7 +276,8 @@ def sampler_plan(options: dict[str, Any]) -> Plan:
     _execution_warnings(rest, notes)
     meas_type = (rest.get("execution") or {}).get("meas_type", "classified")
     client = _build(lambda: SamplerOptions(
-        twirling=TwirlingOptions(**twirling), dynamical_decoupling=DynamicalDecouplingOptions(**dd),
+        twirling=TwirlingOptions(**twirling),
+        dynamical_decoupling=DynamicalDecouplingOptions(**dd),
         execution=SamplerExecutionOptions(meas_type=meas_type)))
     finalized = _finalize(finalize_sampler_options, client, notes)
     try:  # the client's rule: twirled measurements need bits to undo the flips

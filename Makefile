@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LINT_STAMP := $(VENV)/.lint-installed
 
-.PHONY: install run dev test lint format bench screenshot soak fuzz clean
+.PHONY: install run dev test lint format bench bench-mitigation screenshot soak fuzz clean
 
 $(STAMP): setup.cfg setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ fuzz: $(STAMP)
 ## Print the benchmark table (BENCH_ARGS=--quick for a shorter run). Not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+## The error-mitigation table: legacy EstimatorV2 vs the client-side Estimator on QRS.
+bench-mitigation: $(STAMP)
+	$(BIN)/python benchmarks/mitigation.py $(BENCH_ARGS)
 
 ## Dashboard and API-docs screenshots in a real headless Chromium, saved to screenshots/.
 screenshot: $(STAMP)

@@ -34,6 +34,13 @@ def _import_qiskit_in_this_thread() -> None:
     import qiskit_aer  # noqa: F401
     import qiskit_ibm_runtime  # noqa: F401
 
+    # The client's mitigation engine, imported once here rather than first by whichever
+    # request thread checks a legacy job's options while a runner thread runs one: two
+    # threads importing one package at once can see it half-initialised (a 500).
+    from .executors import legacy_options
+
+    legacy_options.preload()
+
 
 def prepare_data_dir(config: Config) -> None:
     """Create the data directory's database and signing secret, once, before workers fork.

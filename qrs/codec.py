@@ -3,17 +3,14 @@
 * ``decode_params`` turns the params text the client sent into pubs and options
   (``RuntimeDecoder``: QPY through qiskit's loader, arrays through numpy with
   ``allow_pickle=False``; nothing in a payload can execute code).
-* ``sampler_options`` / ``estimator_options`` map the client's options onto what an Aer
-  primitive understands, returning the leftovers so the runner can log them as ignored.
+  The options themselves are mapped on the execution side (``executors/options.py``).
 * ``encode_result`` produces the text ``GET /jobs/<id>/results`` serves (in IBM's
   shapes: ``result_shapes.conform``).
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -83,6 +80,10 @@ def decode_params(text: str | dict, program_id: str) -> DecodedParams:
     options = {} if options is None else options
     if not isinstance(options, dict):
         raise InvalidInput("params.options must be an object.")
+    if program_id == Program.ESTIMATOR.value and "resilience_level" in raw:
+        # The client sends resilience_level beside the options (``_get_program_inputs``);
+        # QRS carries it inside them, where the client-side EstimatorOptions keep it too.
+        options = {**options, "resilience_level": raw.pop("resilience_level")}
     width = 3 if program_id == Program.SAMPLER.value else 4
     decoded = []
     for index, pub in enumerate(pubs):
@@ -109,77 +110,6 @@ def coerce_pubs(program_id: str, pubs: list[tuple], default: float | int | None)
     return out
 
 
-@dataclass
-class MappedOptions:
-    """Options mapped for an Aer primitive, plus what QRS could not honour."""
-
-    primitive: dict[str, Any]
-    run: dict[str, Any]
-    ignored: dict[str, Any]
-    meas_type: str = "classified"  # Sampler: bits, or emulated IQ data (executors/iq.py)
-
-
-def _pop_path(tree: dict[str, Any], *path: str) -> Any:
-    """Remove and return ``tree[path[0]][path[1]]...``; prune emptied branches."""
-    node: Any = tree
-    for key in path[:-1]:
-        node = node.get(key)
-        if not isinstance(node, dict):
-            return None
-    value = node.pop(path[-1], None)
-    if len(path) > 1 and not node:
-        _pop_path(tree, *path[:-1])
-    return value
-
-
-def _prune_defaults(tree: Any) -> Any:
-    """Drop ``None`` and empty branches (the client sends only what the user set)."""
-    if isinstance(tree, dict):
-        pruned = {k: _prune_defaults(v) for k, v in tree.items()}
-        return {k: v for k, v in pruned.items() if v not in (None, {}, [])}
-    return tree
-
-
-def _common_options(options: dict[str, Any], mapped: MappedOptions) -> None:
-    if (seed := _pop_path(options, "simulator", "seed_simulator")) is not None:
-        mapped.primitive["seed_simulator"] = int(seed)
-    if (noise_model := _pop_path(options, "simulator", "noise_model")) is not None:
-        mapped.run["noise_model"] = noise_model
-    for key in ("coupling_map", "basis_gates"):
-        if (value := _pop_path(options, "simulator", key)) is not None:
-            mapped.run[key] = value
-    _pop_path(options, "max_execution_time")  # enforced by the runner
-
-
-def sampler_options(options: dict[str, Any]) -> MappedOptions:
-    """Client Sampler options → Aer ``SamplerV2`` options (as the local service maps them)."""
-    options = copy.deepcopy(options)
-    mapped = MappedOptions(primitive={}, run={}, ignored={})
-    _common_options(options, mapped)
-    if (shots := options.pop("default_shots", None)) is not None:
-        mapped.primitive["default_shots"] = int(shots)
-    if (meas_type := _pop_path(options, "execution", "meas_type")) is not None:
-        mapped.meas_type = str(meas_type)
-    _pop_path(options, "execution", "init_qubits")
-    mapped.ignored.update(_prune_defaults(options))
-    return mapped
-
-
-def estimator_options(options: dict[str, Any]) -> MappedOptions:
-    """Client Estimator options → Aer ``EstimatorV2`` options.
-
-    ``default_shots`` becomes ``default_precision = 1/sqrt(shots)``, as the local service
-    does; ``resilience_level`` and mitigation settings have no simulator meaning.
-    """
-    options = copy.deepcopy(options)
-    mapped = MappedOptions(primitive={}, run={}, ignored={})
-    _common_options(options, mapped)
-    if (shots := options.pop("default_shots", None)) is not None:
-        mapped.primitive["default_precision"] = 1 / math.sqrt(int(shots))
-    if (precision := options.pop("default_precision", None)) is not None:
-        mapped.primitive["default_precision"] = float(precision)
-    mapped.ignored.update(_prune_defaults(options))
-    return mapped
 
 
 def encode_result(result: Any, window: tuple[datetime, datetime] | None = None) -> str:

@@ -17,6 +17,7 @@ from .auth import User, can_see
 from .circuits import check_instructions, circuit_width, pub_circuit
 from .codec import decode_params
 from .errors import Conflict, InvalidInput, NotFound, TooManyRequests
+from .executors.legacy_options import check_options
 from .noise_learning import check_request, decode_request
 from .payload_guard import check_params
 from .quantum_program import check_program, decode_program
@@ -71,6 +72,7 @@ def submit_job(registry: "Registry", user: User, body: dict[str, Any],
     else:
         decoded = decode_params(params, program_id)
         schemas.load(schemas.PrimitiveOptions, decoded.options, "params.options")
+        check_options(program_id, decoded.options, metadata.get_configuration(backend))
         circuits = validate_pubs(program_id, decoded.pubs, decoded.options, limits)
         check_instructions((pub_circuit(pub) for pub in decoded.pubs), limits.operations,
                            backend, "params.pubs")

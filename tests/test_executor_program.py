@@ -26,17 +26,9 @@ from samplomatic import build
 from samplomatic.quantum_program import CircuitItem, SamplexItem
 from samplomatic.transpiler import generate_boxing_pass_manager
 
-from .support.payloads import SIGMAS, assert_binomial, bell, isa
+from .support.payloads import SIGMAS, assert_binomial, assert_same_rate, bell, isa
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-
-def assert_same_rate(count_a: int, shots_a: int, count_b: int, shots_b: int) -> None:
-    """Two binomial samples agree: |p_a - p_b| within SIGMAS pooled standard errors."""
-    pooled = (count_a + count_b) / (shots_a + shots_b)
-    sigma = math.sqrt(pooled * (1 - pooled) * (1 / shots_a + 1 / shots_b)) or 1 / shots_a
-    assert abs(count_a / shots_a - count_b / shots_b) <= SIGMAS * sigma, \
-        (count_a, shots_a, count_b, shots_b)
 
 
 def twirled(sampler: Sampler, on: bool) -> Sampler:

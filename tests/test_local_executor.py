@@ -83,6 +83,22 @@ def _chain(n: int) -> QuantumCircuit:
     return qc
 
 
+def test_a_mitigated_job_obeys_the_shot_limit(metadata, tmp_path):
+    """ZNE runs three noise factors plus a TREX calibration: the programs it builds are
+    checked against QRS_MAX_SHOTS like any executor job."""
+    from qiskit.quantum_info import SparsePauliOp
+
+    from qrs.errors import LimitExceeded
+
+    executor = LocalExecutor()
+    executor.setup(Config(data_dir=str(tmp_path / "d"), max_shots=5_000), metadata)
+    circuit = isa(bell(measure=False), metadata.get_backend("fake_manila"))
+    pub = (circuit, SparsePauliOp("ZZ").apply_layout(circuit.layout), None, 0.02)
+    assert executor.execute_estimator([pub], {"resilience_level": 0}, "fake_manila")
+    with pytest.raises(LimitExceeded, match="QRS_MAX_SHOTS"):
+        executor.execute_estimator([pub], {"resilience_level": 2}, "fake_manila")
+
+
 def test_cut_down_model_relaxes_delays_like_aers_own_pass(executor, metadata):
     """Memoized relaxation errors and the growing model Aer copies into give the statistics
     of Aer's unmodified pass on the full model, run after run."""

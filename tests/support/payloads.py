@@ -42,6 +42,14 @@ def assert_binomial(count: int, shots: int, p: float) -> None:
     assert abs(count - shots * p) <= SIGMAS * sigma, (count, shots, p)
 
 
+def assert_same_rate(count_a: int, shots_a: int, count_b: int, shots_b: int) -> None:
+    """Two binomial samples agree: |p_a - p_b| within SIGMAS pooled standard errors."""
+    pooled = (count_a + count_b) / (shots_a + shots_b)
+    sigma = math.sqrt(pooled * (1 - pooled) * (1 / shots_a + 1 / shots_b)) or 1 / shots_a
+    assert abs(count_a / shots_a - count_b / shots_b) <= SIGMAS * sigma, \
+        (count_a, shots_a, count_b, shots_b)
+
+
 def wire(obj: Any) -> Any:
     """What the client puts on the wire for ``obj`` (``RuntimeEncoder``), as parsed JSON."""
     return json.loads(json.dumps(obj, cls=RuntimeEncoder))

@@ -1,7 +1,7 @@
 """QRS benchmarks: ``make bench`` (or ``qrs bench``) prints one table, figure beside target.
 
 Figures (issue "Performance"), each measured in this one run against real server
-processes started here (``tests/server.py``), on whatever machine runs it:
+processes started here (``qrs/devserver.py``), on whatever machine runs it:
 
 1. heavy   A wide circuit through the server ÷ the same ISA circuit run in this process
            on Aer (``AerSimulator.from_backend(...).run(..., memory=True)``, the same
@@ -52,7 +52,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.server import ServerProcess  # noqa: E402  (the test suite's server launcher)
+from qrs.devserver import ServerProcess  # noqa: E402
 
 warnings.simplefilter("ignore")
 
@@ -394,17 +394,18 @@ def bench_cache(tmp: Path, quick: bool) -> list[Row]:
 
 
 def _fill_store(data_dir: Path, count: int) -> None:
-    """``count`` finished jobs straight into the jobs table (a benchmark-only shortcut)."""
-    from qrs.store import Store
+    """``count`` finished jobs straight into the store (``Store.insert_finished_jobs``)."""
+    from qrs.states import JobStatus
+    from qrs.store import Job, Store
 
-    store = Store(data_dir)
     now = time.time() - count
-    rows = [(f"bench{i:015d}", f"user{i % 7}", "sampler", "fake_manila", "Completed",
-             now + i, now + i + 0.1, now + i + 0.2, '["bench"]', 1, 0.1) for i in range(count)]
-    with store._tx() as db:
-        db.executemany(
-            "INSERT INTO jobs (id, user_id, program_id, backend, status, created, running_at, "
-            "finished_at, tags, num_pubs, usage_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+    Store(data_dir).insert_finished_jobs(
+        Job(id=f"bench{i:015d}", user_id=f"user{i % 7}", program_id="sampler",
+            backend="fake_manila", session_id=None, status=JobStatus.COMPLETED, reason=None,
+            reason_code=None, created=now + i, running_at=now + i + 0.1,
+            finished_at=now + i + 0.2, tags=["bench"], log_level=None, private=False,
+            max_execution_time=None, num_pubs=1, num_circuits=1, claimed_by=None,
+            heartbeat=None, attempts=1, usage_seconds=0.1) for i in range(count))
 
 
 def _list_time(data_dir: Path, requests: int) -> float:

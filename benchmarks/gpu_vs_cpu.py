@@ -41,10 +41,11 @@ def main() -> None:
     _import_qiskit_in_this_thread()
     from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 
+    from qrs.circuits import active_qubits
     from qrs.config import Config
     from qrs.executors.base import ExecutorUnavailable
     from qrs.executors.gpu import GPUExecutor
-    from qrs.executors.local import LocalExecutor, active_qubits
+    from qrs.executors.local import LocalExecutor
     from qrs.metadata import BackendMetadataProvider
 
     metadata = BackendMetadataProvider()

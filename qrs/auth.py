@@ -39,6 +39,11 @@ class User:
     admin: bool = False
 
 
+def can_see(user: User, owner_id: str) -> bool:
+    """Whether ``user`` may see a job or session of ``owner_id``'s (admins see everyone's)."""
+    return user.admin or user.id == owner_id
+
+
 def is_loopback(host: str) -> bool:
     """Whether a bind address is reachable only from this machine (names other than
     ``localhost`` count as exposed: resolving them at start-up could block)."""
@@ -129,6 +134,8 @@ class Auth:
         """The keys file, re-read when it changes (so edits apply at once)."""
         if self.keys_file is None:
             return KeysFile({})
+        stamp: tuple
+        info: os.stat_result | None
         try:
             info = self.keys_file.stat()
             stamp = (info.st_mtime_ns, info.st_size, info.st_ino, info.st_mode)
@@ -136,25 +143,26 @@ class Auth:
             stamp, info = ("missing", exc.strerror), None
         if self._file_cache is not None and self._file_cache[0] == stamp:
             return self._file_cache[1]
-        parsed = self._read_keys_file(info)
+        parsed = self._read_keys_file(self.keys_file, info)
         self._file_cache = (stamp, parsed)
         return parsed
 
-    def _read_keys_file(self, info: os.stat_result | None) -> KeysFile:
+    @staticmethod
+    def _read_keys_file(path: Path, info: os.stat_result | None) -> KeysFile:
         try:
-            text = self.keys_file.read_text()
+            text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             log.error("QRS_API_KEYS_FILE=%s cannot be read (%s); its keys are refused.",
-                      self.keys_file, reason)
+                      path, reason)
             return KeysFile({}, reason)
         if info is not None and info.st_mode & 0o077:
             log.warning("QRS_API_KEYS_FILE=%s is readable by other users (mode %o); "
                         "'chmod 600' it, or list hashed keys (user:sha256:<hex>).",
-                        self.keys_file, info.st_mode & 0o777)
+                        path, info.st_mode & 0o777)
         keys, problems = parse_keys_file(text)
         for problem in problems:
-            log.warning("QRS_API_KEYS_FILE=%s: %s.", self.keys_file, problem)
+            log.warning("QRS_API_KEYS_FILE=%s: %s.", path, problem)
         return KeysFile(keys)
 
     @property

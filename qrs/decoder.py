@@ -5,9 +5,10 @@ of those run code chosen by the payload: ``settings`` calls the constructor of a
 in ``qiskit.quantum_info.operators`` (an ``Operator`` of a 16-qubit circuit allocates
 64 GiB), ``_json`` a result class's, ``Result`` and the result containers build whole
 result trees, ``spmatrix`` opens a zip archive. Pubs and options of sampler and
-estimator jobs need none of them. This subclass decodes only the types in
-``payload_guard.ALLOWED_TYPES`` and refuses the rest with ``InvalidInput``, naming the
-type, before ``RuntimeDecoder`` sees it. ``BindingsArray`` keys, JSON text that
+estimator jobs need none of them, except the few classes of a layer noise model that
+an Estimator's ``resilience.layer_noise_model`` carries. This subclass decodes only the
+types ``payload_guard.refusal`` allows (``ALLOWED_TYPES``, ``CLASS_TYPES``) and refuses
+the rest with ``InvalidInput``, naming the type, before ``RuntimeDecoder`` sees it. ``BindingsArray`` keys, JSON text that
 ``RuntimeDecoder`` parses a second time with itself, must be plain lists of parameter
 names, so nothing typed can hide in them.
 
@@ -22,13 +23,13 @@ from typing import Any
 from qiskit_ibm_runtime import RuntimeDecoder
 
 from .errors import InvalidInput
-from .payload_guard import ALLOWED_TYPES, REFUSED_TYPES, check_bindings_keys
+from .payload_guard import check_bindings_keys, refusal
 
 
 class RestrictedDecoder(RuntimeDecoder):
     """``RuntimeDecoder`` for untrusted job params: an allow-list of ``__type__`` values."""
 
-    def decode(self, s: str) -> Any:  # type: ignore[override]
+    def decode(self, s: str) -> Any:
         """Plain JSON decoding plus the object hook; none of ``RuntimeDecoder.decode``'s
         whole-document conversions (executor, calibration and noise-learner params are
         read by their own models, never by this decoder)."""
@@ -38,9 +39,7 @@ class RestrictedDecoder(RuntimeDecoder):
         """Refuse every type outside the allow-list; delegate the others."""
         if "__type__" in obj:
             kind = obj["__type__"]
-            if kind not in ALLOWED_TYPES:
-                why = REFUSED_TYPES.get(kind, "no pub or option of a sampler or estimator "
-                                              "job needs it")
+            if why := refusal(obj):
                 raise InvalidInput(f"params: values of type {str(kind)[:40]!r} are not "
                                    f"accepted in job params: {why}.")
             if kind == "BindingsArray":

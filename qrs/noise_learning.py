@@ -33,10 +33,11 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import joblog
-from .codec import (PubLimits, check_instructions, decode_runtime_json, encode_result,
-                    params_object)
+from .circuits import check_instructions, unsupported_instructions
+from .codec import decode_runtime_json, encode_result, params_object
 from .errors import InvalidInput, LimitExceeded
-from .quantum_program import describe_error, foreign_operations
+from .quantum_program import describe_error
+from .states import Program
 
 if TYPE_CHECKING:
     from qiskit.circuit import CircuitInstruction, QuantumCircuit
@@ -44,8 +45,9 @@ if TYPE_CHECKING:
     from qiskit_ibm_runtime.options_models import NoiseLearnerV3Options
 
     from .executors.base import BaseExecutor
+    from .validation import Limits
 
-NOISE_LEARNER_PROGRAM = "noise-learner"
+NOISE_LEARNER_PROGRAM = Program.NOISE_LEARNER.value
 
 #: NoiseLearnerV3 params schemas this server reads (results are written as v0.3 models).
 V3_SCHEMA_VERSIONS = ("v0.3",)
@@ -136,8 +138,8 @@ def _decode_legacy(params: dict[str, Any], backend: Any) -> LearningRequest:
                    if key in options}
     v3 = {key: options[key] for key in ("shots_per_randomization", "num_randomizations",
                                         "layer_pair_depths") if options.get(key) is not None}
-    check_instructions([(circuit,) for circuit in circuits],
-                       frozenset(backend.target.operation_names), backend.name)
+    check_instructions(circuits, frozenset(backend.target.operation_names), backend.name,
+                       "params.circuits")
     strategy = options.get("twirling_strategy") or LEGACY_TWIRLING_STRATEGY
     max_layers = options.get("max_layers_to_learn", LEGACY_MAX_LAYERS)
     layers = legacy_layers(circuits, strategy,
@@ -193,7 +195,7 @@ def _two_qubit_gates(instruction: "CircuitInstruction") -> int:
 
 
 # -------------------------------------------------------------------- checks
-def check_request(request: LearningRequest, backend: Any, limits: PubLimits) -> int:
+def check_request(request: LearningRequest, backend: Any, limits: "Limits") -> int:
     """Check the layers against the backend and the shots against the limits.
 
     Returns the estimated number of shots.
@@ -201,7 +203,7 @@ def check_request(request: LearningRequest, backend: Any, limits: PubLimits) -> 
     from qiskit import QuantumRegister
 
     register = QuantumRegister(backend.num_qubits, "q")
-    supported = set(backend.target.operation_names)
+    supported = frozenset(backend.target.operation_names)
     for index, layer in enumerate(request.layers):
         if layer.operation.name != "box":
             raise InvalidInput(f"instructions[{index}] is a '{layer.operation.name}', not a "
@@ -210,7 +212,7 @@ def check_request(request: LearningRequest, backend: Any, limits: PubLimits) -> 
             raise InvalidInput(
                 f"instructions[{index}] acts on qubits outside the backend's register "
                 f"QuantumRegister({backend.num_qubits}, 'q'); transpile for the backend first.")
-        if foreign := foreign_operations(layer.operation.blocks[0], supported):
+        if foreign := sorted(unsupported_instructions(layer.operation.blocks[0], supported)):
             raise InvalidInput(
                 f"instructions[{index}] uses {', '.join(foreign)}, which {backend.name} does "
                 "not support; transpile the circuit for the backend first.")
@@ -262,9 +264,9 @@ def learn_layer_noise(executor: "BaseExecutor", backend_name: str,
         options = NoiseLearnerV3Options(**(options or {}))
     backend = executor.metadata.get_backend(backend_name)
     program, _executor_options = prepare(instructions=layers, options=options, backend=backend)
-    supported = set(backend.target.operation_names)
+    supported = frozenset(backend.target.operation_names)
     for item in program.items:
-        if foreign := foreign_operations(item.circuit, supported):
+        if foreign := sorted(unsupported_instructions(item.circuit, supported)):
             raise InvalidInput(f"The learning circuits need {', '.join(foreign)}, which "
                                f"{backend_name} does not have (bit_flip_checks x_pulse_type?).")
     elements = sum(item.size() for item in program.items)

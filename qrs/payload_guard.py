@@ -9,8 +9,9 @@ qubits pins a CPU for minutes), and ``settings`` objects run arbitrary qiskit
 constructors. ``check_params`` walks the plain JSON tree first and refuses, with a 4xx
 naming the offending field:
 
-* every ``__type__`` the pubs and options of a primitive job do not need (``settings``,
-  ``_json``, ``Result``, ``spmatrix``, result containers, ...);
+* every ``__type__`` the pubs and options of a primitive job do not need (``settings``
+  and ``_json`` beyond the classes of a layer noise model, ``Result``, ``spmatrix``,
+  result containers, ...);
 * inflated payloads — and the bit objects their circuits declare — above the job's
   decoded-size budget (inflating in bounded steps: a bomb costs one step);
 * ``.npy`` arrays whose dtype holds Python objects (loading those would unpickle) or
@@ -33,9 +34,13 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .compat import qpy_formats
 from .errors import InvalidInput, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from .validation import Limits
 
 _STEP = 1 << 20  # inflate 1 MiB at a time
 
@@ -48,26 +53,42 @@ BIT_COST = 256
 #: and estimator jobs; ``qrs.decoder.RestrictedDecoder`` decodes these and no others.
 ALLOWED_TYPES = frozenset({
     "ndarray", "QuantumCircuit", "Parameter", "BindingsArray", "ObservablesArray",
-    "complex", "set", "datetime", "NoiseModel", "to_json",
+    "complex", "set", "datetime", "NoiseModel", "to_json", "NoiseLearnerResult",
 })
+
+#: The only classes ``settings`` and ``_json`` objects may name: those IBM's layer-noise
+#: model is made of (``resilience.layer_noise_model``: a ``NoiseLearnerResult`` of
+#: ``LayerError``\ s), each built from checked parts in time linear in its payload.
+CLASS_TYPES = {
+    "_json": frozenset({(module, name)
+                        for module in ("qiskit_ibm_runtime.utils.noise_learner_result",
+                                       "qiskit_ibm_runtime.results.noise_learner")
+                        for name in ("LayerError", "PauliLindbladError")}),
+    "settings": frozenset({("qiskit.quantum_info.operators.symplectic.pauli_list",
+                            "PauliList")}),
+}
 
 #: Why some decodable types are refused, for the error message.
 REFUSED_TYPES = {
     "settings": "it would run the constructor of any qiskit.quantum_info class "
-                "(an Operator of n qubits allocates a dense 4^n matrix)",
-    "_json": "it would run the constructor of a result class",
+                "(an Operator of n qubits allocates a dense 4^n matrix); only PauliList "
+                "(of a layer noise model) is accepted",
+    "_json": "it would run the constructor of a result class; only the LayerError and "
+             "PauliLindbladError of a layer noise model are accepted",
     "Result": "job params never carry results",
     "spmatrix": "sparse matrices are not accepted in job params",
 }
 
 
-@dataclass(frozen=True)
-class PayloadLimits:
-    """What a job's params may decode to (from ``Config`` and the backend)."""
-
-    max_decoded_bytes: int
-    max_qubits: int
-    max_clbits: int
+def refusal(node: dict) -> str | None:
+    """Why the typed value ``node`` may not be decoded, or ``None`` if it may."""
+    kind = node.get("__type__")
+    if kind in CLASS_TYPES:
+        named = (node.get("__module__"), node.get("__class__"))
+        return None if named in CLASS_TYPES[kind] else REFUSED_TYPES[kind]
+    if kind in ALLOWED_TYPES:
+        return None
+    return REFUSED_TYPES.get(str(kind), "no pub or option of a sampler or estimator job needs it")
 
 
 class Budget:
@@ -95,7 +116,7 @@ class CircuitHeader:
     num_clbits: int
 
 
-def check_params(params: Any, limits: PayloadLimits) -> int:
+def check_params(params: Any, limits: Limits) -> int:
     """Refuse params whose decoding would be unsafe; ``params`` is the parsed JSON.
 
     Returns the bytes charged to the decoded-size budget.
@@ -137,11 +158,10 @@ def path_text(path: tuple, root: str = "params") -> str:
     return root + "".join(reversed(parts))
 
 
-def _check_typed(path: str, node: dict, limits: PayloadLimits, budget: Budget) -> None:
+def _check_typed(path: str, node: dict, limits: Limits, budget: Budget) -> None:
     """Check one typed value and charge what it decodes to."""
     kind, value = node.get("__type__"), node.get("__value__")
-    if kind not in ALLOWED_TYPES:
-        why = REFUSED_TYPES.get(kind, "no pub or option of a sampler or estimator job needs it")
+    if why := refusal(node):
         raise InvalidInput(f"{path}: values of type {str(kind)[:40]!r} are not accepted in "
                            f"job params: {why}.")
     if kind == "ndarray" and isinstance(value, str) and not _is_extrapolator(value):
@@ -227,7 +247,7 @@ def check_npy(path: str, data: bytes, budget: Budget) -> None:
         major, _minor = npy.read_magic(stream)
         reader = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
         shape, _fortran, dtype = reader(stream)
-    except Exception as exc:  # noqa: BLE001 - numpy raises ValueError, SyntaxError, TypeError
+    except Exception as exc:  # numpy raises ValueError, SyntaxError, TypeError
         raise InvalidInput(f"{path}: not a valid .npy array ({exc}).") from None
     if dtype.hasobject:
         raise InvalidInput(f"{path}: arrays of Python objects are not accepted (loading them "
@@ -239,7 +259,7 @@ def check_npy(path: str, data: bytes, budget: Budget) -> None:
                            f"({declared} bytes) but the payload carries {carried} bytes.")
 
 
-def check_qpy(path: str, raw: bytes, limits: PayloadLimits, budget: Budget,
+def check_qpy(path: str, raw: bytes, limits: Limits, budget: Budget,
               programs: int | None = None) -> list[CircuitHeader]:
     """QPY holding ``programs`` circuits (any number if ``None``) within the limits.
 
@@ -248,9 +268,9 @@ def check_qpy(path: str, raw: bytes, limits: PayloadLimits, budget: Budget,
     headers = qpy_headers(path, raw, programs)
     for index, circuit in enumerate(headers):
         where = path if len(headers) == 1 else f"{path} circuit {index}"
-        if circuit.num_qubits > limits.max_qubits:
+        if circuit.num_qubits > limits.backend_qubits:
             raise InvalidInput(f"{where}: the circuit has {circuit.num_qubits} qubits but the "
-                               f"backend has only {limits.max_qubits}. Transpile it for the "
+                               f"backend has only {limits.backend_qubits}. Transpile it for the "
                                "backend first.")
         if circuit.num_clbits > limits.max_clbits:
             raise InvalidInput(f"{where}: the circuit has {circuit.num_clbits} classical bits; "
@@ -261,8 +281,7 @@ def check_qpy(path: str, raw: bytes, limits: PayloadLimits, budget: Budget,
 
 def qpy_headers(path: str, raw: bytes, programs: int | None = None) -> list[CircuitHeader]:
     """The circuit headers of a QPY file, each checked against what the file can hold."""
-    from qiskit.qpy import formats
-
+    formats = qpy_formats()
     stream = io.BytesIO(raw)
     try:
         preface, version = struct.unpack("!6sB", stream.read(7))

@@ -23,10 +23,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InvalidInput
-from .payload_guard import Budget, PayloadLimits, b64, check_qpy, inflate, path_text, walk
+from .payload_guard import Budget, b64, check_qpy, inflate, path_text, walk
+
+if TYPE_CHECKING:
+    from .validation import Limits
 
 #: Bytes per element of ``CompressedTensorModel`` dtypes once decoded; booleans arrive
 #: bit-packed and are unpacked to one byte, then copied to ``bool``.
@@ -36,7 +39,7 @@ _ELEMENT_BYTES = {"f16": 2, "f32": 4, "f64": 8, "i8": 1, "i16": 2, "i32": 4, "i6
 _ROOT = "params"
 
 
-def check_program_params(params: Any, limits: PayloadLimits) -> int:
+def check_program_params(params: Any, limits: Limits) -> int:
     """Refuse executor params whose decoding would be unsafe; returns the bytes charged."""
     budget = Budget(limits.max_decoded_bytes)
     program = params.get("quantum_program") if isinstance(params, dict) else None
@@ -56,14 +59,14 @@ def check_program_params(params: Any, limits: PayloadLimits) -> int:
         elif isinstance(node.get("samplex_json"), str):
             _check_samplex(path_text(path, _ROOT), node["samplex_json"], limits, budget)
         elif ("sparse_terms" in node and isinstance(node.get("num_qubits"), int)
-              and node["num_qubits"] > limits.max_qubits):
+              and node["num_qubits"] > limits.backend_qubits):
             raise InvalidInput(
                     f"{path_text(path, _ROOT)}: a Pauli-Lindblad map on {node['num_qubits']} "
-                    f"qubits; the backend has only {limits.max_qubits}.")
+                    f"qubits; the backend has only {limits.backend_qubits}.")
     return budget.total - budget.left
 
 
-def _check_circuits(circuits: dict, limits: PayloadLimits, budget: Budget) -> None:
+def _check_circuits(circuits: dict, limits: Limits, budget: Budget) -> None:
     """The program's circuits: QPY only, each header within the limits."""
     path = f"{_ROOT}.quantum_program.circuits"
     if "b64_data" not in circuits:
@@ -96,7 +99,7 @@ def _check_tensor(path: str, node: dict, budget: Budget) -> None:
             node["dtype"], 16))
 
 
-def _check_samplex(path: str, text: str, limits: PayloadLimits, budget: Budget) -> None:
+def _check_samplex(path: str, text: str, limits: Limits, budget: Budget) -> None:
     """A samplex's JSON: every nested JSON string in it is parsed by samplomatic in turn,
     and parameter tables carry QPY circuits (``circuit_base64``): check those headers."""
     pending = [text]

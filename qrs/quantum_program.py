@@ -25,13 +25,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import joblog
-from .codec import PubLimits, params_object, result_too_large
+from .circuits import check_instructions
+from .codec import params_object
 from .errors import InvalidInput, LimitExceeded
+from .states import Program
+from .validation import Limits, check_result_size
 
 if TYPE_CHECKING:
     from samplomatic.quantum_program import QuantumProgram, QuantumProgramResult
 
-EXECUTOR_PROGRAM = "executor"
+EXECUTOR_PROGRAM = Program.EXECUTOR.value
 
 #: Params schema versions this server reads (results are written as v2.0 models).
 SCHEMA_VERSIONS = ("v2.0",)
@@ -94,7 +97,7 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
     try:
         model = converter.model.model_validate(params)
     except MemoryError:
-        raise  # the caller's limit, not the user's syntax (validation turns it into a 413)
+        raise  # the caller's limit, not the user's syntax (a 413 from submission_check)
     except ValidationError as exc:  # the payload's shape is wrong
         raise InvalidInput(f"executor params are malformed: {describe_error(exc)}") from None
     except Exception as exc:  # base64/zlib/QPY that validation had to open
@@ -114,20 +117,13 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
                           model=model)
 
 
-def foreign_operations(circuit: Any, supported: set[str] | frozenset[str]) -> list[str]:
-    """Operations of ``circuit`` the backend does not have (the program must be ISA)."""
-    return sorted({instruction.operation.name for instruction in circuit.data}
-                  - supported - {"barrier"})
-
-
-def check_program(decoded: DecodedProgram, backend_qubits: int, supported: frozenset[str],
-                  limits: PubLimits) -> int:
-    """Check the program against the backend (its width and native operations) and the
-    limits.
+def check_program(decoded: DecodedProgram, limits: Limits) -> int:
+    """Check the program against the backend and the server limits (both in ``limits``).
 
     Returns the number of circuit elements (bindings) the program runs.
     """
     program = decoded.program
+    backend_qubits = limits.backend_qubits
     if not program.items:
         raise InvalidInput("quantum_program.items is empty; a program needs at least one item.")
     if len(program.items) > limits.max_pubs:
@@ -143,11 +139,6 @@ def check_program(decoded: DecodedProgram, backend_qubits: int, supported: froze
             raise InvalidInput(
                 f"quantum_program.items[{index}]: the circuit has {item.circuit.num_qubits} "
                 f"qubits but the backend has only {backend_qubits}. Transpile it first.")
-        if foreign := foreign_operations(item.circuit, supported):
-            raise InvalidInput(
-                f"quantum_program.items[{index}] uses {', '.join(foreign)}, which the backend "
-                f"does not support (it has {', '.join(sorted(supported))}). Transpile the "
-                "circuit for the backend, e.g. generate_preset_pass_manager(backend=backend).")
         size = math.prod(item.shape)
         if size > limits.max_parameter_bindings:
             raise LimitExceeded(
@@ -155,13 +146,14 @@ def check_program(decoded: DecodedProgram, backend_qubits: int, supported: froze
                 f"limit is {limits.max_parameter_bindings} (QRS_MAX_PARAMETER_BINDINGS).")
         elements += size
         result_bytes += size * program.shots * sum(creg.size for creg in item.circuit.cregs)
+    check_instructions((item.circuit for item in program.items), limits.operations,
+                       limits.backend, "quantum_program.items")
     if elements * program.shots > limits.max_shots:
         raise LimitExceeded(
             f"The program asks for {elements * program.shots} shots in total; the limit per "
             f"job is {limits.max_shots} (QRS_MAX_SHOTS). Use fewer shots or split the job.")
-    if error := result_too_large(result_bytes, limits, "one byte each: executor results are "
-                                 "boolean arrays"):
-        raise error
+    check_result_size(result_bytes, limits, "one byte each: executor results are boolean "
+                      "arrays")
     return elements
 
 

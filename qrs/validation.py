@@ -1,145 +1,138 @@
-"""Submission-time validation of a job's params: one pure function.
+"""What a job is checked against before it is stored: ``Limits``, and pubs against them.
 
-``validate_submission`` takes the params text, the program, what it needs to know of the
-backend and the limits — plain, picklable values — and returns a small ``Summary`` or
-raises a typed ``QRSError``. It touches no store, no Flask and no global state, so it
-can run in the web process or, as by default, in a memory-limited child process
-(``qrs.validator_process``), where a payload that still manages to allocate too much
-kills only that child.
-
-The checks run cheapest first: the payload guards on the plain JSON (sizes, headers,
-allowed types; nothing is decoded), then decoding with the restricted decoder or the
-executor program's own models, then the pub and program limits.
+``Limits`` gathers, once per submission, every bound a job must respect: the server's
+(``Config``: ``QRS_MAX_*``) and the backend's (its qubits, its ``max_shots``, the
+operations its target runs). The payload guard (before decoding), the pub checks (after
+decoding) and the executor-program checks all read the same object.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
-from . import schemas
-from .codec import PubLimits, check_instructions, circuit_width, decode_params, validate_pubs
-from .errors import InvalidInput, PayloadTooLarge
-from .noise_learning import NOISE_LEARNER_PROGRAM, check_request, decode_request
-from .payload_guard import PayloadLimits, check_params
-from .program_guard import check_program_params
-from .quantum_program import EXECUTOR_PROGRAM, check_program, decode_program
+import numpy as np
 
+from .errors import InvalidInput, LimitExceeded
+from .states import Program
 
-@dataclass(frozen=True)
-class BackendFacts:
-    """What validation needs to know about the target backend."""
-
-    name: str
-    num_qubits: int
-    max_shots: int | None
-    operation_names: frozenset[str]
-
-    @property
-    def target(self) -> BackendFacts:
-        """Checks written for a ``BackendV2`` read ``backend.target.operation_names``."""
-        return self
+if TYPE_CHECKING:
+    from .config import Config
 
 
 @dataclass(frozen=True)
-class SubmissionLimits:
-    """The configured limits a submission is checked against (from ``Config``)."""
+class Limits:
+    """Every bound a job is checked against (the messages name the setting to change)."""
 
-    pubs: PubLimits
+    max_pubs: int
+    max_shots: int
+    max_pub_shots: int
+    max_parameter_bindings: int
+    max_observables: int
     max_decoded_bytes: int
     max_clbits: int
+    max_result_bytes: int = 0  # Σ shots × classical bits of a job's results; 0: no limit
+    backend: str = ""
+    backend_qubits: int = 2**31
+    backend_max_shots: int | None = None
+    operations: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_config(cls, config: "Config", backend: Any = None) -> "Limits":
+        """The server's limits from ``config`` and, with a ``backend`` (a ``BackendV2``,
+        as ``BackendMetadataProvider.get_backend`` returns), the device's."""
+        server = cls(max_pubs=config.max_pubs, max_shots=config.max_shots,
+                     max_pub_shots=config.max_pub_shots,
+                     max_parameter_bindings=config.max_parameter_bindings,
+                     max_observables=config.max_observables,
+                     max_decoded_bytes=config.max_decoded_mb * 2**20,
+                     max_clbits=config.max_clbits,
+                     max_result_bytes=config.max_result_mb * 2**20)
+        if backend is None:
+            return server
+        configuration = backend.configuration() if hasattr(backend, "configuration") else None
+        return replace(server, backend=backend.name, backend_qubits=backend.num_qubits,
+                       backend_max_shots=getattr(configuration, "max_shots", None),
+                       operations=frozenset(backend.target.operation_names))
 
 
-@dataclass(frozen=True)
-class Summary:
-    """What the store records about an accepted job's params."""
+def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
+                  limits: Limits) -> int:
+    """Check decoded pubs against the backend and the limits; returns the number of
+    circuits (parameter bindings). IBM refuses more shots per pub than the device's
+    ``max_shots``, and so does QRS.
 
-    num_pubs: int
-    num_circuits: int
-    width: int  # qubits the widest circuit uses (0: not batchable)
-    max_execution_time: int | None  # from the options, if set
+    Raises ``InvalidInput`` for impossible pubs and ``LimitExceeded`` for limits.
+    """
+    from .codec import coerce_pubs
 
-
-def decoded_estimate(params_text: str, program_id: str, backend: BackendFacts,
-                     limits: SubmissionLimits) -> int:
-    """Bytes the payload checks expect decoding to take (inflated payloads and declared
-    bits), raising their refusals; cheap, nothing is decoded. ``validator_process``
-    uses it to send only big jobs to the memory-limited child."""
-    try:
-        params = json.loads(params_text)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidInput(f"params is not valid JSON: {exc}") from None
-    payload = PayloadLimits(limits.max_decoded_bytes, backend.num_qubits, limits.max_clbits)
-    return _guard(program_id, params)(params, payload) + len(params_text)
-
-
-def _guard(program_id: str, params: object):
-    """The payload check for this program: pydantic-model payloads (``executor``,
-    NoiseLearnerV3) or ``RuntimeEncoder`` ones (sampler, estimator, legacy NoiseLearner)."""
-    modelled = program_id == EXECUTOR_PROGRAM or (
-        program_id == NOISE_LEARNER_PROGRAM and isinstance(params, dict)
-        and "schema_version" in params)
-    return check_program_params if modelled else check_params
-
-
-def validate_submission(params_text: str, program_id: str, backend: BackendFacts,
-                        limits: SubmissionLimits, guarded: bool = False) -> Summary:
-    """Check a job's params completely; raise ``InvalidInput``/``LimitExceeded``/
-    ``PayloadTooLarge`` naming what is wrong. ``guarded``: ``decoded_estimate`` already
-    ran the payload checks on this text."""
-    try:
-        params = json.loads(params_text)
-    except (ValueError, RecursionError) as exc:
-        raise InvalidInput(f"params is not valid JSON: {exc}") from None
-    payload = PayloadLimits(limits.max_decoded_bytes, backend.num_qubits, limits.max_clbits)
-    try:
-        if not guarded:
-            _guard(program_id, params)(params, payload)
-        if program_id == EXECUTOR_PROGRAM:
-            program = decode_program(params)
-            circuits = check_program(program, backend.num_qubits, backend.operation_names,
-                                     limits.pubs)
-            return Summary(len(program.program.items), circuits, 0, None)
-        if program_id == NOISE_LEARNER_PROGRAM:
-            learning = decode_request(params, backend)
-            check_request(learning, backend, limits.pubs)
-            return Summary(len(learning.layers), len(learning.layers), 0, None)
-        decoded = decode_params(params_text, program_id)
-        schemas.load(schemas.PrimitiveOptions, decoded.options, "params.options")
-        circuits = validate_pubs(program_id, decoded.pubs, decoded.options, backend.num_qubits,
-                                 limits.pubs, backend_max_shots=backend.max_shots)
-        check_instructions(decoded.pubs, backend.operation_names, backend.name)
-        max_time = decoded.options.get("max_execution_time")
-        return Summary(len(decoded.pubs), circuits, circuit_width(decoded.pubs),
-                       int(max_time) if max_time else None)
-    except MemoryError:
-        raise PayloadTooLarge("Checking this job's params needed more memory than this "
-                              "server allows for it (QRS_VALIDATION_MEMORY_MB); send a "
-                              "smaller job.") from None
+    sampler = program_id == Program.SAMPLER.value
+    if len(pubs) > limits.max_pubs:
+        raise LimitExceeded(f"{len(pubs)} pubs in one job; the limit is {limits.max_pubs} "
+                            "(QRS_MAX_PUBS). Split the work into several jobs.")
+    default = options.get("default_shots") if sampler else options.get("default_precision")
+    coerced = coerce_pubs(program_id, pubs, default if default is not None else
+                          (1024 if sampler else 0.015625))
+    circuits = 0
+    total_shots = 0
+    result_bytes = 0
+    for index, pub in enumerate(coerced):
+        if pub.circuit.num_qubits > limits.backend_qubits:
+            raise InvalidInput(
+                f"params.pubs[{index}]: the circuit has {pub.circuit.num_qubits} qubits but the "
+                f"backend has only {limits.backend_qubits}. Transpile it for the backend first.")
+        bindings = int(np.prod(pub.shape)) if pub.shape else 1
+        if bindings > limits.max_parameter_bindings:
+            raise LimitExceeded(
+                f"params.pubs[{index}] binds {bindings} parameter sets; the limit is "
+                f"{limits.max_parameter_bindings} (QRS_MAX_PARAMETER_BINDINGS).")
+        circuits += bindings
+        if sampler:
+            total_shots += _pub_shots(index, int(pub.shots), limits) * bindings
+            result_bytes += int(pub.shots) * bindings * packed_bytes(pub.circuit)
+        else:
+            observables = int(pub.observables.size)
+            if observables > limits.max_observables:
+                raise LimitExceeded(
+                    f"params.pubs[{index}] has {observables} observables; the limit is "
+                    f"{limits.max_observables} (QRS_MAX_OBSERVABLES).")
+            precision = float(pub.precision)
+            if not precision > 0:
+                raise InvalidInput(f"params.pubs[{index}]: precision must be positive.")
+            total_shots += math.ceil(1.0 / precision**2) * bindings
+    if total_shots > limits.max_shots:
+        raise LimitExceeded(
+            f"The job asks for {total_shots} shots in total; the limit per job is "
+            f"{limits.max_shots} (QRS_MAX_SHOTS). Use fewer shots or split the job.")
+    check_result_size(result_bytes, limits, "packed 8 to a byte")
+    return circuits
 
 
-def warm_up() -> None:
-    """Validate one tiny job of each program, so every module and library the checks use
-    is loaded: a validation child does this before capping its address space (mapping a
-    library afterwards could fail for want of room), and its fork server once for all."""
-    import numpy as np
-    from qiskit import QuantumCircuit
-    from qiskit_ibm_runtime import QuantumProgram, RuntimeEncoder
-    from qiskit_ibm_runtime.options_models import ExecutorOptions
-    from qiskit_ibm_runtime.quantum_program.params_converters import (
-        QUANTUM_PROGRAM_PARAMS_CONVERTERS,
-    )
-    from samplomatic.quantum_program import CircuitItem
+def packed_bytes(circuit: Any) -> int:
+    """Bytes one shot of ``circuit`` takes in a Sampler result: each register's bits,
+    packed into whole bytes (``BitArray``)."""
+    return sum(-(-creg.size // 8) for creg in circuit.cregs)
 
-    circuit = QuantumCircuit(1, 1)
-    circuit.sx(0)
-    circuit.measure(0, 0)
-    backend = BackendFacts("warm-up", 1, None, frozenset({"sx", "measure"}))
-    limits = SubmissionLimits(PubLimits(1, 100, 100, 1, 1, 2**20), 2**20, 1)
-    sampler = json.dumps({"pubs": [(circuit, np.zeros(0), 10)], "options": {}},
-                         cls=RuntimeEncoder)
-    validate_submission(sampler, "sampler", backend, limits)
-    program = QuantumProgram(shots=10, items=[CircuitItem(circuit,
-                                                          circuit_arguments=np.zeros(0))])
-    executor = QUANTUM_PROGRAM_PARAMS_CONVERTERS["v2.0"].encoder(program, ExecutorOptions())
-    validate_submission(executor.model_dump_json(), EXECUTOR_PROGRAM, backend, limits)
+
+def check_result_size(nbytes: int, limits: Limits, unit: str) -> None:
+    """Refuse a job whose results would hold more than ``QRS_MAX_RESULT_MB`` of bits."""
+    if limits.max_result_bytes and nbytes > limits.max_result_bytes:
+        raise LimitExceeded(
+            f"The job's results would hold {nbytes / 2**20:,.0f} MiB of measured bits (Σ "
+            f"shots × classical bits, {unit}); the limit is "
+            f"{limits.max_result_bytes // 2**20} MiB (QRS_MAX_RESULT_MB). Use fewer shots or "
+            "classical bits, or split the job.")
+
+
+def _pub_shots(index: int, shots: int, limits: Limits) -> int:
+    """A Sampler pub's shots, refused above the server's or the device's per-pub limit."""
+    if shots > limits.max_pub_shots:
+        raise LimitExceeded(
+            f"params.pubs[{index}] asks for {shots} shots; the limit per pub is "
+            f"{limits.max_pub_shots} (QRS_MAX_PUB_SHOTS).")
+    if limits.backend_max_shots and shots > limits.backend_max_shots:
+        raise LimitExceeded(
+            f"params.pubs[{index}] asks for {shots} shots; the backend allows at most "
+            f"{limits.backend_max_shots} per pub (max_shots in its configuration).")
+    return shots

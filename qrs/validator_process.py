@@ -2,7 +2,7 @@
 
 Decoding a job's params is where a hostile payload can still allocate: the guards bound
 what the payload declares, but not every constructor a decoded value runs. So each web
-process hands ``validate_submission`` to a child of its own — by default
+process hands ``check_submission`` to a child of its own — by default
 (``QRS_VALIDATION_PROCESS=auto``) for every job whose payload checks estimate at least
 ``QRS_VALIDATION_PROCESS_ABOVE_MB`` of decoding; ``1``: every job — whose address space
 is capped (``RLIMIT_AS``: its start-up size plus ``QRS_VALIDATION_MEMORY_MB``) and which
@@ -38,14 +38,8 @@ from typing import Any
 
 from . import errors
 from .errors import LimitExceeded, PayloadTooLarge, QRSError
-from .validation import (
-    BackendFacts,
-    SubmissionLimits,
-    Summary,
-    decoded_estimate,
-    validate_submission,
-    warm_up,
-)
+from .submission_check import Summary, check_submission, decoded_estimate, warm_up
+from .validation import Limits
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +53,10 @@ _OUT_OF_MEMORY = ("Checking this job's params needed more memory than this serve
 class InlineValidator:
     """Validation in the calling process (no memory limit beyond the guards)."""
 
-    def validate(self, params_text: str, program_id: str, backend: BackendFacts,
-                 limits: SubmissionLimits) -> Summary:
-        """``validate_submission``, here."""
-        return validate_submission(params_text, program_id, backend, limits)
+    def validate(self, params_text: str, program_id: str, limits: Limits,
+                 configuration: dict[str, Any] | None = None) -> Summary:
+        """``check_submission``, here."""
+        return check_submission(params_text, program_id, limits, configuration)
 
     def start(self) -> None:
         """Nothing to start."""
@@ -102,23 +96,24 @@ class ValidatorProcess:
         with self._lock:
             self._discard()
 
-    def validate(self, params_text: str, program_id: str, backend: BackendFacts,
-                 limits: SubmissionLimits) -> Summary:
-        """``validate_submission`` in the child; its typed errors are raised here.
+    def validate(self, params_text: str, program_id: str, limits: Limits,
+                 configuration: dict[str, Any] | None = None) -> Summary:
+        """``check_submission`` in the child; its typed errors are raised here.
 
         A child that dies without answering may have been killed before the request
         (between requests, by the OOM killer or an operator): the request is tried once
         more on a fresh child, and refused only if that one dies on it too.
         """
-        request = (params_text, program_id, backend, limits)
-        if self.above_bytes and decoded_estimate(*request) < self.above_bytes:
-            return validate_submission(*request, guarded=True)
+        request = (params_text, program_id, limits, configuration)
+        if (self.above_bytes
+                and decoded_estimate(params_text, program_id, limits) < self.above_bytes):
+            return check_submission(*request, guarded=True)
         with self._lock:
             for attempt in (1, 2):
-                self._ensure()
+                conn = self._ensure()
                 try:
-                    self._conn.send(request)
-                    reply = self._answer()
+                    conn.send(request)
+                    reply = self._answer(conn)
                 except (EOFError, OSError):
                     code = self._discard()
                     if attempt == 1:
@@ -130,22 +125,23 @@ class ValidatorProcess:
                 break
         return _unpack(reply)
 
-    def _answer(self) -> tuple:
+    def _answer(self, conn: Connection) -> tuple:
         """The child's reply, within the time limit."""
-        if not self._conn.poll(self.timeout):
+        if not conn.poll(self.timeout):
             self._discard()
             raise LimitExceeded(
                 f"Checking this job's params took longer than {self.timeout:g} s "
                 "(QRS_VALIDATION_TIMEOUT_SECONDS); send a smaller job.")
-        reply = self._conn.recv()
+        reply = conn.recv()
         if reply[0] == "restart":  # the child hit its limit and exits: use a new one
             self._discard()
         return reply
 
     # ------------------------------------------------------------------ the child
-    def _ensure(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
-            return
+    def _ensure(self) -> Connection:
+        """The pipe to a live child, starting one if there is none."""
+        if self._proc is not None and self._proc.is_alive() and self._conn is not None:
+            return self._conn
         self._discard()
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
@@ -157,6 +153,7 @@ class ValidatorProcess:
         child.close()
         self._proc, self._conn = proc, parent
         self.restarts += 1
+        return parent
 
     def _discard(self) -> str:
         """Drop the current child (killing it if it still runs); returns how it ended."""
@@ -227,7 +224,7 @@ def child_main(conn: Connection, memory_bytes: int) -> None:
         except (EOFError, OSError):
             return
         try:
-            reply: tuple = ("ok", validate_submission(*request))
+            reply: tuple = ("ok", check_submission(*request))
         except QRSError as exc:
             reply = ("error", type(exc).__name__, exc.message)
         except MemoryError:
@@ -235,7 +232,7 @@ def child_main(conn: Connection, memory_bytes: int) -> None:
         except (ImportError, OSError) as exc:  # a library not mapped for want of room
             log.error("validation child: %s", exc)
             reply = ("restart", "PayloadTooLarge", _OUT_OF_MEMORY)
-        except Exception as exc:  # noqa: BLE001 - a bug: the parent logs it as a 500
+        except Exception as exc:  # a bug: the parent logs it as a 500
             reply = ("error", "", f"{type(exc).__name__}: {exc}")
         conn.send(reply)
         if reply[0] == "restart":

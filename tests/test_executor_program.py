@@ -23,17 +23,10 @@ from qiskit_ibm_runtime.executor_sampler import Sampler
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 from samplomatic.quantum_program import CircuitItem
 
-from .helpers import SIGMAS, assert_binomial, bell, isa, program_params, sweep_program
+from .support.payloads import (SIGMAS, assert_binomial, assert_same_rate, bell, isa,
+                               program_params, sweep_program)
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-
-def assert_same_rate(count_a: int, shots_a: int, count_b: int, shots_b: int) -> None:
-    """Two binomial samples agree: |p_a - p_b| within SIGMAS pooled standard errors."""
-    pooled = (count_a + count_b) / (shots_a + shots_b)
-    sigma = math.sqrt(pooled * (1 - pooled) * (1 / shots_a + 1 / shots_b)) or 1 / shots_a
-    assert abs(count_a / shots_a - count_b / shots_b) <= SIGMAS * sigma, \
-        (count_a, shots_a, count_b, shots_b)
 
 
 def twirled(sampler: Sampler, on: bool) -> Sampler:
@@ -223,7 +216,7 @@ def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
     not_isa.measure(0, 0)
     response = _post(ideal_server, program_params(QuantumProgram(10, [CircuitItem(not_isa)])))
     assert response.status_code == 400
-    assert "uses ry, which the backend does not support" in response.json()["errors"][0]["message"]
+    assert "uses ry, which fake_manila does not support" in response.json()["errors"][0]["message"]
 
     response = _post(ideal_server, {"pubs": []}, backend="mock_manila", program="sampler")
     assert response.status_code == 400 and "dry-run" in response.json()["errors"][0]["message"]

@@ -26,12 +26,12 @@ from qiskit_ibm_runtime import QuantumProgram, SamplerV2
 from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 from samplomatic.quantum_program import CircuitItem
 
-from qrs.codec import decode_params
+from qrs.codec import decode_params, decode_runtime_json
 from qrs.errors import InvalidInput
 from qrs.store import NewJob
 
 from .conftest import connect
-from .helpers import (
+from .support.payloads import (
     bell,
     deflate_zeros,
     isa,
@@ -41,7 +41,7 @@ from .helpers import (
     wire,
     zlib_bomb,
 )
-from .server import ServerProcess
+from .support.server import ServerProcess
 from .test_limits import circuit, qpy_bytes, refused, sampler_job
 
 MANILA = FakeManilaV2()
@@ -194,13 +194,33 @@ def test_settings_operator_is_refused_without_building_it(make_client):
 
 
 @pytest.mark.parametrize("kind", ["_json", "Result", "spmatrix", "PrimitiveResult",
-                                  "NoiseLearnerResult", "Instruction"])
+                                  "Instruction", "settings"])
 def test_types_no_pub_needs_are_refused(make_client, kind):
     body = sampler_job([(circuit(),)])
     body["params"]["options"] = {"anything": {"__type__": kind, "__value__": {},
                                               "__module__": "qiskit_ibm_runtime",
                                               "__class__": "X"}}
     refused(make_client().post("/jobs", json=body), 400, f"{kind!r}", "not accepted")
+
+
+def test_a_layer_noise_model_is_the_one_class_payload_decoded():
+    """``resilience.layer_noise_model`` (IBM's NoiseLearner result, handed to an Estimator)
+    is made of ``_json`` and ``settings`` objects: exactly its classes decode."""
+    from qiskit.quantum_info import PauliList
+    from qiskit_ibm_runtime.results.noise_learner import (LayerError, NoiseLearnerResult,
+                                                          PauliLindbladError)
+
+    layer = QuantumCircuit(2)
+    layer.cx(0, 1)
+    model = NoiseLearnerResult([LayerError(layer, [0, 1], PauliLindbladError(
+        PauliList(["XX", "ZI"]), np.array([0.01, 0.02])))], {})
+    params = {"pubs": [], "options": {"resilience": {"layer_noise_model": wire(model)}}}
+    decoded = decode_runtime_json(params)["options"]["resilience"]["layer_noise_model"]
+    assert isinstance(decoded, NoiseLearnerResult) and list(decoded[0].error.rates) == [.01, .02]
+    sneaky = wire(model)
+    sneaky["__value__"]["data"][0]["__class__"] = "NoiseLearnerResult"  # another class there
+    with pytest.raises(InvalidInput, match="only the LayerError and PauliLindbladError"):
+        decode_runtime_json({"pubs": [], "options": {"x": sneaky}})
 
 
 def test_the_runner_decodes_with_the_same_restricted_decoder(make_client):
@@ -339,7 +359,7 @@ def test_open_sessions_per_user(make_client):
 def test_job_log_lines_are_cut(make_client):
     """Ignored options are logged as given: a megabyte of them makes one line, cut."""
     client = make_client(max_log_line_chars=200, start_runner=False)
-    body = sampler_job([(circuit(),)], options={"twirling": {"strategy": "x" * 1_000_000}})
+    body = sampler_job([(circuit(),)], options={"not_an_option": "x" * 1_000_000})
     job = client.post("/jobs", json=body).get_json()["id"]
     client.application.extensions["qrs"].runner.drain()
     lines = client.get(f"/jobs/{job}/logs").get_data(as_text=True).splitlines()

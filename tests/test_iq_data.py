@@ -20,7 +20,7 @@ from samplomatic.quantum_program import CircuitItem
 
 from qrs.executors.iq import CENTRE_0, CENTRE_1, blob_width, classify
 
-from .helpers import SIGMAS, assert_binomial, sampler_params
+from .support.payloads import SIGMAS, assert_binomial, sampler_params
 
 SHOTS = 20_000
 
@@ -67,7 +67,7 @@ def test_avg_kerneled_has_ibm_shape_and_the_expected_mean(service):
     qc = QuantumCircuit(2, 2)
     qc.rx(theta, 0)
     qc.measure([0, 1], [0, 1])
-    from .helpers import isa
+    from .support.payloads import isa
 
     circuit = isa(qc, backend)
     angles = np.array([[0.0], [math.pi], [math.pi / 2]])

@@ -22,7 +22,8 @@ from qiskit_ibm_runtime import SamplerV2
 from qrs.codec import decode_params
 from qrs.errors import InvalidInput
 
-from .helpers import bell, circuit, isa, qpy_bytes, refused, sampler_job, widen, wire
+from .support.payloads import (bell, circuit, isa, qpy_bytes, refused, sampler_job, widen,
+                               wire)
 
 
 def estimator_job(pubs, backend="fake_manila") -> dict:

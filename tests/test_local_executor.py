@@ -14,7 +14,7 @@ from qrs.executors.local import LocalExecutor
 from qrs.executors.noise import restrict_noise_model
 from qrs.metadata import BackendMetadataProvider
 
-from .helpers import bell, isa
+from .support.payloads import bell, isa
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,22 @@ def _chain(n: int) -> QuantumCircuit:
     qc.rz(0.2, 3)
     qc.measure_all()
     return qc
+
+
+def test_a_mitigated_job_obeys_the_shot_limit(metadata, tmp_path):
+    """ZNE runs three noise factors plus a TREX calibration: the programs it builds are
+    checked against QRS_MAX_SHOTS like any executor job."""
+    from qiskit.quantum_info import SparsePauliOp
+
+    from qrs.errors import LimitExceeded
+
+    executor = LocalExecutor()
+    executor.setup(Config(data_dir=str(tmp_path / "d"), max_shots=5_000), metadata)
+    circuit = isa(bell(measure=False), metadata.get_backend("fake_manila"))
+    pub = (circuit, SparsePauliOp("ZZ").apply_layout(circuit.layout), None, 0.02)
+    assert executor.execute_estimator([pub], {"resilience_level": 0}, "fake_manila")
+    with pytest.raises(LimitExceeded, match="QRS_MAX_SHOTS"):
+        executor.execute_estimator([pub], {"resilience_level": 2}, "fake_manila")
 
 
 def test_cut_down_model_relaxes_delays_like_aers_own_pass(executor, metadata):

@@ -34,7 +34,7 @@ from samplomatic import Twirl
 
 from qrs.executors.device_noise import device_noise_model
 
-from .helpers import SIGMAS, SEED_TRANSPILER, wire
+from .support.payloads import SIGMAS, SEED_TRANSPILER, wire
 from .pauli_reference import MODEL_TOLERANCE, conjugate_classes, layer_pair_fidelities
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -19,7 +19,7 @@ from qiskit_ibm_runtime.executor.dynamical_decoupling import generate_dd_pass_ma
 from qiskit_ibm_runtime.executor_sampler import Sampler
 from qiskit_ibm_runtime.options_models import DynamicalDecouplingOptions
 
-from .helpers import SIGMAS, assert_binomial
+from .support.payloads import SIGMAS, assert_binomial
 
 SHOTS = 4000
 

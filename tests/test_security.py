@@ -29,8 +29,8 @@ from qrs.auth import hash_key, load_secret
 from qrs.config import Config
 from qrs.errors import StartupError
 
-from .helpers import circuit, sampler_job
-from .server import ROOT, ServerProcess
+from .support.payloads import circuit, sampler_job
+from .support.server import ROOT, ServerProcess
 
 ADMIN_KEY = "admin-key-for-tests-0123456789abcdef"
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import (Blueprint, Response, g, make_response, redirect, render_template, request,
+from flask import (Blueprint, g, make_response, redirect, render_template, request,
                    url_for)
 
 from ..errors import Forbidden, InvalidInput, NotFound, Unauthorized
@@ -31,7 +31,7 @@ PAGE_SIZE = 50
 
 
 @bp.before_request
-def require_admin() -> Response | None:
+def require_admin() -> Any:
     """Open mode: everyone. API-key mode: a valid admin token in the cookie, else sign in."""
     auth = get_registry().auth
     g.ui_user = None

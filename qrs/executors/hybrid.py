@@ -12,8 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import joblog
+from ..circuits import circuit_width
 from .base import BaseExecutor, ExecutorUnavailable, resolve
-from .local import LocalExecutor, widest
+from .local import LocalExecutor
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -44,7 +45,7 @@ class HybridExecutor(BaseExecutor):
     def route(self, pubs: list[Any]) -> BaseExecutor:
         """Pick the executor for a job's pubs and say so in the job's log."""
         assert self.large is not None, "setup() was not called"
-        width = widest(pubs)
+        width = circuit_width(pubs)
         threshold = self.config.hybrid_gpu_min_qubits
         chosen, relation = (self.large, "≥") if width >= threshold else (self.small, "<")
         joblog.emit(f"Hybrid routing: widest circuit has {width} active qubits {relation} "

@@ -17,7 +17,6 @@ device's model, and small Sampler jobs handed over together run in one Aer call
 
 from __future__ import annotations
 
-import copy
 import json
 import threading
 from typing import Any
@@ -25,13 +24,17 @@ from typing import Any
 import numpy as np
 
 from .. import joblog
+from ..circuits import active_qubits, circuit_width, pub_circuit, pub_qubits  # noqa: F401
+from ..codec import coerce_pubs
+from ..compat import simulator_with_options
 from ..config import machine_memory_mb
-from ..codec import coerce_pubs, estimator_options, pub_qubits, sampler_options, used_qubits
 from ..spans import data_span, execution_metadata, is_sampler_pub_result, utc_now
+from . import iq, mitigation
 from .base import BaseExecutor, JobRefused
-from . import iq
 from .device_noise import device_noise_model, readout_errors
+from .legacy_options import sampler_plan
 from .noise import LRUCache, restrict_noise_model, with_noise_model
+from .options import MappedOptions, sampler_options
 
 #: Bytes per amplitude (complex128) and the state size each method needs for n qubits.
 _STATE_BYTES = {
@@ -43,6 +46,10 @@ _STATE_BYTES = {
 }
 
 
+#: The widest pub's active qubits sizes a job (``circuits.circuit_width``; this name stays
+#: importable from here, as ``active_qubits`` and ``pub_circuit`` do).
+widest = circuit_width
+
 #: Process-wide caches: noise model per (backend, calibration date), simulator per
 #: (backend, calibration date, noise on/off, simulator options).
 _NOISE_MODELS: dict[tuple[str, str], Any] = {}
@@ -50,21 +57,6 @@ _SIMULATORS: dict[tuple, Any] = {}
 _CACHE_LOCK = threading.RLock()
 #: Simulator views with noise cut down to a set of qubits, per (simulator, qubits).
 _VIEWS = LRUCache(256)
-
-
-def pub_circuit(pub: Any) -> Any:
-    """The circuit of a pub: a decoded tuple or a coerced ``SamplerPub``/``EstimatorPub``."""
-    return pub.circuit if hasattr(pub, "circuit") else pub[0]
-
-
-def widest(pubs: list[Any]) -> int:
-    """Most active qubits of any pub's circuit: what sizes a job's simulation."""
-    return max(active_qubits(pub_circuit(pub)) for pub in pubs)
-
-
-def active_qubits(circuit: Any) -> int:
-    """How many qubits an instruction touches; Aer truncates the idle ones."""
-    return len(used_qubits(circuit))
 
 
 def required_memory_mb(method: str, num_qubits: int) -> float:
@@ -173,7 +165,7 @@ class LocalExecutor(BaseExecutor):
 
     def check_memory(self, pubs: list[Any]) -> None:
         """Refuse a job whose state would not fit in this executor's memory limit."""
-        width = widest(pubs)
+        width = circuit_width(pubs)
         needed = required_memory_mb(self.method, width)
         if needed > self.memory_limit_mb:
             raise JobRefused(
@@ -183,12 +175,11 @@ class LocalExecutor(BaseExecutor):
                 "method such as matrix_product_state or stabilizer.")
 
     # -------------------------------------------------------------- primitives
-    def _sampler_pubs(self, options: dict[str, Any], pubs: list[Any]) -> tuple[Any, list[Any]]:
-        """Map a Sampler job's options and coerce its pubs; refuses what cannot fit."""
-        mapped = sampler_options(options)
+    def _sampler_pubs(self, mapped: MappedOptions, pubs: list[Any]) -> list[Any]:
+        """Coerce a Sampler job's pubs for its mapped options; refuses what cannot fit."""
         coerced = coerce_pubs("sampler", pubs, mapped.primitive.get("default_shots", 1024))
-        self._prepare(coerced, mapped.ignored)
-        return mapped, coerced
+        self.check_memory(coerced)
+        return coerced
 
     def _sampler(self, mapped: Any, pubs: list[Any], backend_name: str) -> Any:
         """A ``BackendSamplerV2`` on the backend's simulator, noise cut down to ``pubs``."""
@@ -200,7 +191,12 @@ class LocalExecutor(BaseExecutor):
 
     def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
                         backend_name: str) -> Any:
-        mapped, coerced = self._sampler_pubs(options, pubs)
+        """Twirling and DD through the client's engine (``mitigation``), else plain Aer."""
+        return mitigation.execute_sampler(self, pubs, options, backend_name, self._sample)
+
+    def _sample(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
+        """The direct path: Sampler pubs on ``BackendSamplerV2``."""
+        coerced = self._sampler_pubs(mapped, pubs)
         result = self._run_pubs(self._sampler(mapped, coerced, backend_name), coerced)
         return self._measured_as(mapped, coerced, result, backend_name)
 
@@ -220,17 +216,20 @@ class LocalExecutor(BaseExecutor):
 
     def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
                           backend_name: str) -> Any:
+        """IBM's resilience levels and options through the client's engine (``mitigation``);
+        plain Aer when a job asks for no suppression or mitigation."""
+        return mitigation.execute_estimator(self, pubs, options, backend_name, self._estimate)
+
+    def _estimate(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
+        """The direct path: Estimator pubs on ``BackendEstimatorV2``."""
         from qiskit.primitives import BackendEstimatorV2
 
-        mapped = estimator_options(options)
         coerced = coerce_pubs("estimator", pubs,
                               mapped.primitive.get("default_precision", 0.015625))
-        self._prepare(coerced, mapped.ignored)
+        self.check_memory(coerced)
         sim = self.simulator_for(backend_name, coerced)
         if mapped.run:  # a per-job noise model or coupling map: leave the cached one alone
-            sim = copy.copy(sim)
-            sim._options = copy.copy(sim._options)
-            sim._options.update_options(**mapped.run)
+            sim = simulator_with_options(sim, **mapped.run)
         primitive = BackendEstimatorV2(backend=sim, options=mapped.primitive)
         return self._run_pubs(primitive, coerced)
 
@@ -252,8 +251,16 @@ class LocalExecutor(BaseExecutor):
             mapped = None
             for index in members:
                 try:
-                    mapped, coerced = self._sampler_pubs(jobs[index][1], jobs[index][0])
-                    prepared.append((index, coerced))
+                    plan = sampler_plan(jobs[index][1])
+                    if not plan.direct or plan.warnings:  # twirled, DD or warned: on its own
+                        results[index] = self.execute_sampler(jobs[index][0], jobs[index][1],
+                                                              backend_name)
+                        continue
+                    mapped = sampler_options(plan.rest)
+                    if mapped.ignored:
+                        joblog.emit(f"Options with no effect on the simulator: "
+                                    f"{mapped.ignored}")
+                    prepared.append((index, self._sampler_pubs(mapped, jobs[index][0])))
                 except Exception as exc:  # this job alone fails
                     results[index] = exc
             if not prepared:
@@ -275,12 +282,6 @@ class LocalExecutor(BaseExecutor):
                     mine, metadata={"version": 2, **execution_metadata([span])}), backend_name)
                 start += len(pubs)
         return results
-
-    def _prepare(self, pubs: list[Any], ignored: dict[str, Any]) -> None:
-        """Log what cannot be honoured and refuse what cannot fit, before any work."""
-        if ignored:
-            joblog.emit(f"Options with no effect on the {self.name} simulator: {ignored}")
-        self.check_memory(pubs)
 
     def _run_pubs(self, primitive: Any, pubs: list[Any]) -> Any:
         """Run pubs one at a time, logging progress; one ``PrimitiveResult`` for all."""

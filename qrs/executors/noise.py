@@ -30,6 +30,8 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
+from ..compat import noise_tables, simulator_with_options
+
 #: Errors that are mixtures of more circuits than this are compacted to Kraus form.
 COMPACT_ABOVE = 4
 
@@ -128,15 +130,16 @@ def restrict_noise_model(noise_model: Any, qubits: Iterable[int], readout: bool 
     """
     keep = set(qubits)
     sub = _frozen_model_class()(basis_gates=noise_model.basis_gates)
-    for name, error in noise_model._default_quantum_errors.items():
+    tables = noise_tables(noise_model)
+    for name, error in tables.default_quantum.items():
         sub.add_all_qubit_quantum_error(_compact(error), name, warnings=False)
-    if readout and noise_model._default_readout_error is not None:
-        sub.add_all_qubit_readout_error(noise_model._default_readout_error, warnings=False)
-    for name, by_qubits in noise_model._local_quantum_errors.items():
+    if readout and tables.default_readout is not None:
+        sub.add_all_qubit_readout_error(tables.default_readout, warnings=False)
+    for name, by_qubits in tables.local_quantum.items():
         for qargs, error in by_qubits.items():
             if keep.issuperset(qargs):
                 sub.add_quantum_error(_compact(error), name, qargs, warnings=False)
-    for qargs, error in noise_model._local_readout_errors.items() if readout else ():
+    for qargs, error in tables.local_readout.items() if readout else ():
         if keep.issuperset(qargs):
             sub.add_readout_error(error, qargs, warnings=False)
     sub._custom_noise_passes = [_memoized_pass(p) for p in noise_model._custom_noise_passes]
@@ -170,7 +173,4 @@ def with_noise_model(simulator: Any, noise_model: Any) -> Any:
     Copying the simulator's options (not rebuilding it with ``from_backend``, which takes
     seconds for large devices) keeps the target, method and thread settings.
     """
-    view = copy.copy(simulator)
-    view._options = copy.copy(simulator._options)
-    view._options.update_options(noise_model=noise_model)
-    return view
+    return simulator_with_options(simulator, noise_model=noise_model)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .. import joblog
+from ..compat import broadcast_sample
 from . import iq
 from .base import JobRefused
 
@@ -36,7 +37,6 @@ def _round_to_clifford(values: np.ndarray) -> np.ndarray:
 
 def _item_inputs(item: Any, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """An item's parameter values ``(*shape, num_parameters)`` and its samplex outputs."""
-    from qiskit_ibm_runtime.fake_provider.executor.broadcast_sample import broadcast_sample
     from samplomatic.quantum_program import SamplexItem
 
     if isinstance(item, SamplexItem):
@@ -57,26 +57,40 @@ def _chunk_timing(program: "QuantumProgram", start: datetime, stop: datetime) ->
                                     for i, item in enumerate(program.items)])]
 
 
+#: ``options["simulator"]`` keys ``run_on_sampler`` forwards to ``execute_sampler``.
+SAMPLER_SIMULATOR_KEYS = ("seed_simulator", "noise_model", "coupling_map", "basis_gates")
+
+
 def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram",
-                   backend_name: str) -> "QuantumProgramResult":
+                   backend_name: str, options: dict[str, Any] | None = None
+                   ) -> "QuantumProgramResult":
     """Run ``program`` through a Sampler-pub executor: one pub per item, shots per element.
 
     Works for any executor, so local, GPU, Dask and plug-in executors all run programs.
+    ``options["simulator"]["seed_simulator"]`` seeds both the samplex draws and Aer (the
+    client's ``SimulatorOptions.seed_simulator``); a per-job ``noise_model``,
+    ``coupling_map`` or ``basis_gates`` there (the legacy programs' ``simulator.*``) is
+    handed to ``execute_sampler`` too.
     """
     from qiskit_ibm_runtime.results import QuantumProgramResult
 
+    simulator = (options or {}).get("simulator") or {}
+    passed = {key: simulator[key] for key in SAMPLER_SIMULATOR_KEYS
+              if simulator.get(key) is not None}
     start = datetime.now(timezone.utc)
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(passed.get("seed_simulator"))
     pubs, extras = [], []
     for item in program.items:
         joblog.checkpoint()
         values, outputs = _item_inputs(item, rng)
         pubs.append((item.circuit, values, program.shots))
         extras.append(outputs)
-    options: dict[str, Any] = {"default_shots": program.shots}
+    sampler_options: dict[str, Any] = {"default_shots": program.shots}
+    if passed:
+        sampler_options["simulator"] = passed
     if program.meas_level != "classified":  # emulated IQ points (iq.py)
-        options["execution"] = {"meas_type": "kerneled"}
-    result = execute_sampler(pubs, options, backend_name)
+        sampler_options["execution"] = {"meas_type": "kerneled"}
+    result = execute_sampler(pubs, sampler_options, backend_name)
     data = []
     for outputs, pub_result in zip(extras, result):
         registers: dict[str, np.ndarray] = {}

@@ -231,6 +231,7 @@ class MappedOptions:
     primitive: dict[str, Any]
     run: dict[str, Any]
     ignored: dict[str, Any]
+    twirled: bool = False  # twirling.enable_gates: the planner may use Pauli-twirled noise
 
 
 def _pop_path(tree: dict[str, Any], *path: str) -> Any:
@@ -263,6 +264,7 @@ def _common_options(options: dict[str, Any], mapped: MappedOptions) -> None:
         if (value := _pop_path(options, "simulator", key)) is not None:
             mapped.run[key] = value
     _pop_path(options, "max_execution_time")  # enforced by the runner
+    mapped.twirled = bool(_pop_path(options, "twirling", "enable_gates"))
 
 
 def sampler_options(options: dict[str, Any]) -> MappedOptions:

@@ -201,11 +201,22 @@ def _chunk_timing(program: "QuantumProgram", start: datetime, stop: datetime) ->
                                     for i, item in enumerate(program.items)])]
 
 
+def twirls_gates(program: "QuantumProgram") -> bool:
+    """Whether some item's samplex draws gate twirls (its noise then averages to Pauli)."""
+    from samplomatic.samplex.nodes import TwirlSamplingNode
+
+    return any(isinstance(node, TwirlSamplingNode)
+               for item in program.items if getattr(item, "samplex", None) is not None
+               for node in item.samplex.graph.nodes())
+
+
 def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram",
                    backend_name: str) -> "QuantumProgramResult":
     """Run ``program`` through a Sampler-pub executor: one pub per item, shots per element.
 
     Works for any executor, so local, GPU, Dask and plug-in executors all run programs.
+    Twirled programs say so in the options (``twirling.enable_gates``), which lets the
+    planner use Pauli-twirled noise for Clifford parts (``QRS_NOISE_APPROXIMATION``).
     """
     from qiskit_ibm_runtime.results import QuantumProgramResult
 
@@ -217,7 +228,10 @@ def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram
         values, outputs = _item_inputs(item, rng)
         pubs.append((item.circuit, values, program.shots))
         extras.append(outputs)
-    result = execute_sampler(pubs, {"default_shots": program.shots}, backend_name)
+    options: dict[str, Any] = {"default_shots": program.shots}
+    if twirls_gates(program):
+        options["twirling"] = {"enable_gates": True}
+    result = execute_sampler(pubs, options, backend_name)
     data = []
     for outputs, pub_result in zip(extras, result):
         bits = {name: array.to_bool_array(order="little")

@@ -3,69 +3,54 @@
 Runs pubs the way ``QiskitRuntimeLocalService`` does — ``BackendSamplerV2`` /
 ``BackendEstimatorV2`` over an ``AerSimulator`` built from the fake backend, with the
 noise model from its calibration properties — so its answers are the statistical
-reference's. Differences: noise models (slow to build for 100+ qubit devices) and
-simulators are cached per backend and calibration in module-level caches shared by every
-job and every executor of the process (the hybrid executor's CPU side and a GPU executor
-share one noise model); the memory a job needs is checked before it runs; pubs run one at
-a time so the job log shows progress and a cancelled job stops between pubs.
+reference's. Differences:
 
-Two things keep small jobs cheap: each run gets the noise model cut down to the qubits
-the job uses (``noise.py``), which Aer converts in a fraction of the time of the whole
-device's model, and small Sampler jobs handed over together run in one Aer call
-(``execute_sampler_batch``).
+* every pub gets a simulation plan from its circuit's structure before anything runs
+  (``planning.py``): independent parts apart, measured-only qubits from their readout
+  error, a method per part (stabilizer, density matrix, state vector, MPS) with memory
+  and time estimated; a pub no plan fits is refused, naming what each would need;
+* a plan becomes tasks (``splitting.py``), run here one after another, each with all of
+  this executor's Aer threads (Aer's parallel shots and state updates keep the cores
+  busy; see docs/executors.md for why not a process pool), merged back in pub order;
+* noise models (slow to build for 100+ qubit devices) and simulators are cached per
+  backend and calibration in module-level caches shared by every job and executor of the
+  process; each run gets the model cut down to its qubits (``noise.py``);
+* small Sampler jobs handed over together run in one Aer call (``execute_sampler_batch``).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import threading
 from typing import Any
 
 from .. import joblog
-from ..codec import coerce_pubs, estimator_options, pub_qubits, sampler_options, used_qubits
-from .base import BaseExecutor, JobRefused
-from .noise import LRUCache, restrict_noise_model, with_noise_model
-
-#: Bytes per amplitude (complex128) and the state size each method needs for n qubits.
-_STATE_BYTES = {
-    "statevector": lambda n: 16 * 2**n,
-    "density_matrix": lambda n: 16 * 4**n,
-    "automatic": lambda n: 16 * 2**n,
-    "unitary": lambda n: 16 * 4**n,
-    "superop": lambda n: 16 * 16**n,
-}
-
+from ..codec import coerce_pubs, estimator_options, sampler_options
+from . import splitting
+from .base import BaseExecutor, ExecutorUnavailable, JobRefused
+from .noise import (LRUCache, pauli_twirled, readout_flip, restrict_noise_model,
+                    simulator_view, stabilizer_compatible)
+from .components import Part, part_circuit
+from .observables import observed_qubits
+from .planning import PROBE_BOND, NoiseFacts, PlanSettings, PubPlan, plan_pub
 
 #: Process-wide caches: noise model per (backend, calibration date), simulator per
 #: (backend, calibration date, noise on/off, simulator options).
 _NOISE_MODELS: dict[tuple[str, str], Any] = {}
 _SIMULATORS: dict[tuple, Any] = {}
 _CACHE_LOCK = threading.RLock()
-#: Simulator views with noise cut down to a set of qubits, per (simulator, qubits).
+#: Simulator views per (simulator, noise model, method, noise kind, qubits, mapping).
 _VIEWS = LRUCache(256)
+#: Whether a noise model's errors on a set of qubits can run on the stabilizer method.
+_STABILIZER_NOISE = LRUCache(1024)
+
+APPROXIMATIONS = ("none", "pauli", "twirled")
 
 
 def pub_circuit(pub: Any) -> Any:
     """The circuit of a pub: a decoded tuple or a coerced ``SamplerPub``/``EstimatorPub``."""
     return pub.circuit if hasattr(pub, "circuit") else pub[0]
-
-
-def widest(pubs: list[Any]) -> int:
-    """Most active qubits of any pub's circuit: what sizes a job's simulation."""
-    return max(active_qubits(pub_circuit(pub)) for pub in pubs)
-
-
-def active_qubits(circuit: Any) -> int:
-    """How many qubits an instruction touches; Aer truncates the idle ones."""
-    return len(used_qubits(circuit))
-
-
-def required_memory_mb(method: str, num_qubits: int) -> float:
-    """Estimated state memory of ``method`` on ``num_qubits`` (0 for stabilizer/MPS)."""
-    size = _STATE_BYTES.get(method)
-    return size(num_qubits) / 2**20 if size else 0.0
 
 
 def machine_memory_mb() -> int:
@@ -90,6 +75,13 @@ class LocalExecutor(BaseExecutor):
     def name(self) -> str:
         return "local"
 
+    def setup(self, config: Any, metadata: Any) -> None:
+        super().setup(config, metadata)
+        if config.noise_approximation.strip().lower() not in APPROXIMATIONS:
+            raise ExecutorUnavailable(
+                f"QRS_NOISE_APPROXIMATION={config.noise_approximation!r}: use one of "
+                f"{', '.join(APPROXIMATIONS)}.")
+
     # ----------------------------------------------------------- configuration
     @property
     def method(self) -> str:
@@ -110,17 +102,51 @@ class LocalExecutor(BaseExecutor):
         return max(1, per_job)
 
     @property
-    def memory_limit_mb(self) -> int:
+    def cpu_memory_limit_mb(self) -> int:
         return self.config.max_memory_mb or int(machine_memory_mb() * 0.8)
 
-    def simulator_options(self) -> dict[str, Any]:
+    @property
+    def memory_limit_mb(self) -> int:
+        return self.cpu_memory_limit_mb
+
+    @property
+    def slots(self) -> int:
+        """Tasks this executor runs at once: one here (each with every Aer thread)."""
+        return 1
+
+    def simulator_options(self, device: str | None = None) -> dict[str, Any]:
         """Options every simulator of this executor gets (the GPU executor adds its own)."""
-        options: dict[str, Any] = {"method": self.method, "device": self.device,
+        options: dict[str, Any] = {"method": self.method, "device": device or self.device,
                                    "max_parallel_threads": self.threads,
                                    "fusion_enable": self.config.fusion_enable}
         if self.config.fusion_threshold:
             options["fusion_threshold"] = self.config.fusion_threshold
         return options
+
+    def method_options(self, method: str) -> dict[str, Any]:
+        """Aer options a task of ``method`` runs with (MPS truncation, shot branching)."""
+        if method == "matrix_product_state":
+            options = {"matrix_product_state_truncation_threshold":
+                       self.config.mps_truncation_threshold}
+            if self.config.mps_max_bond_dimension:
+                options["matrix_product_state_max_bond_dimension"] = \
+                    self.config.mps_max_bond_dimension
+            return options
+        if method == "statevector" and self.config.shot_branching:
+            return {"shot_branching_enable": True}
+        return {}
+
+    def plan_settings(self) -> PlanSettings:
+        """What the planner may use on this executor."""
+        forced = "" if self.method == "automatic" else self.method
+        return PlanSettings(
+            memory_limit_mb=self.cpu_memory_limit_mb, memory_setting=LocalExecutor.memory_setting,
+            threads=self.threads, forced_method=forced,
+            gpu_memory_mb=self.memory_limit_mb if self.device == "GPU" else 0,
+            gpu_setting=self.memory_setting, mps_max_bond=self.config.mps_max_bond_dimension,
+            approximation=self.config.noise_approximation.strip().lower(),
+            split_tasks=self.config.split_tasks, slots=self.slots,
+            split_min_seconds=self.config.split_min_seconds)
 
     # --------------------------------------------------------------- simulator
     def calibration(self, backend_name: str) -> str:
@@ -141,9 +167,9 @@ class LocalExecutor(BaseExecutor):
                 _NOISE_MODELS[key] = None if model.is_ideal() else model
             return _NOISE_MODELS[key]
 
-    def simulator(self, backend_name: str) -> Any:
+    def simulator(self, backend_name: str, device: str | None = None) -> Any:
         """The cached ``AerSimulator`` for a backend, shared by every job of the process."""
-        options = self.simulator_options()
+        options = self.simulator_options(device)
         calibration = self.calibration(backend_name)
         key = (backend_name, calibration, self.noise,
                tuple(sorted((name, repr(value)) for name, value in options.items())))
@@ -156,120 +182,218 @@ class LocalExecutor(BaseExecutor):
                 sim = AerSimulator.from_backend(self.metadata.get_backend(backend_name),
                                                 noise_model=noise, **options)
                 _SIMULATORS[key] = sim
-                joblog.emit(f"Built {'noisy' if self.noise else 'ideal'} {self.device} "
+                joblog.emit(f"Built {'noisy' if self.noise else 'ideal'} {options['device']} "
                             f"simulator for {backend_name} (calibration {calibration or 'n/a'}).")
             return sim
 
-    def simulator_for(self, backend_name: str, pubs: list[Any]) -> Any:
-        """The backend's simulator with its noise model cut down to the pubs' qubits."""
-        sim = self.simulator(backend_name)
-        noise_model = sim.options.noise_model
-        if noise_model is None:
-            return sim
-        qubits = frozenset().union(*(pub_qubits(pub) for pub in pubs))
-        return _VIEWS.get((id(sim), qubits), lambda: with_noise_model(
-            sim, restrict_noise_model(noise_model, qubits)))
+    def job_noise_model(self, backend_name: str, run_options: dict[str, Any]) -> Any:
+        """The noise a job runs with: its own ``simulator.noise_model``, else the device's."""
+        if "noise_model" in run_options:
+            return run_options["noise_model"]
+        return self.noise_model(backend_name, self.calibration(backend_name)) if self.noise \
+            else None
 
-    def check_memory(self, pubs: list[Any]) -> None:
-        """Refuse a job whose state would not fit in this executor's memory limit."""
-        width = widest(pubs)
-        needed = required_memory_mb(self.method, width)
-        if needed > self.memory_limit_mb:
-            raise JobRefused(
-                f"A {width}-qubit circuit needs about {needed:,.0f} MiB with the "
-                f"'{self.method}' method on the {self.device}, above this server's limit of "
-                f"{self.memory_limit_mb:,} MiB ({self.memory_setting}). Use fewer qubits or a "
-                "method such as matrix_product_state or stabilizer.")
+    def task_simulator(self, backend_name: str, task: splitting.Task,
+                       run_options: dict[str, Any]) -> Any:
+        """The simulator for one task: its method, noise cut down (and renumbered) to it.
+
+        A GPU task runs on the GPU only where this executor has one (a GPU executor that
+        fell back, or a plain worker, runs it on the CPU).
+        """
+        device = "GPU" if task.device == "GPU" and self.device == "GPU" else "CPU"
+        base = self.simulator(backend_name, device)
+        model = self.job_noise_model(backend_name, run_options)
+        extra = {k: v for k, v in run_options.items() if k != "noise_model"
+                 and not (task.remapped and k == "coupling_map")}
+        extra.update(task.aer_options)
+        key = (id(base), id(model), task.method, task.noise, task.qubits, task.remapped,
+               json.dumps(extra, sort_keys=True, default=repr))
+
+        def build() -> Any:
+            noise = None
+            if model is not None and task.noise != "none":
+                mapping = ({q: i for i, q in enumerate(task.qubits)} if task.remapped
+                           else None)
+                noise = restrict_noise_model(model, task.qubits, mapping,
+                                             compact=task.method != "stabilizer")
+                if task.noise == "pauli":
+                    noise = pauli_twirled(noise)
+            options = {**self.method_options(task.method), **extra}
+            return simulator_view(base, noise_model=noise, method=task.method, **options)
+
+        return _VIEWS.get(key, build)
+
+    # ---------------------------------------------------------------- planning
+    def noise_facts(self, model: Any, twirled: bool) -> NoiseFacts:
+        if model is None:
+            return NoiseFacts(noisy=False, twirled=twirled)
+
+        def stabilizer_ok(qubits: tuple[int, ...]) -> bool:
+            return _STABILIZER_NOISE.get((id(model), qubits),
+                                         lambda: stabilizer_compatible(model, qubits))
+
+        return NoiseFacts(noisy=True, stabilizer_ok=stabilizer_ok, twirled=twirled)
+
+    def probe_bond(self, pub: Any, part: Part, order: tuple[int, ...]) -> int:
+        """The largest MPS bond an ideal run of ``part`` reaches, capped at PROBE_BOND.
+
+        Runs the part once (first parameter binding, final measurements dropped) and reads
+        the bond dimensions off the saved state; 0 when the probe cannot run.
+        """
+        from qiskit_aer import AerSimulator
+        from qiskit_aer.library import SaveMatrixProductState
+
+        try:
+            circuit = part_circuit(pub.circuit, order).remove_final_measurements(inplace=False)
+            params = list(circuit.parameters)
+            if params:
+                values = pub.parameter_values.as_array(params).reshape(-1, len(params))[0]
+                circuit = circuit.assign_parameters(dict(zip(params, values)))
+            circuit.append(SaveMatrixProductState(circuit.num_qubits, label="qrs_probe"),
+                           circuit.qubits)
+            simulator = AerSimulator(method="matrix_product_state",
+                                     matrix_product_state_max_bond_dimension=PROBE_BOND,
+                                     max_parallel_threads=self.threads)
+            _, bonds = simulator.run(circuit, shots=1).result().data(0)["qrs_probe"]
+            return max((len(bond) for bond in bonds), default=1)
+        except Exception:  # a probe is only a hint: plan from the structural bound
+            return 0
+
+    def plan(self, kind: str, index: int, pub: Any, facts: NoiseFacts) -> PubPlan:
+        """A pub's plan, logged; refusals name the pub."""
+        observed = observed_qubits(pub.observables) if kind == "estimator" else None
+        try:
+            plan = plan_pub(kind, pub, facts, self.plan_settings(), observed,
+                            probe=lambda part, order: self.probe_bond(pub, part, order))
+        except JobRefused as exc:
+            raise JobRefused(f"Pub {index + 1}: {exc}") from None
+        joblog.emit(f"Pub {index + 1} plan: {plan.describe()}")
+        return plan
+
+    def prepare(self, kind: str, pubs: list[Any], mapped: Any,
+                backend_name: str) -> list[splitting.PubWork]:
+        """Plan every pub (refusing before any work), then cut each into tasks."""
+        if mapped.ignored:
+            joblog.emit(f"Options with no effect on the {self.name} simulator: {mapped.ignored}")
+        if mapped.twirled:
+            joblog.emit("Gate twirling on: with QRS_NOISE_APPROXIMATION=twirled, Clifford parts "
+                        "may run with the Pauli-twirled noise that twirling averages to.")
+        model = self.job_noise_model(backend_name, mapped.run)
+        facts = self.noise_facts(model, mapped.twirled)
+        plans = [self.plan(kind, index, pub, facts) for index, pub in enumerate(pubs)]
+        seed = mapped.primitive.get("seed_simulator")
+        works = []
+        for index, (pub, plan) in enumerate(zip(pubs, plans)):
+            work = splitting.prepare(kind, index, pub, plan, seed)
+            work.flips = {q: readout_flip(model, q) for part in plan.passive
+                          for q in part.qubits}
+            works.append(work)
+        return works
 
     # -------------------------------------------------------------- primitives
+    def run_task(self, task: splitting.Task, backend_name: str,
+                 run_options: dict[str, Any]) -> Any:
+        """Run one task through the reference primitive; its ``PubResult``."""
+        from qiskit.primitives import BackendEstimatorV2, BackendSamplerV2
+
+        sim = self.task_simulator(backend_name, task, run_options)
+        if task.kind == "sampler":
+            primitive = BackendSamplerV2(backend=sim, options={"seed_simulator": task.seed})
+        else:
+            primitive = BackendEstimatorV2(backend=sim, options={"seed_simulator": task.seed})
+        return primitive.run([task.pub]).result()[0]
+
     def _sampler_pubs(self, options: dict[str, Any], pubs: list[Any]) -> tuple[Any, list[Any]]:
-        """Map a Sampler job's options and coerce its pubs; refuses what cannot fit."""
         mapped = sampler_options(options)
-        coerced = coerce_pubs("sampler", pubs, mapped.primitive.get("default_shots", 1024))
-        self._prepare(coerced, mapped.ignored)
-        return mapped, coerced
-
-    def _sampler(self, mapped: Any, pubs: list[Any], backend_name: str) -> Any:
-        """A ``BackendSamplerV2`` on the backend's simulator, noise cut down to ``pubs``."""
-        from qiskit.primitives import BackendSamplerV2
-
-        return BackendSamplerV2(backend=self.simulator_for(backend_name, pubs),
-                                options={**mapped.primitive, "run_options": mapped.run})
+        return mapped, coerce_pubs("sampler", pubs, mapped.primitive.get("default_shots", 1024))
 
     def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
                         backend_name: str) -> Any:
         mapped, coerced = self._sampler_pubs(options, pubs)
-        return self._run_pubs(self._sampler(mapped, coerced, backend_name), coerced)
+        return self._run_pubs(self.prepare("sampler", coerced, mapped, backend_name),
+                              mapped, backend_name)
 
     def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
                           backend_name: str) -> Any:
-        from qiskit.primitives import BackendEstimatorV2
-
         mapped = estimator_options(options)
         coerced = coerce_pubs("estimator", pubs,
                               mapped.primitive.get("default_precision", 0.015625))
-        self._prepare(coerced, mapped.ignored)
-        sim = self.simulator_for(backend_name, coerced)
-        if mapped.run:  # a per-job noise model or coupling map: leave the cached one alone
-            sim = copy.copy(sim)
-            sim._options = copy.copy(sim._options)
-            sim._options.update_options(**mapped.run)
-        primitive = BackendEstimatorV2(backend=sim, options=mapped.primitive)
-        return self._run_pubs(primitive, coerced)
+        return self._run_pubs(self.prepare("estimator", coerced, mapped, backend_name),
+                              mapped, backend_name)
 
     def execute_sampler_batch(self, jobs: list[tuple[list[Any], dict[str, Any]]],
                               backend_name: str) -> list[Any]:
         """Run jobs with equal options in one Aer call; split the results back per job.
 
-        Aer converts the noise model once per call instead of once per job. A job that
-        cannot be prepared fails alone; if the shared call fails, each job runs alone.
+        Aer converts the noise model once per call instead of once per job. Only jobs whose
+        every pub is one whole-circuit task are combined (per method); others run alone. A
+        job that cannot be prepared fails alone; if a shared call fails, each job runs alone.
         """
-        from qiskit.primitives import PrimitiveResult
-
         results: list[Any] = [None] * len(jobs)
-        groups: dict[str, list[int]] = {}
-        for index, (_pubs, options) in enumerate(jobs):
-            groups.setdefault(json.dumps(options, sort_keys=True, default=str), []).append(index)
-        for members in groups.values():
-            prepared: list[tuple[int, list[Any]]] = []
-            mapped = None
-            for index in members:
-                try:
-                    mapped, coerced = self._sampler_pubs(jobs[index][1], jobs[index][0])
-                    prepared.append((index, coerced))
-                except Exception as exc:  # this job alone fails
-                    results[index] = exc
-            if not prepared:
-                continue
-            everything = [pub for _index, pubs in prepared for pub in pubs]
+        groups: dict[str, list[tuple[int, Any, list[splitting.PubWork]]]] = {}
+        for index, (pubs, options) in enumerate(jobs):
             try:
-                combined = self._sampler(mapped, everything, backend_name).run(everything).result()
-            except Exception:  # find the culprit: every job on its own
-                for index, _pubs in prepared:
-                    results[index] = super().execute_sampler_batch([jobs[index]],
-                                                                   backend_name)[0]
+                mapped, coerced = self._sampler_pubs(options, pubs)
+                works = self.prepare("sampler", coerced, mapped, backend_name)
+            except Exception as exc:  # this job alone fails
+                results[index] = exc
                 continue
-            start = 0
-            for index, pubs in prepared:
-                results[index] = PrimitiveResult(list(combined[start:start + len(pubs)]),
-                                                 metadata={"version": 2})
-                start += len(pubs)
+            simple = {(w.tasks[0].method, w.tasks[0].noise) for w in works}
+            if len(simple) != 1 or any(len(w.tasks) != 1 or w.tasks[0].remapped
+                                       for w in works):
+                results[index] = self._attempt(works, mapped, backend_name)
+                continue
+            key = json.dumps([options, *simple], sort_keys=True, default=str)
+            groups.setdefault(key, []).append((index, mapped, works))
+        for members in groups.values():
+            try:
+                self._run_together(members, backend_name, results)
+            except Exception:  # find the culprit: every job on its own
+                for index, mapped, works in members:
+                    results[index] = self._attempt(works, mapped, backend_name)
         return results
 
-    def _prepare(self, pubs: list[Any], ignored: dict[str, Any]) -> None:
-        """Log what cannot be honoured and refuse what cannot fit, before any work."""
-        if ignored:
-            joblog.emit(f"Options with no effect on the {self.name} simulator: {ignored}")
-        self.check_memory(pubs)
+    def _run_together(self, members: list[tuple[int, Any, list[splitting.PubWork]]],
+                      backend_name: str, results: list[Any]) -> None:
+        from qiskit.primitives import BackendSamplerV2, PrimitiveResult
 
-    def _run_pubs(self, primitive: Any, pubs: list[Any]) -> Any:
+        tasks = [work.tasks[0] for _, _, works in members for work in works]
+        qubits = tuple(sorted({q for task in tasks for q in task.qubits}))
+        union = splitting.Task("sampler", None, tasks[0].method, tasks[0].device,
+                               tasks[0].noise, qubits, False, None)
+        mapped = members[0][1]
+        sim = self.task_simulator(backend_name, union, mapped.run)
+        sampler = BackendSamplerV2(backend=sim, options={
+            "seed_simulator": mapped.primitive.get("seed_simulator")})
+        combined = sampler.run([task.pub for task in tasks]).result()
+        start = 0
+        for index, _mapped, works in members:
+            pieces = [splitting.merge(work, [combined[start + i]])
+                      for i, work in enumerate(works)]
+            results[index] = PrimitiveResult(pieces, metadata={"version": 2})
+            start += len(works)
+
+    def _attempt(self, works: list[splitting.PubWork], mapped: Any, backend_name: str) -> Any:
+        """``_run_pubs``, with a failure returned rather than raised (batch results)."""
+        try:
+            return self._run_pubs(works, mapped, backend_name)
+        except joblog.JobAborted:
+            raise
+        except Exception as exc:
+            return exc
+
+    def _run_pubs(self, works: list[splitting.PubWork], mapped: Any, backend_name: str) -> Any:
         """Run pubs one at a time, logging progress; one ``PrimitiveResult`` for all."""
         from qiskit.primitives import PrimitiveResult
 
         results = []
-        for index, pub in enumerate(pubs):
-            joblog.checkpoint()
-            results.append(primitive.run([pub]).result()[0])
-            joblog.emit(f"Pub {index + 1}/{len(pubs)} done ({pub.circuit.num_qubits} qubits, "
-                        f"shape {pub.shape}).")
+        for index, work in enumerate(works):
+            outputs = []
+            for task in work.tasks:
+                joblog.checkpoint()
+                outputs.append(self.run_task(task, backend_name, mapped.run))
+            results.append(splitting.merge(work, outputs))
+            joblog.emit(f"Pub {index + 1}/{len(works)} done ({work.pub.circuit.num_qubits} "
+                        f"qubits, shape {work.pub.shape}, {work.plan.method}"
+                        + (f", {len(work.tasks)} tasks" if len(work.tasks) > 1 else "") + ").")
         return PrimitiveResult(results, metadata={"version": 2})

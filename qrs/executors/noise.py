@@ -11,6 +11,11 @@ Two rewrites give the same channels at a fraction of that cost:
 
 The result is built once per (backend, qubit set) and never changed, so its dictionary
 form, which Aer asks for on every run, is computed once too.
+
+The planner (``planning.py``) needs two more views of a model: errors renumbered for a part
+of a circuit simulated on its own compact register (``mapping``), and the *Pauli twirl*
+of every error (``pauli_twirled``), which a stabilizer simulation can run when the exact
+channel (amplitude damping from T1) is not a Pauli/reset mixture.
 """
 
 from __future__ import annotations
@@ -24,12 +29,17 @@ from typing import Any, Callable, Iterable
 COMPACT_ABOVE = 4
 
 
+#: Operations an error may consist of and still run on Aer's stabilizer method.
+STABILIZER_NOISE_OPS = frozenset({"id", "x", "y", "z", "pauli", "reset", "h", "s", "sdg", "sx",
+                                  "sxdg", "cx", "cz", "cy", "swap", "delay", "barrier"})
+
+
 def _compact(error: Any) -> Any:
     """``error`` as one Kraus channel when that is smaller; the original if conversion fails."""
     from qiskit.quantum_info import Kraus
     from qiskit_aer.noise import QuantumError
 
-    if len(error.circuits) <= COMPACT_ABOVE:
+    if not hasattr(error, "circuits") or len(error.circuits) <= COMPACT_ABOVE:
         return error
     try:
         return QuantumError(Kraus(error.to_quantumchannel()))
@@ -52,22 +62,89 @@ def _frozen_model_class() -> type:
     return FrozenNoiseModel
 
 
-def restrict_noise_model(noise_model: Any, qubits: Iterable[int]) -> Any:
-    """The errors of ``noise_model`` on ``qubits`` only, compacted (see module docstring)."""
-    keep = set(qubits)
+def restrict_noise_model(noise_model: Any, qubits: Iterable[int],
+                         mapping: dict[int, int] | None = None, compact: bool = True) -> Any:
+    """The errors of ``noise_model`` on ``qubits`` only, compacted (see module docstring).
+
+    ``mapping`` (device qubit → simulated qubit) renumbers them for a circuit part built on
+    its own register; ``compact=False`` keeps mixtures as they are (the stabilizer method
+    runs Pauli/reset mixtures, not the Kraus form they compact to).
+    """
+    keep = set(qubits) if mapping is None else set(mapping)
+    rename = (lambda qargs: qargs) if mapping is None else \
+        (lambda qargs: tuple(mapping[q] for q in qargs))
+    shrink = _compact if compact else (lambda error: error)
     sub = _frozen_model_class()(basis_gates=noise_model.basis_gates)
     for name, error in noise_model._default_quantum_errors.items():
-        sub.add_all_qubit_quantum_error(_compact(error), name, warnings=False)
+        sub.add_all_qubit_quantum_error(shrink(error), name, warnings=False)
     if noise_model._default_readout_error is not None:
         sub.add_all_qubit_readout_error(noise_model._default_readout_error, warnings=False)
     for name, by_qubits in noise_model._local_quantum_errors.items():
         for qargs, error in by_qubits.items():
             if keep.issuperset(qargs):
-                sub.add_quantum_error(_compact(error), name, qargs, warnings=False)
+                sub.add_quantum_error(shrink(error), name, rename(qargs), warnings=False)
     for qargs, error in noise_model._local_readout_errors.items():
         if keep.issuperset(qargs):
-            sub.add_readout_error(error, qargs, warnings=False)
+            sub.add_readout_error(error, rename(qargs), warnings=False)
     return sub
+
+
+def pauli_twirl(error: Any) -> Any:
+    """The Pauli channel a Pauli twirl turns ``error`` into: the diagonal of its χ matrix.
+
+    This is the noise a gate sees on average when it is twirled (randomly conjugated by
+    Paulis), and a channel the stabilizer method can simulate. It keeps each error's
+    Pauli error rates but drops its coherent and non-unital parts: amplitude damping
+    (T1) becomes symmetric bit/phase flips, so |1> no longer decays preferentially to |0>.
+    """
+    import numpy as np
+    from qiskit.quantum_info import Chi, pauli_basis
+    from qiskit_aer.noise import PauliError
+
+    if isinstance(error, PauliError):
+        return error
+    size = error.num_qubits
+    weights = np.real(np.diag(Chi(error.to_quantumchannel()).data)) / 2**size
+    weights = np.clip(weights, 0.0, None)
+    keep = weights > 1e-12
+    labels = [label for label, kept in zip(pauli_basis(size).to_labels(), keep) if kept]
+    return PauliError(labels, weights[keep] / weights[keep].sum())
+
+
+def pauli_twirled(noise_model: Any) -> Any:
+    """``noise_model`` with every gate error replaced by its Pauli twirl (readout unchanged)."""
+    from qiskit_aer.utils import transform_noise_model
+
+    return transform_noise_model(noise_model, pauli_twirl)
+
+
+def stabilizer_compatible(noise_model: Any, qubits: Iterable[int]) -> bool:
+    """Whether every gate error on ``qubits`` is a mixture the stabilizer method can run.
+
+    True for depolarizing and for thermal relaxation with T2 ≤ T1 (identity, Z and reset
+    branches); False where T2 > T1 makes the relaxation a general Kraus channel.
+    """
+    keep = set(qubits)
+
+    def clifford(error: Any) -> bool:
+        circuits = getattr(error, "circuits", None)
+        if circuits is None:  # a PauliError (or a Pauli-Lindblad one)
+            return type(error).__name__.startswith("Pauli")
+        return all(instruction.operation.name in STABILIZER_NOISE_OPS
+                   for circuit in circuits for instruction in circuit.data)
+
+    if not all(clifford(error) for error in noise_model._default_quantum_errors.values()):
+        return False
+    return all(clifford(error) for by_qubits in noise_model._local_quantum_errors.values()
+               for qargs, error in by_qubits.items() if keep.issuperset(qargs))
+
+
+def readout_flip(noise_model: Any, qubit: int) -> float:
+    """P(read 1 | prepared 0) on ``qubit`` under ``noise_model`` (0 without readout error)."""
+    if noise_model is None:
+        return 0.0
+    error = noise_model._local_readout_errors.get((qubit,), noise_model._default_readout_error)
+    return 0.0 if error is None else float(error.probabilities[0][1])
 
 
 class LRUCache:
@@ -91,13 +168,18 @@ class LRUCache:
         return value
 
 
-def with_noise_model(simulator: Any, noise_model: Any) -> Any:
-    """A view of ``simulator`` with another noise model; the original is left untouched.
+def simulator_view(simulator: Any, **options: Any) -> Any:
+    """A view of ``simulator`` with some options changed; the original is left untouched.
 
     Copying the simulator's options (not rebuilding it with ``from_backend``, which takes
-    seconds for large devices) keeps the target, method and thread settings.
+    seconds for large devices) keeps the target and every setting not changed here.
     """
     view = copy.copy(simulator)
     view._options = copy.copy(simulator._options)
-    view._options.update_options(noise_model=noise_model)
+    view._options.update_options(**options)
     return view
+
+
+def with_noise_model(simulator: Any, noise_model: Any) -> Any:
+    """A view of ``simulator`` with another noise model (see ``simulator_view``)."""
+    return simulator_view(simulator, noise_model=noise_model)

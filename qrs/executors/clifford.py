@@ -49,25 +49,27 @@ def _clifford_gate(name: str, params: tuple[float, ...]) -> bool:
         return False
 
 
-def _angles(expression: Any, bindings: Any) -> np.ndarray | None:
+def _angles(expression: Any, circuit: Any, bindings: Any) -> np.ndarray | None:
     """Every value ``expression`` takes over the pub's bindings (``None``: too many to try)."""
     from qiskit.circuit import Parameter
 
+    from .components import binding_values
+
     if isinstance(expression, Parameter):
-        return np.ravel(bindings.as_array([expression]))
+        return np.ravel(binding_values(bindings, circuit, [expression]))
     count = max(1, bindings.size)
     if count * len(expression.parameters) > MAX_EXPRESSION_EVALUATIONS:
         return None
     ordered = list(expression.parameters)
-    values = bindings.as_array(ordered).reshape(count, len(ordered))
+    values = binding_values(bindings, circuit, ordered).reshape(count, len(ordered))
     return np.array([float(expression.bind_all(dict(zip(ordered, row)))) for row in values])
 
 
-def _operation_is_clifford(operation: Any, bindings: Any) -> bool:
+def _operation_is_clifford(operation: Any, circuit: Any, bindings: Any) -> bool:
     name = operation.name
     if hasattr(operation, "blocks"):  # control flow: every block's operations count
         return name in stabilizer_operations() and all(
-            _operation_is_clifford(inst.operation, bindings)
+            _operation_is_clifford(inst.operation, circuit, None)
             for block in operation.blocks for inst in block.data)
     if name in ("measure", "barrier", "delay", "reset"):
         return True
@@ -79,7 +81,7 @@ def _operation_is_clifford(operation: Any, bindings: Any) -> bool:
     numeric: list[np.ndarray] = []
     for param in params:
         if hasattr(param, "parameters") and param.parameters:
-            values = None if bindings is None else _angles(param, bindings)
+            values = None if bindings is None else _angles(param, circuit, bindings)
             if values is None:
                 return False
         else:
@@ -96,7 +98,7 @@ def non_clifford_qubits(circuit: Any, bindings: Any = None) -> tuple[set[int], s
     qubits: set[int] = set()
     example = ""
     for instruction in circuit.data:
-        if not _operation_is_clifford(instruction.operation, bindings):
+        if not _operation_is_clifford(instruction.operation, circuit, bindings):
             indices = [circuit.find_bit(q).index for q in instruction.qubits]
             qubits.update(indices)
             if not example:

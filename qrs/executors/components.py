@@ -179,6 +179,13 @@ def part_circuit(circuit: Any, order: Sequence[int]) -> Any:
     return part
 
 
+def binding_values(bindings: Any, circuit: Any, wanted: Sequence[Any]) -> np.ndarray:
+    """Values of the ``wanted`` parameters of ``circuit``: shape ``(*bindings.shape, n)``."""
+    every = list(circuit.parameters)
+    values = bindings.as_array(every)
+    return values[..., [every.index(parameter) for parameter in wanted]]
+
+
 def passive_measurements(circuit: Any, parts: Sequence[Part]) -> list[tuple[int, int]]:
     """``(qubit, clbit)`` of every measurement on a passive part's qubits, in circuit order."""
     qubits = {q for part in parts if part.passive for q in part.qubits}

@@ -31,7 +31,7 @@ from . import splitting
 from .base import BaseExecutor, ExecutorUnavailable, JobRefused
 from .noise import (LRUCache, pauli_twirled, readout_flip, restrict_noise_model,
                     simulator_view, stabilizer_compatible)
-from .components import Part, part_circuit
+from .components import Part, binding_values, part_circuit
 from .observables import observed_qubits
 from .planning import PROBE_BOND, NoiseFacts, PlanSettings, PubPlan, plan_pub
 
@@ -247,7 +247,8 @@ class LocalExecutor(BaseExecutor):
             circuit = part_circuit(pub.circuit, order).remove_final_measurements(inplace=False)
             params = list(circuit.parameters)
             if params:
-                values = pub.parameter_values.as_array(params).reshape(-1, len(params))[0]
+                values = binding_values(pub.parameter_values, pub.circuit,
+                                        params).reshape(-1, len(params))[0]
                 circuit = circuit.assign_parameters(dict(zip(params, values)))
             circuit.append(SaveMatrixProductState(circuit.num_qubits, label="qrs_probe"),
                            circuit.qubits)

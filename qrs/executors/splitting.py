@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .components import merge_bits, part_circuit, passive_measurements, sample_passive
+from .components import binding_values, merge_bits, part_circuit, passive_measurements, sample_passive
 from .observables import combine, factor, local_observables
 from .planning import PubPlan
 
@@ -87,7 +87,7 @@ def _bindings(pub: Any, circuit: Any) -> tuple[np.ndarray | None, list[Any]]:
     params = list(circuit.parameters)
     if not params:
         return None, params
-    values = pub.parameter_values.as_array(params)
+    values = binding_values(pub.parameter_values, pub.circuit, params)
     return values.reshape(-1, len(params)), params
 
 

@@ -29,7 +29,7 @@ from .. import joblog
 from ..codec import coerce_pubs, estimator_options, sampler_options
 from . import splitting
 from .base import BaseExecutor, ExecutorUnavailable, JobRefused
-from .noise import (LRUCache, pauli_twirled, readout_flip, restrict_noise_model,
+from .noise import (LRUCache, readout_flip, restrict_noise_model,
                     simulator_view, stabilizer_compatible)
 from .components import Part, binding_values, part_circuit
 from .observables import observed_qubits
@@ -215,9 +215,8 @@ class LocalExecutor(BaseExecutor):
                 mapping = ({q: i for i, q in enumerate(task.qubits)} if task.remapped
                            else None)
                 noise = restrict_noise_model(model, task.qubits, mapping,
-                                             compact=task.method != "stabilizer")
-                if task.noise == "pauli":
-                    noise = pauli_twirled(noise)
+                                             compact=task.method != "stabilizer",
+                                             pauli=task.noise == "pauli")
             options = {**self.method_options(task.method), **extra}
             return simulator_view(base, noise_model=noise, method=task.method, **options)
 

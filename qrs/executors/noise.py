@@ -63,17 +63,20 @@ def _frozen_model_class() -> type:
 
 
 def restrict_noise_model(noise_model: Any, qubits: Iterable[int],
-                         mapping: dict[int, int] | None = None, compact: bool = True) -> Any:
+                         mapping: dict[int, int] | None = None, compact: bool = True,
+                         pauli: bool = False) -> Any:
     """The errors of ``noise_model`` on ``qubits`` only, compacted (see module docstring).
 
     ``mapping`` (device qubit → simulated qubit) renumbers them for a circuit part built on
     its own register; ``compact=False`` keeps mixtures as they are (the stabilizer method
-    runs Pauli/reset mixtures, not the Kraus form they compact to).
+    runs Pauli/reset mixtures, not the Kraus form they compact to); ``pauli=True`` replaces
+    every gate error by its Pauli twirl (``pauli_twirl``; readout errors unchanged).
     """
     keep = set(qubits) if mapping is None else set(mapping)
     rename = (lambda qargs: qargs) if mapping is None else \
         (lambda qargs: tuple(mapping[q] for q in qargs))
-    shrink = _compact if compact else (lambda error: error)
+    shrink = cached_pauli_twirl if pauli else cached_compact if compact else \
+        (lambda error: error)
     sub = _frozen_model_class()(basis_gates=noise_model.basis_gates)
     for name, error in noise_model._default_quantum_errors.items():
         sub.add_all_qubit_quantum_error(shrink(error), name, warnings=False)
@@ -109,13 +112,6 @@ def pauli_twirl(error: Any) -> Any:
     keep = weights > 1e-12
     labels = [label for label, kept in zip(pauli_basis(size).to_labels(), keep) if kept]
     return PauliError(labels, weights[keep] / weights[keep].sum())
-
-
-def pauli_twirled(noise_model: Any) -> Any:
-    """``noise_model`` with every gate error replaced by its Pauli twirl (readout unchanged)."""
-    from qiskit_aer.utils import transform_noise_model
-
-    return transform_noise_model(noise_model, pauli_twirl)
 
 
 def stabilizer_compatible(noise_model: Any, qubits: Iterable[int]) -> bool:
@@ -183,3 +179,23 @@ def simulator_view(simulator: Any, **options: Any) -> Any:
 def with_noise_model(simulator: Any, noise_model: Any) -> Any:
     """A view of ``simulator`` with another noise model (see ``simulator_view``)."""
     return simulator_view(simulator, noise_model=noise_model)
+
+
+#: Pauli twirls per error object (kept with it, so its id stays unique): the device model's
+#: errors live as long as its cache, and a twirl costs tens of milliseconds (a 150-circuit
+#: mixture turned into a channel), so each is computed once per process.
+_TWIRLS = LRUCache(8192)
+
+
+_COMPACTED = LRUCache(8192)
+
+
+def cached_pauli_twirl(error: Any) -> Any:
+    """``pauli_twirl(error)``, computed once per error object."""
+    return _TWIRLS.get(id(error), lambda: (error, pauli_twirl(error)))[1]
+
+
+def cached_compact(error: Any) -> Any:
+    """``_compact(error)``, computed once per error object (a part of a new set of qubits
+    reuses the Kraus forms an earlier job's parts built)."""
+    return _COMPACTED.get(id(error), lambda: (error, _compact(error)))[1]

@@ -39,9 +39,11 @@ _TABLEAU_GATE = 5e-8
 _MEASURE_ROW = 6e-8
 _MPS_TWO, _MPS_ONE, _MPS_SAMPLE = 3e-5, 1e-5, 2e-6
 #: Bond dimension an entanglement probe runs with (see ``plan_pub``'s ``probe``).
-PROBE_BOND = 64
-#: Parts at least this wide whose structural MPS bound exceeds PROBE_BOND are probed.
+PROBE_BOND = 32
+#: Parts at least this wide whose structural MPS bound exceeds PROBE_BOND are probed...
 PROBE_MIN_QUBITS = 12
+#: ...unless another method that fits is estimated below this many CPU-seconds.
+PROBE_UNLESS_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -244,16 +246,19 @@ def _stabilizer(part: Part, non_clifford: set[int], example: str, noise: NoiseFa
 
 
 def _probed_bond(part: Part, order: tuple[int, ...], settings: PlanSettings,
-                 probe: Callable[[Part, tuple[int, ...]], int] | None) -> int:
+                 probe: Callable[[Part, tuple[int, ...]], int] | None,
+                 alternative: float) -> int:
     """The bond dimension an ideal MPS run reaches, when the structural bound is too loose.
 
     Counting gates across each cut bounds entanglement, but loosely: a routed chain's
     SWAPs push the bound to 2^11 where the state never needs more than 2. Parts whose
     bound exceeds ``PROBE_BOND`` are run once, ideal, capped at ``PROBE_BOND``
-    (milliseconds to a second); a bond below the cap replaces the bound (0: no probe).
+    (milliseconds to seconds); a bond below the cap replaces the bound (0: no probe).
+    Not worth it when another method that fits takes under ``PROBE_UNLESS_SECONDS``.
     """
     if probe is None or part.width < PROBE_MIN_QUBITS or part.per_shot or \
-            settings.forced_method not in ("", "matrix_product_state"):
+            settings.forced_method not in ("", "matrix_product_state") or \
+            alternative < PROBE_UNLESS_SECONDS:
         return 0
     if max(bond_exponents(part, order), default=0) <= math.log2(PROBE_BOND):
         return 0
@@ -269,8 +274,11 @@ def _plan_part(part: Part, work: Workload, noise: NoiseFacts, settings: PlanSett
     candidates = (forced,) if forced else METHODS
     considered: list[Estimate] = []
     noise_kind = {}
-    probed = _probed_bond(part, order, settings, probe)
+    probed = 0
     for method in candidates:
+        if method == "matrix_product_state":
+            others = [e.cpu_seconds for e in considered if e.fits]
+            probed = _probed_bond(part, order, settings, probe, min(others, default=math.inf))
         estimate = _estimate(method, part, order, work, noise.noisy, settings, probed)
         if method == "stabilizer":
             kind, why = _stabilizer(part, non_clifford, example, noise, settings)

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .components import binding_values, merge_bits, part_circuit, passive_measurements, sample_passive
+from .components import (binding_values, merge_bits, part_circuit, passive_measurements,
+                         sample_passive)
 from .observables import combine, factor, local_observables
 from .planning import PubPlan
 

@@ -123,8 +123,13 @@ class LocalExecutor(BaseExecutor):
             options["fusion_threshold"] = self.config.fusion_threshold
         return options
 
-    def method_options(self, method: str) -> dict[str, Any]:
-        """Aer options a task of ``method`` runs with (MPS truncation, shot branching)."""
+    def method_options(self, method: str, seeded: bool = False) -> dict[str, Any]:
+        """Aer options a task of ``method`` runs with (MPS truncation, shot branching).
+
+        Shot branching (noisy trajectories share a state until their errors differ: several
+        times faster) is left off for seeded tasks: Aer 0.18 does not reproduce its samples
+        from ``seed_simulator``, and a seeded job must be reproducible.
+        """
         if method == "matrix_product_state":
             options = {"matrix_product_state_truncation_threshold":
                        self.config.mps_truncation_threshold}
@@ -132,7 +137,7 @@ class LocalExecutor(BaseExecutor):
                 options["matrix_product_state_max_bond_dimension"] = \
                     self.config.mps_max_bond_dimension
             return options
-        if method == "statevector" and self.config.shot_branching:
+        if method == "statevector" and self.config.shot_branching and not seeded:
             return {"shot_branching_enable": True}
         return {}
 
@@ -205,7 +210,8 @@ class LocalExecutor(BaseExecutor):
         model = self.job_noise_model(backend_name, run_options)
         extra = {k: v for k, v in run_options.items() if k != "noise_model"
                  and not (task.remapped and k == "coupling_map")}
-        extra.update(task.aer_options)
+        extra = {**self.method_options(task.method, task.seed is not None), **extra,
+                 **dict(task.aer_options)}
         key = (id(base), id(model), task.method, task.noise, task.qubits, task.remapped,
                json.dumps(extra, sort_keys=True, default=repr))
 
@@ -217,8 +223,7 @@ class LocalExecutor(BaseExecutor):
                 noise = restrict_noise_model(model, task.qubits, mapping,
                                              compact=task.method != "stabilizer",
                                              pauli=task.noise == "pauli")
-            options = {**self.method_options(task.method), **extra}
-            return simulator_view(base, noise_model=noise, method=task.method, **options)
+            return simulator_view(base, noise_model=noise, method=task.method, **extra)
 
         return _VIEWS.get(key, build)
 
@@ -359,12 +364,12 @@ class LocalExecutor(BaseExecutor):
 
         tasks = [work.tasks[0] for _, _, works in members for work in works]
         qubits = tuple(sorted({q for task in tasks for q in task.qubits}))
-        union = splitting.Task("sampler", None, tasks[0].method, tasks[0].device,
-                               tasks[0].noise, qubits, False, None)
         mapped = members[0][1]
+        seed = mapped.primitive.get("seed_simulator")
+        union = splitting.Task("sampler", None, tasks[0].method, tasks[0].device,
+                               tasks[0].noise, qubits, False, seed)
         sim = self.task_simulator(backend_name, union, mapped.run)
-        sampler = BackendSamplerV2(backend=sim, options={
-            "seed_simulator": mapped.primitive.get("seed_simulator")})
+        sampler = BackendSamplerV2(backend=sim, options={"seed_simulator": seed})
         combined = sampler.run([task.pub for task in tasks]).result()
         start = 0
         for index, _mapped, works in members:

@@ -23,6 +23,9 @@ processes started here (``tests/server.py``), on whatever machine runs it:
            backend (the 1st builds the noise model).
 5. list    ``GET /jobs?limit=50`` median with 100,000 stored jobs ÷ with 100 (rows
            inserted straight into a temporary store, served by an in-process app).
+6. wide    The 127-qubit measured Bell and the 100-qubit noisy GHZ through a server,
+           and one heavy 16-qubit pub split over 2 Dask workers ÷ over 1
+           (``benchmarks/wide.py`` says exactly what each measures).
 
 ``--quick`` shrinks every count (about a minute less); ``--only tiny,list`` picks figures.
 Nothing here asserts: the table is the output.
@@ -442,7 +445,14 @@ def print_table(rows: list[Row], elapsed: float) -> None:
           f"benchmark took {elapsed:.0f} s")
 
 
-FIGURES = ("heavy", "tiny", "client", "cache", "list")
+FIGURES = ("heavy", "tiny", "client", "cache", "list", "wide")
+
+
+def bench_wide(tmp: Path, quick: bool) -> list[Row]:
+    from benchmarks.wide import bench_split, bench_wide_jobs
+
+    return (bench_wide_jobs(tmp, quick, Row, start_server, Http, job_body, isa, fake_backend)
+            + bench_split(quick, Row, isa, fake_backend))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,6 +488,8 @@ def main(argv: list[str] | None = None) -> int:
                     tiny_server.stop()
         if "list" in chosen:
             rows += bench_list(tmp, args.quick)
+        if "wide" in chosen:
+            rows += bench_wide(tmp, args.quick)
     print_table(rows, time.perf_counter() - started)
     return 0
 

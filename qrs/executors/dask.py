@@ -81,6 +81,11 @@ def run_task(config: Config, task: splitting.Task, backend_name: str,
     return get_worker().address, executor.device, result
 
 
+def _warm_worker(config: Config, backend_name: str) -> None:
+    """Build this worker's CPU executor and its simulator for ``backend_name`` now."""
+    _worker_executor(config, "CPU").simulator(backend_name)
+
+
 class DaskExecutor(LocalExecutor):
     """Plans on the server; sends every task of a job to the cluster; merges in order."""
 
@@ -155,6 +160,11 @@ class DaskExecutor(LocalExecutor):
 
     def simulator_options(self, device: str | None = None) -> dict[str, Any]:
         return super().simulator_options("CPU")  # the server itself simulates nothing
+
+    def warm(self, backend_name: str) -> None:
+        """Have every worker build its noise model and simulator for a backend now (a
+        worker's first task otherwise pays for them; benchmarks time warm workers)."""
+        self.client.run(_warm_worker, self.worker_config, backend_name)
 
     # --------------------------------------------------------------- running
     def _run_pubs(self, works: list[splitting.PubWork], mapped: Any, backend_name: str) -> Any:

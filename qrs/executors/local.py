@@ -46,6 +46,8 @@ _VIEWS = LRUCache(256)
 _STABILIZER_NOISE = LRUCache(1024)
 
 APPROXIMATIONS = ("none", "pauli", "twirled")
+#: Parts up to this wide get compacted errors whatever their method (see ``compacts``).
+COMPACT_MAX_QUBITS = 12
 
 
 def pub_circuit(pub: Any) -> Any:
@@ -221,11 +223,24 @@ class LocalExecutor(BaseExecutor):
                 mapping = ({q: i for i, q in enumerate(task.qubits)} if task.remapped
                            else None)
                 noise = restrict_noise_model(model, task.qubits, mapping,
-                                             compact=task.method != "stabilizer",
+                                             compact=self.compacts(task),
                                              pauli=task.noise == "pauli")
             return simulator_view(base, noise_model=noise, method=task.method, **extra)
 
         return _VIEWS.get(key, build)
+
+    @staticmethod
+    def compacts(task: splitting.Task) -> bool:
+        """Whether a task's errors are compacted to Kraus form (``noise.py``).
+
+        Compacting pays where Aer's noise set-up dominates: small parts, and the density
+        matrix (which turns every error into a superoperator anyway). Trajectory methods
+        on wide parts sample mixtures as fast as Kraus sets, and compacting a 100-qubit
+        device's errors would cost tens of seconds; the stabilizer needs the mixtures.
+        """
+        if task.method == "stabilizer":
+            return False
+        return task.method == "density_matrix" or len(task.qubits) <= COMPACT_MAX_QUBITS
 
     # ---------------------------------------------------------------- planning
     def noise_facts(self, model: Any, twirled: bool) -> NoiseFacts:

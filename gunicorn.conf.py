@@ -65,7 +65,12 @@ def _registry(worker):
 
 
 def on_starting(server):
-    """Before any worker exists: start the workers' shared metrics folder empty."""
+    """Before any worker exists: set the data directory up once (database schema, token
+    signing secret), so workers booting together never race to create them, and start
+    the workers' shared metrics folder empty."""
+    from qrs import prepare_data_dir
+
+    prepare_data_dir(_config)
     metrics.reset(os.environ.get(metrics.ENV) or Path(_config.data_dir) / "metrics")
 
 
@@ -112,5 +117,5 @@ def worker_exit(server, worker):
     deadline = getattr(worker, "qrs_grace_deadline", None)
     if deadline is None:  # exiting for another reason (max_requests, a boot error)
         deadline = time.monotonic() + max(0, server.cfg.graceful_timeout - _GRACE_MARGIN)
+    # Stops the job processes too (their executors close: e.g. a Dask LocalCluster).
     registry.runner.stop(grace_seconds=max(0.0, deadline - time.monotonic()))
-    registry.executor.close()  # e.g. a Dask LocalCluster's worker processes

@@ -23,7 +23,9 @@ processes started here (``tests/server.py``), on whatever machine runs it:
            backend (the 1st builds the noise model).
 5. list    ``GET /jobs?limit=50`` median with 100,000 stored jobs ÷ with 100 (rows
            inserted straight into a temporary store, served by an in-process app).
-6. wide    The 127-qubit measured Bell and the 100-qubit noisy GHZ through a server,
+6. long    The long job of issue 13 through gunicorn (``benchmarks/isolation.py``):
+           it completes once, and status polls stay fast while it runs.
+7. wide    The 127-qubit measured Bell and the 100-qubit noisy GHZ through a server,
            and one heavy 16-qubit pub split over 2 Dask workers ÷ over 1
            (``benchmarks/wide.py`` says exactly what each measures).
 
@@ -177,13 +179,19 @@ def _proc_stat(pid: int | str) -> list[str] | None:
 
 
 def server_cpu_seconds(master_pid: int) -> float:
-    """User + system CPU of a gunicorn master and its live workers, from /proc."""
-    pids = [master_pid]
+    """User + system CPU of a gunicorn master and every live process below it (its
+    workers and their job processes), from /proc."""
+    parents: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             fields = _proc_stat(entry.name)
-            if fields is not None and int(fields[1]) == master_pid:
-                pids.append(int(entry.name))
+            if fields is not None:
+                parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    pids, frontier = [master_pid], [master_pid]
+    while frontier:
+        children = parents.get(frontier.pop(), [])
+        pids += children
+        frontier += children
     ticks = 0
     for pid in pids:
         fields = _proc_stat(pid)
@@ -445,7 +453,7 @@ def print_table(rows: list[Row], elapsed: float) -> None:
           f"benchmark took {elapsed:.0f} s")
 
 
-FIGURES = ("heavy", "tiny", "client", "cache", "list", "wide")
+FIGURES = ("heavy", "tiny", "client", "cache", "list", "long", "wide")
 
 
 def bench_wide(tmp: Path, quick: bool) -> list[Row]:
@@ -488,6 +496,10 @@ def main(argv: list[str] | None = None) -> int:
                     tiny_server.stop()
         if "list" in chosen:
             rows += bench_list(tmp, args.quick)
+        if "long" in chosen:
+            from benchmarks.isolation import bench_long_job
+
+            rows += bench_long_job(tmp, args.quick)
         if "wide" in chosen:
             rows += bench_wide(tmp, args.quick)
     print_table(rows, time.perf_counter() - started)

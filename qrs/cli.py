@@ -33,13 +33,20 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
         try:
             app.run(host=config.host, port=config.port, threaded=True)
         finally:
-            app.extensions["qrs"].executor.close()
+            app.extensions["qrs"].runner.stop()  # its job processes too
         return 0
     from gunicorn.app.wsgiapp import run
 
     sys.argv = ["gunicorn", "-c", args.gunicorn_config, "wsgi:app"]
     run()
     return 0
+
+
+def cmd_worker(args: argparse.Namespace, config: Config) -> int:
+    """Run jobs without serving HTTP (web workers then set ``QRS_START_RUNNER=0``)."""
+    from .worker import run_worker
+
+    return run_worker(config)
 
 
 def cmd_keys(args: argparse.Namespace, config: Config) -> int:
@@ -100,6 +107,19 @@ def cmd_backends(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def cmd_nginx_site(args: argparse.Namespace, config: Config) -> int:
+    """``qrs nginx-site``: print the nginx site for these settings (QRS_PUBLIC_HOST, ...)."""
+    from .nginx import SiteError, render_site
+
+    overrides = dict(item.partition("=")[::2] for item in args.set)
+    try:
+        print(render_site(config, **overrides), end="")
+    except (SiteError, OSError) as exc:
+        print(f"qrs nginx-site: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, config: Config) -> int:
     """Run ``benchmarks/bench.py`` from the source tree (it starts its own servers)."""
     import subprocess
@@ -122,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--dev", action="store_true", help="werkzeug dev server, one process")
     serve.add_argument("--gunicorn-config", default="gunicorn.conf.py")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run jobs without serving HTTP (production layout)")
+    worker.set_defaults(func=cmd_worker)
 
     keys = sub.add_parser("keys", help="manage API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -146,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     backends = sub.add_parser("backends", help="list served backends")
     backends.set_defaults(func=cmd_backends)
+
+    site = sub.add_parser("nginx-site", help="print the nginx site for these settings")
+    site.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="a template field, e.g. QRS_TOKEN_RATE=30r/m")
+    site.set_defaults(func=cmd_nginx_site)
 
     bench = sub.add_parser("bench", help="run the benchmarks and print their table",
                            description="Arguments after 'bench' go to benchmarks/bench.py "

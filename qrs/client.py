@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-#: A CRN-shaped instance string: the client needs one, the server ignores it.
-INSTANCE = "crn:v1:qrs:public:quantum-computing:local:a/local::"
+#: The CRN of the server's instance with the default ``QRS_INSTANCE_NAME``
+#: (``Config.instance_crn``); the server accepts any instance in requests.
+INSTANCE = "crn:v1:qrs:public:quantum-computing:us-east:a/qrs:qrs::"
 
 
 def connect(url: str = "http://127.0.0.1:8000", token: str = "qrs", **kwargs: Any):

@@ -6,7 +6,8 @@
 * ``validate_pubs`` checks pubs against the backend and the configured limits.
 * ``sampler_options`` / ``estimator_options`` map the client's options onto what an Aer
   primitive understands, returning the leftovers so the runner can log them as ignored.
-* ``encode_result`` produces the text ``GET /jobs/<id>/results`` serves.
+* ``encode_result`` produces the text ``GET /jobs/<id>/results`` serves (in IBM's
+  shapes: ``result_shapes.conform``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import json
 import math
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -299,11 +301,18 @@ def estimator_options(options: dict[str, Any]) -> MappedOptions:
     return mapped
 
 
-def encode_result(result: Any) -> str:
-    """The result text the client decodes with ``RuntimeDecoder``."""
+def encode_result(result: Any, window: tuple[datetime, datetime] | None = None) -> str:
+    """The result text the client decodes with ``RuntimeDecoder``, in IBM's shapes.
+
+    Every result is stored through here, so ``result_shapes.conform`` applies to every
+    executor's output; ``window`` (when the executor ran) dates Sampler data that carries
+    no execution spans of its own.
+    """
     from qiskit_ibm_runtime import RuntimeEncoder
 
-    return json.dumps(result, cls=RuntimeEncoder)
+    from .result_shapes import conform
+
+    return json.dumps(conform(result, window), cls=RuntimeEncoder)
 
 
 def decode_result(text: str) -> Any:

@@ -20,6 +20,28 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def machine_memory_mb() -> int:
+    """Physical memory of this machine, in MiB."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
+
+
+#: Memory a job process needs besides a simulation's state: Python, qiskit and Aer, the
+#: backend's noise model, results on their way out.
+JOB_PROCESS_BASE_MB = 2048
+
+
+def default_job_memory_mb(max_memory_mb: int) -> int:
+    """``QRS_JOB_MEMORY_MB`` when unset: the state limit plus the process's own needs.
+
+    ``QRS_MAX_MEMORY_MB`` (0: 80 % of the machine) bounds what one job's simulation may
+    take and is checked before it runs; this bounds the whole job process, so a job that
+    allocates more anyway is stopped, never the machine. Capped at 90 % of the machine.
+    """
+    machine = machine_memory_mb()
+    state = max_memory_mb or int(machine * 0.8)
+    return min(state + JOB_PROCESS_BASE_MB, int(machine * 0.9))
+
+
 def _parse_bool(text: str) -> bool:
     value = text.strip().lower()
     if value in {"1", "true", "yes", "on"}:
@@ -89,6 +111,9 @@ class Config:
     session_max_ttl: int = 28800
     session_interactive_ttl: int = 300
     start_runner: bool = True
+    job_memory_mb: int = 0  # resident memory per job process; 0 = QRS_MAX_MEMORY_MB + 2 GiB
+    job_process_start_timeout: float = 120.0  # seconds for a job process to set up
+    shutdown_grace_seconds: float = 55.0  # qrs worker: SIGTERM → running jobs may finish
     batch_max_jobs: int = 32  # small Sampler jobs run together in one Aer call (1 = off)
     batch_max_qubits: int = 12  # only jobs this narrow are batched
 
@@ -109,6 +134,14 @@ class Config:
     api_keys_file: str = ""
     token_ttl_seconds: int = 3600
 
+    # Public names (deploy/nginx, the client's account url) and the one service instance
+    public_host: str = ""  # the name in the client's url, e.g. qrs.lab.example (see hosts.py)
+    extra_names: str = ""  # more names nginx answers (comma-separated; README: isolated lab)
+    instance_name: str = "qrs"  # what IBM Cloud Global Search reports (instance="qrs" works)
+    tls_cert: str = "/etc/qrs/tls/qrs.crt"  # certificate (chain) covering every public name
+    tls_key: str = "/etc/qrs/tls/qrs.key"
+    monitoring_allow: str = "127.0.0.1,::1"  # who may read /metrics, /ready, /health via nginx
+
     def __post_init__(self) -> None:
         """Resolve ``executor_threads=0``: half the cores run jobs, shared by all workers.
 
@@ -119,6 +152,8 @@ class Config:
         if self.executor_threads <= 0:
             auto = max(1, _cpu_count() // (2 * max(1, self.workers)))
             object.__setattr__(self, "executor_threads", auto)
+        if self.job_memory_mb <= 0:
+            object.__setattr__(self, "job_memory_mb", default_job_memory_mb(self.max_memory_mb))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
@@ -134,6 +169,12 @@ class Config:
             values["gpu_memory_limit_mb"] = _parse_size_mb(env["QRS_GPU_MEMORY_LIMIT"])
         values.update(overrides)
         return cls(**values)
+
+    @property
+    def instance_crn(self) -> str:
+        """The CRN of the server's one service instance, in region ``us-east``, so that the
+        client's default URL resolver sends its API calls to ``quantum.<host>/api/v1``."""
+        return f"crn:v1:qrs:public:quantum-computing:us-east:a/qrs:{self.instance_name}::"
 
     def replace(self, **changes: Any) -> "Config":
         """A copy with some fields changed (tests use this)."""

@@ -58,6 +58,12 @@ class Conflict(QRSError):
     status, code = 409, 1409
 
 
+class Gone(QRSError):
+    """The resource existed but was deleted on purpose (a private job's result, once read)."""
+
+    status, code = 410, 1410
+
+
 class PayloadTooLarge(QRSError):
     """Body or decoded payload above the configured limit."""
 

@@ -15,12 +15,27 @@ from __future__ import annotations
 import copy
 import threading
 import warnings
+from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
 from .errors import NotFound
 
 MOCK_PREFIX = "mock_"
+
+
+def snapshot_id(device: str, props: dict[str, Any]) -> str:
+    """A calibration snapshot's id: the device and the snapshot's date in UTC.
+
+    The fake provider holds one snapshot per device (its ``props_*.json``), which the
+    ``mock_`` twin shares: ``fake_manila-20240527T182723Z``.
+    """
+    stamp = str(props.get("last_update_date", ""))
+    try:
+        stamp = datetime.fromisoformat(stamp).astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    except ValueError:
+        stamp = "".join(ch for ch in stamp if ch.isalnum()) or "0"
+    return f"{device}-{stamp}"
 
 
 class BackendMetadataProvider:
@@ -71,9 +86,20 @@ class BackendMetadataProvider:
                 f"{len(self._backends)} available ones (for example 'fake_manila')."
             ) from None
 
-    def get_configuration(self, name: str) -> dict[str, Any]:
+    def calibration_id(self, name: str) -> str:
+        """The id of the backend's calibration snapshot (in its properties)."""
+        return str(self.get_properties(name)["calibration_id"])
+
+    def check_calibration(self, name: str, calibration_id: str | None) -> None:
+        """Refuse a calibration id this backend has no snapshot for (404, as IBM does)."""
+        if calibration_id is not None and calibration_id != self.calibration_id(name):
+            raise NotFound(f"Calibration '{calibration_id}' was not found for backend "
+                           f"'{name}'; its calibration is '{self.calibration_id(name)}'.")
+
+    def get_configuration(self, name: str, calibration_id: str | None = None) -> dict[str, Any]:
         """The configuration JSON with ``backend_name`` set to the served name."""
         backend = self.get_backend(name)
+        self.check_calibration(name, calibration_id)
         with self._lock:
             if name not in self._conf:
                 conf = copy.deepcopy(backend._load_json(backend.conf_filename))
@@ -81,15 +107,29 @@ class BackendMetadataProvider:
                 self._conf[name] = conf
             return self._conf[name]
 
-    def get_properties(self, name: str) -> dict[str, Any]:
-        """The calibration properties JSON (T1, T2, gate and readout errors)."""
+    def get_properties(self, name: str, calibration_id: str | None = None) -> dict[str, Any]:
+        """The calibration properties JSON (T1, T2, gate and readout errors) of the
+        backend's snapshot, with its ``calibration_id``."""
         backend = self.get_backend(name)
         with self._lock:
             if name not in self._props:
                 props = copy.deepcopy(backend._load_json(backend.props_filename))
                 props["backend_name"] = name
+                props["calibration_id"] = snapshot_id(self.base_name(name), props)
                 self._props[name] = props
-            return self._props[name]
+        self.check_calibration(name, calibration_id)
+        return self._props[name]
+
+    def physical_qubits(self, name: str) -> int:
+        """Programmable qubits, reset qubits and couplers combined, as ``GET /backends``
+        reports them. Devices whose fake lacks the figure count one per qubit and one per
+        coupler (which reproduces the figure of every fake that has one)."""
+        known = self.get_backend(name).physical_qubits
+        if known:
+            return int(known)
+        conf = self.get_configuration(name)
+        couplers = {tuple(sorted(edge)) for edge in conf.get("coupling_map") or []}
+        return int(conf["n_qubits"]) + len(couplers)
 
     def operation_names(self, name: str) -> frozenset[str]:
         """Instructions the device runs natively (its target's operations)."""
@@ -106,6 +146,7 @@ class BackendMetadataProvider:
             "status": {"name": "online", "reason": ""},
             "queue_length": queue_length,
             "qubits": conf["n_qubits"],
+            "physical_qubits": self.physical_qubits(name),
             "processor_type": conf.get("processor_type", {}),
             "clops": {"type": "hardware", "value": conf.get("clops_h") or 0},
             "wait_time_seconds": None,

@@ -3,21 +3,17 @@
 From 0.50 on, the client's ``executor_sampler.Sampler``, ``executor_estimator.Estimator``
 and ``Executor`` twirl, insert dynamical decoupling and post-process on the client; what
 reaches the server is one ``QuantumProgram``: items of (circuit, parameter sweep) or
-(template circuit, samplex, samplex arguments), with shots per element. Running one means
-what the client's own reference (``fake_provider/executor/run_quantum_program.py``) does:
-draw the samplex's randomizations (twirls, noise injections) on the classical side, bind
-them into the template circuit, sample every element ``shots`` times on the backend's
-simulator, and return each classical register as little-endian booleans of shape
-``(*item.shape, shots, creg.size)`` next to the samplex's other outputs (measurement
-flips, signs) that the client needs to undo the twirls.
+(template circuit, samplex, samplex arguments), with shots per element. This module is
+the payload side of such jobs:
 
 * ``decode_program`` reads the params with the client's own schema models and converters
   (``ibm_quantum_schemas``, ``QUANTUM_PROGRAM_PARAMS_CONVERTERS``), so the payload is
   exactly what the client wrote; ``check_program`` adds the backend and the server limits.
-* ``run_on_sampler`` runs a program through any executor's ``execute_sampler`` (the
-  default ``BaseExecutor.execute_program``); ``random_result`` is the dry run.
-* ``run_job`` is the runner's entry point; ``encode_result`` writes the
-  ``QuantumProgramResultModel`` text the client's ``ExecutorResultDecoder`` reads.
+* ``encode_result`` writes the ``QuantumProgramResultModel`` text the client's
+  ``ExecutorResultDecoder`` reads; ``log_options`` names what a simulator cannot honour.
+
+Running a program is the executors' business (``qrs.executors.programs``), so this module
+imports nothing from ``qrs.executors`` and the two never import each other.
 """
 
 from __future__ import annotations
@@ -25,29 +21,21 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import joblog
 from .codec import PubLimits
 from .errors import InvalidInput, LimitExceeded
-from .metadata import MOCK_PREFIX
 
 if TYPE_CHECKING:
     from samplomatic.quantum_program import QuantumProgram, QuantumProgramResult
-
-    from .executors.base import BaseExecutor
 
 EXECUTOR_PROGRAM = "executor"
 
 #: Params schema versions this server reads (results are written as v2.0 models).
 SCHEMA_VERSIONS = ("v2.0",)
-
-#: Decimal places angles are rounded to at multiples of pi/2 (the reference's default
-#: ``SimulatorOptions.angle_decimals``): keeps nominally Clifford twirls Clifford.
-ANGLE_DECIMALS = 5
 
 #: Execution options a simulator cannot honour, with the reason the job log gives.
 _UNSIMULATED = {
@@ -173,100 +161,6 @@ def check_program(decoded: DecodedProgram, backend: Any, limits: PubLimits) -> i
     return elements
 
 
-def _round_to_clifford(values: np.ndarray) -> np.ndarray:
-    """Round angles at multiples of pi/2 so float drift cannot spoil a Clifford circuit."""
-    return np.round(values / (np.pi / 2), decimals=ANGLE_DECIMALS) * (np.pi / 2)
-
-
-def _item_inputs(item: Any, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """An item's parameter values ``(*shape, num_parameters)`` and its samplex outputs."""
-    from qiskit_ibm_runtime.fake_provider.executor.broadcast_sample import broadcast_sample
-    from samplomatic.quantum_program import SamplexItem
-
-    if isinstance(item, SamplexItem):
-        outputs = broadcast_sample(item.samplex, item.samplex_arguments, item.shape, rng)
-        values = outputs.pop("parameter_values", None)
-    else:
-        outputs, values = {}, item.circuit_arguments
-    if values is None or item.circuit.num_parameters == 0:
-        values = np.empty((*item.shape, 0))
-    return _round_to_clifford(np.asarray(values, dtype=float)), outputs
-
-
-def _chunk_timing(program: "QuantumProgram", start: datetime, stop: datetime) -> list[Any]:
-    """One chunk covering every element of every item (the job ran as one shot loop)."""
-    from samplomatic.quantum_program import ChunkPart, ChunkSpan
-
-    return [ChunkSpan(start, stop, [ChunkPart(i, math.prod(item.shape))
-                                    for i, item in enumerate(program.items)])]
-
-
-def twirls_gates(program: "QuantumProgram") -> bool:
-    """Whether some item's samplex draws gate twirls (its noise then averages to Pauli)."""
-    from samplomatic.samplex.nodes import TwirlSamplingNode
-
-    return any(isinstance(node, TwirlSamplingNode)
-               for item in program.items if getattr(item, "samplex", None) is not None
-               for node in item.samplex.graph.nodes())
-
-
-def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram",
-                   backend_name: str) -> "QuantumProgramResult":
-    """Run ``program`` through a Sampler-pub executor: one pub per item, shots per element.
-
-    Works for any executor, so local, GPU, Dask and plug-in executors all run programs.
-    Twirled programs say so in the options (``twirling.enable_gates``), which lets the
-    planner use Pauli-twirled noise for Clifford parts (``QRS_NOISE_APPROXIMATION``).
-    """
-    from qiskit_ibm_runtime.results import QuantumProgramResult
-
-    start = datetime.now(timezone.utc)
-    rng = np.random.default_rng()
-    pubs, extras = [], []
-    for item in program.items:
-        joblog.checkpoint()
-        values, outputs = _item_inputs(item, rng)
-        pubs.append((item.circuit, values, program.shots))
-        extras.append(outputs)
-    options: dict[str, Any] = {"default_shots": program.shots}
-    if twirls_gates(program):
-        options["twirling"] = {"enable_gates": True}
-    result = execute_sampler(pubs, options, backend_name)
-    data = []
-    for outputs, pub_result in zip(extras, result):
-        bits = {name: array.to_bool_array(order="little")
-                for name, array in pub_result.data.items()}
-        data.append({**outputs, **bits})
-    program_result = QuantumProgramResult(data)
-    program_result.metadata.chunk_timing = _chunk_timing(
-        program, start, datetime.now(timezone.utc))
-    return program_result
-
-
-def random_result(program: "QuantumProgram") -> "QuantumProgramResult":
-    """A dry run: every register's bits drawn uniformly, shapes as a real run's, no simulation.
-
-    Samplex outputs are drawn for real (they are classical and cheap) so the client's
-    post-processing sees consistent twirl data.
-    """
-    from qiskit_ibm_runtime.results import QuantumProgramResult
-
-    start = datetime.now(timezone.utc)
-    rng = np.random.default_rng()
-    data = []
-    for item in program.items:
-        joblog.checkpoint()
-        _, outputs = _item_inputs(item, rng)
-        for creg in item.circuit.cregs:
-            outputs[creg.name] = rng.integers(
-                0, 2, size=(*item.shape, program.shots, creg.size), dtype=np.uint8).astype(bool)
-        data.append(outputs)
-    program_result = QuantumProgramResult(data)
-    program_result.metadata.chunk_timing = _chunk_timing(
-        program, start, datetime.now(timezone.utc))
-    return program_result
-
-
 def encode_result(result: "QuantumProgramResult", decoded: DecodedProgram) -> str:
     """The ``QuantumProgramResultModel`` JSON the client's ``ExecutorResultDecoder`` reads."""
     from ibm_quantum_schemas.common import CompressedTensorModel
@@ -305,28 +199,3 @@ def log_options(decoded: DecodedProgram, executor_name: str) -> None:
     chunks = {item.chunk_size for item in decoded.program.items} - {None}
     if chunks:
         joblog.emit(f"chunk_size {sorted(chunks)} ignored: each item runs as one pub.")
-
-
-def execute(executor: "BaseExecutor", program: "QuantumProgram", options: dict[str, Any],
-            backend_name: str) -> "QuantumProgramResult":
-    """``executor.execute_program``, or the Sampler route for plug-ins without it."""
-    method = getattr(executor, "execute_program", None)
-    if method is None:
-        return run_on_sampler(executor.execute_sampler, program, backend_name)
-    return method(program, options, backend_name)
-
-
-def run_job(executor: "BaseExecutor", params_text: str, backend_name: str) -> str:
-    """Decode, run (or dry-run on a ``mock_`` backend) and encode one executor job."""
-    decoded = decode_program(params_text)
-    program = decoded.program
-    elements = sum(math.prod(item.shape) for item in program.items)
-    if backend_name.startswith(MOCK_PREFIX):
-        joblog.emit(f"Dry run on {backend_name}: {len(program.items)} item(s), {elements} "
-                    f"element(s) x {program.shots} shots of random bits; nothing simulated.")
-        return encode_result(random_result(program), decoded)
-    joblog.emit(f"Executing a quantum program of {len(program.items)} item(s), {elements} "
-                f"element(s) x {program.shots} shots on {backend_name} with the "
-                f"{executor.name} executor.")
-    log_options(decoded, executor.name)
-    return encode_result(execute(executor, program, decoded.options, backend_name), decoded)

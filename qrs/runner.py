@@ -1,14 +1,13 @@
-"""Runner: background threads that claim queued jobs, execute them, record the outcome.
+"""Runner: threads that claim queued jobs, have a job process run them, record the outcome.
 
-Each process (gunicorn worker or ``flask run``) has one ``Runner`` with
-``QRS_EXECUTOR_THREADS`` worker threads and one maintenance thread. Workers claim jobs
-from the store atomically, so any number of processes can run side by side. The
-maintenance thread renews the leases of this process's running jobs, requeues (or
-fails) jobs whose process died, expires sessions and prunes old jobs.
-
-A job's executor call runs in its own thread so the worker can enforce the job's time
-limit and notice a cancel; a job given up on stops at its executor's next
-``joblog.checkpoint()``, and its late result is discarded by the store.
+Each server process (gunicorn worker, ``qrs worker`` or ``flask run``) has one ``Runner``
+with ``QRS_EXECUTOR_THREADS`` slots and one maintenance thread. A slot is a thread plus
+the warm job process it owns (``qrs.jobprocess``): the thread claims a job (or a batch of
+small ones, by ``qrs.batching``'s rule), hands it to the process and supervises it
+(``qrs.supervision``) — it never executes anything itself. The maintenance thread renews
+the leases of this process's running jobs, requeues (or fails) jobs whose process died,
+expires sessions and prunes old jobs. Since no simulation runs in this process, leases,
+gunicorn heartbeats and held status polls stay responsive whatever a job does.
 """
 
 from __future__ import annotations
@@ -19,46 +18,81 @@ import socket
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from . import joblog
-from .codec import decode_params, encode_result
+from .batching import BatchRule
 from .config import Config
-from .errors import QRSError
-from .executors.base import BaseExecutor, JobRefused
-from .quantum_program import EXECUTOR_PROGRAM, run_job as run_program_job
+from .execution import Completed, JobTask
+from .executors.base import BaseExecutor, ExecutorUnavailable
+from .jobprocess import JobProcess, pickled_executor
 from .states import JobStatus, ReasonCode
 from .store import Job, Store
+from .supervision import (Crashed, Ending, Finished, OutOfMemory, Stopped, TimedOut, Watch,
+                          supervise)
 from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
 #: Seconds between retention passes (``QRS_JOB_RETENTION_DAYS``) of one process.
 PRUNE_EVERY_SECONDS = 300.0
+#: Seconds a slot waits before trying again to start a job process that failed to start.
+RESTART_BACKOFF_SECONDS = 5.0
+
+
+@dataclass
+class Slot:
+    """One runner thread's job process (``None`` until started, or after it was killed)."""
+
+    name: str
+    process: JobProcess | None = None
 
 
 class Runner:
-    """Claims and executes jobs for one process."""
+    """Claims jobs for one server process and supervises the job processes running them."""
 
     def __init__(self, store: Store, executor: BaseExecutor, config: Config,
                  on_event: Callable[[str, Job, float], None] | None = None) -> None:
         self.store = store
-        self.executor = executor
+        self.executor = executor  # as configured; it is set up in each job process only
+        self.executor_name = executor.name
+        self._executor_blob = pickled_executor(executor)
         self.config = config
+        self.rule = BatchRule.from_config(config)
         self.on_event = on_event or (lambda *_: None)
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker_id = self._new_worker_id()
         self._wake = threading.Condition()
         self._finished = threading.Condition()
         self._stopping = threading.Event()   # take no new job
-        self._halted = threading.Event()     # maintenance too: leases are no longer renewed
+        self._halted = threading.Event()     # kill running jobs; leases are no longer renewed
         self._threads: list[threading.Thread] = []
+        self._slots: list[Slot] = []
+        self._spare: JobProcess | None = None  # started by preflight(), taken by a slot
+        self._spare_lock = threading.Lock()
+        self._drain_slot = Slot("drain")
         self._pid: int | None = None
         self._start_lock = threading.Lock()
         self.busy = 0
         self._wakeup = Wakeup(store.data_dir)
         self._next_prune = 0.0
 
+    @staticmethod
+    def _new_worker_id() -> str:
+        return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
     # --------------------------------------------------------------- lifecycle
+    def preflight(self) -> None:
+        """Start one job process now, so a broken executor stops the server's start-up.
+
+        Raises ``ExecutorUnavailable`` with the executor's own message (no GPU, no Dask
+        scheduler); otherwise the process stays warm for the first slot that needs one.
+        """
+        process = self._start_process()
+        with self._spare_lock:
+            if self._spare is not None:
+                self._spare.close()
+            self._spare = process
+
     def start(self) -> None:
         """Start the threads once per process (safe to call on every request)."""
         if self._pid == os.getpid():
@@ -66,20 +100,21 @@ class Runner:
         with self._start_lock:
             if self._pid == os.getpid():
                 return
-            self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+            self.worker_id = self._new_worker_id()
             self._stopping.clear()
             self._halted.clear()
-            self._threads = [threading.Thread(target=self._work_loop, daemon=True,
+            self._slots = [Slot(f"slot-{i}") for i in range(self.config.executor_threads)]
+            self._threads = [threading.Thread(target=self._work_loop, args=(slot,), daemon=True,
                                               name=f"qrs-runner-{i}")
-                             for i in range(self.config.executor_threads)]
+                             for i, slot in enumerate(self._slots)]
             maintenance = threading.Thread(target=self._maintenance_loop, daemon=True,
                                            name="qrs-maintenance")
             for thread in (*self._threads, maintenance):
                 thread.start()
             self._wakeup.listen(self.wake)
             self._pid = os.getpid()
-            log.info("runner %s started with %d executor threads (%s executor)",
-                     self.worker_id, self.config.executor_threads, self.executor.name)
+            log.info("runner %s started with %d job slots (%s executor)",
+                     self.worker_id, self.config.executor_threads, self.executor_name)
 
     @property
     def alive(self) -> bool:
@@ -96,16 +131,25 @@ class Runner:
         """Stop claiming; give running jobs up to ``grace_seconds`` to finish.
 
         Leases are renewed until then, so no other process takes a job that is still
-        finishing here; jobs still running after the grace period are re-queued at once.
+        finishing here; the job processes of jobs still running after the grace period
+        are killed and those jobs re-queued at once. Every job process is closed.
         """
         self.stop_claiming()
         deadline = time.monotonic() + grace_seconds
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         self._halted.set()
+        for thread in self._threads:
+            thread.join(5.0)
         for job_id in self.store.release(self.worker_id):
             log.warning("job %s re-queued: worker %s stopped before it finished",
                         job_id, self.worker_id)
+        for slot in (*self._slots, self._drain_slot):
+            self._retire(slot, close=True)
+        with self._spare_lock:
+            spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.close()
         self._pid = None
 
     def wake(self) -> None:
@@ -119,17 +163,23 @@ class Runner:
         self._wakeup.notify()
 
     # ------------------------------------------------------------------- loops
-    def _work_loop(self) -> None:
+    def _work_loop(self, slot: Slot) -> None:
         idle = self.config.poll_interval_ms / 1000
         while not self._stopping.is_set():
             try:
-                ran = self.run_one()
+                ran = self.run_one(slot)
+            except ExecutorUnavailable as exc:  # no job process: claim nothing, retry later
+                log.error("cannot start a job process: %s", exc)
+                self._stopping.wait(RESTART_BACKOFF_SECONDS)
+                ran = False
             except Exception:  # the loop must survive anything, e.g. a locked disk
                 log.exception("runner loop error")
                 ran = False
             if not ran:
                 with self._wake:
                     self._wake.wait(idle)
+        if self._halted.is_set() or self._stopping.is_set():
+            self._retire(slot, close=True)
 
     def _maintenance_loop(self) -> None:
         period = min(self.config.heartbeat_seconds, self.config.job_lease_seconds / 3)
@@ -156,21 +206,47 @@ class Runner:
             self.store.prune(now - self.config.job_retention_days * 86400)
         self.wake()
 
+    # ----------------------------------------------------------- job processes
+    def _start_process(self) -> JobProcess:
+        process = JobProcess.start(self.config, self._executor_blob)
+        self.executor_name = process.executor_name
+        return process
+
+    def _process_for(self, slot: Slot) -> JobProcess:
+        """The slot's warm job process: its own, the preflight one, or a new one."""
+        if slot.process is not None and slot.process.alive:
+            return slot.process
+        self._retire(slot)
+        with self._spare_lock:
+            slot.process, self._spare = self._spare, None
+        if slot.process is None or not slot.process.alive:
+            slot.process = self._start_process()
+        return slot.process
+
+    @staticmethod
+    def _retire(slot: Slot, close: bool = False) -> None:
+        """Drop the slot's process: closed politely (shutdown) or killed (anything else)."""
+        process, slot.process = slot.process, None
+        if process is not None:
+            process.close() if close else process.kill()
+
     # ------------------------------------------------------------- one job
-    def run_one(self) -> bool:
+    def run_one(self, slot: Slot | None = None) -> bool:
         """Claim and run one job (or one batch of small ones) to its end.
 
-        Returns False when nothing was runnable.
+        Returns False when nothing was runnable. Without a slot (tests, tools), the job
+        runs in the runner's drain slot from the calling thread.
         """
-        jobs = self.store.claim_batch(self.worker_id, self.config.batch_max_jobs,
-                                      self.config.batch_max_qubits)
+        slot = slot or self._drain_slot
+        process = self._process_for(slot)  # before claiming: no process, no claim
+        jobs = self.store.claim_batch(self.worker_id, self.rule)
         if not jobs:
             return False
         for job in jobs:
             self.on_event("started", job, 0.0)
         self.busy += 1
         try:
-            self._supervise(jobs)
+            self._run(slot, process, jobs)
         finally:
             self.busy -= 1
             for job in jobs:  # one per "started", so the busy gauge returns to zero
@@ -190,115 +266,80 @@ class Runner:
         limits += [job.max_execution_time for job in jobs if job.max_execution_time]
         return float(min(limits))
 
-    def _supervise(self, jobs: list[Job]) -> None:
-        """Run the jobs in a helper thread; enforce the time limit and notice cancels."""
-        ids = [job.id for job in jobs]
-        context = joblog.JobContext(",".join(ids), sink=lambda line: self.store.log(ids, line))
-        outcome: dict[str, Any] = {}
-        started = time.monotonic()
-        thread = threading.Thread(target=self._execute, args=(jobs, context, outcome),
-                                  daemon=True, name=f"qrs-job-{ids[0]}")
-        thread.start()
-        limit = self._time_limit(jobs)
-        while True:
-            thread.join(min(0.5, max(0.0, limit - (time.monotonic() - started))))
-            if not thread.is_alive():
-                break
-            elapsed = time.monotonic() - started
-            if elapsed >= limit:
-                context.stop_reason = "time limit"
-                context.stop.set()
-                message = (f"Job ran longer than its maximum execution time of {limit:.0f} s "
-                           "(options.max_execution_time / QRS_MAX_EXECUTION_TIME).")
-                for job in jobs:
-                    if self.store.fail(job.id, self.worker_id, message, ReasonCode.RAN_TOO_LONG,
-                                       usage_seconds=elapsed, status=JobStatus.CANCELLED):
-                        self.on_event("cancelled", job, elapsed)
-                return
-            if all((current := self.store.get_job(job.id)) is None
-                   or current.status != JobStatus.RUNNING for job in jobs):
-                context.stop_reason = "cancelled"
-                context.stop.set()
-                return
-        elapsed = time.monotonic() - started
+    def _run(self, slot: Slot, process: JobProcess, jobs: list[Job]) -> None:
+        """Hand the jobs to the slot's process, supervise them and record how they ended."""
+        tasks = []
         for job in jobs:
-            self._record(job, outcome.get(job.id, {}), elapsed / len(jobs))
-
-    def _execute(self, jobs: list[Job], context: joblog.JobContext,
-                 outcome: dict[str, Any]) -> None:
-        """Decode, execute, encode: the whole job (or batch), in its own thread."""
-        with joblog.bound(context):
-            if jobs[0].program_id == EXECUTOR_PROGRAM:  # a QuantumProgram, never batched
-                outcome[jobs[0].id] = self._run_program(jobs[0])
-                return
-            decoded = {}
+            try:
+                tasks.append(JobTask(job.id, job.program_id, job.backend,
+                                     self.store.job_params(job.id)))
+            except OSError:  # deleted while it was claimed
+                self.store.fail(job.id, self.worker_id, "The job's params are gone.")
+        tasks_ids = {task.job_id for task in tasks}
+        jobs = [job for job in jobs if job.id in tasks_ids]
+        if not jobs:
+            return
+        ids = [job.id for job in jobs]
+        self.store.log(ids, f"Running in job process {process.pid} "
+                            f"({process.executor_name} executor, {process.tasks_run} "
+                            "task(s) run there before).")
+        watch = Watch(time_limit=self._time_limit(jobs), memory_mb=self.config.job_memory_mb,
+                      cancelled=lambda: not any(self._still_ours(job_id) for job_id in ids),
+                      halted=self._halted, on_log=lambda line: self.store.log(ids, line))
+        ending = supervise(process, tasks, watch)
+        if not isinstance(ending, Finished) or any(getattr(o, "recycle", False)
+                                                   for o in ending.outcomes):
+            self._retire(slot)  # killed, dead, or poisoned by a failed allocation
+        if isinstance(ending, (Crashed, OutOfMemory)) and len(jobs) > 1:
+            # Find the culprit: every job of the batch again, alone, in a fresh process.
+            self.store.log(ids, f"The batch's job process {_how(ending)}; each job of the "
+                                "batch runs again on its own.")
             for job in jobs:
-                try:
-                    decoded[job.id] = decode_params(self.store.job_params(job.id),
-                                                    job.program_id)
-                except Exception as exc:
-                    outcome[job.id] = {"error": _message(exc)}
-            runnable = [job for job in jobs if job.id in decoded]
-            if not runnable:
-                return
-            pubs = sum(len(decoded[job.id].pubs) for job in runnable)
-            joblog.emit(f"Executing {pubs} pub(s) on {jobs[0].backend} with the "
-                        f"{self.executor.name} executor"
-                        + (f", batched with {len(runnable) - 1} other job(s)." if len(runnable) > 1
-                           else "."))
-            if len(runnable) > 1:
-                results = self.executor.execute_sampler_batch(
-                    [(decoded[job.id].pubs, decoded[job.id].options) for job in runnable],
-                    jobs[0].backend)
-            else:
-                results = [self._call_executor(runnable[0], decoded[runnable[0].id])]
-            for job, result in zip(runnable, results):
-                outcome[job.id] = self._encode(job, result)
+                self._run(slot, self._process_for(slot), [job])
+            return
+        self._record(jobs, ending)
 
-    def _call_executor(self, job: Job, params: Any) -> Any:
-        """Run one job's pubs; an exception is returned, not raised, like batch results."""
-        run = {"sampler": self.executor.execute_sampler,
-               "estimator": self.executor.execute_estimator}.get(job.program_id)
-        try:
-            if run is None:
-                raise JobRefused(f"Program '{job.program_id}' is not supported.")
-            return run(params.pubs, params.options, job.backend)
-        except joblog.JobAborted as exc:
-            return exc
-        except Exception as exc:
-            return exc
+    def _still_ours(self, job_id: str) -> bool:
+        job = self.store.get_job(job_id)
+        return job is not None and job.status == JobStatus.RUNNING \
+            and job.claimed_by == self.worker_id
 
-    def _run_program(self, job: Job) -> dict[str, Any]:
-        """Run one ``executor`` job: decoding and encoding are the program module's."""
-        try:
-            return {"result": run_program_job(self.executor, self.store.job_params(job.id),
-                                              job.backend)}
-        except Exception as exc:
-            return self._encode(job, exc)
-
-    @staticmethod
-    def _encode(job: Job, result: Any) -> dict[str, Any]:
-        if isinstance(result, joblog.JobAborted):
-            return {"aborted": True}
-        if isinstance(result, Exception):
-            if not isinstance(result, (JobRefused, QRSError, ValueError, TypeError)):
-                log.error("job %s failed: %r", job.id, result)
-            return {"error": _message(result)}
-        try:
-            return {"result": encode_result(result)}
-        except Exception as exc:
-            log.exception("job %s: result could not be encoded", job.id)
-            return {"error": f"The result could not be encoded: {_message(exc)}"}
-
-    def _record(self, job: Job, outcome: dict[str, Any], elapsed: float) -> None:
-        log.debug("job %s ran %.3f s: %s", job.id, elapsed,
-                  "error" if "error" in outcome else "result", extra={"job_id": job.id})
-        if "result" in outcome:
-            if self.store.finish(job.id, self.worker_id, outcome["result"], elapsed):
-                self.on_event("completed", job, elapsed)
-        elif "error" in outcome:
-            if self.store.fail(job.id, self.worker_id, outcome["error"], usage_seconds=elapsed):
-                self.on_event("failed", job, elapsed)
+    def _record(self, jobs: list[Job], ending: Ending) -> None:
+        """Store each job's end; a job cancelled meanwhile keeps its cancellation."""
+        seconds = ending.seconds / len(jobs)
+        if isinstance(ending, Finished):
+            for job, outcome in zip(jobs, ending.outcomes):
+                if isinstance(outcome, Completed):
+                    if self.store.finish(job.id, self.worker_id, outcome.result_text, seconds):
+                        self.on_event("completed", job, seconds)
+                elif self.store.fail(job.id, self.worker_id, outcome.message,
+                                     outcome.reason_code, usage_seconds=seconds):
+                    self.on_event("failed", job, seconds)
+            return
+        if isinstance(ending, Stopped):  # cancelled (already recorded) or shutting down
+            return
+        status, code, message = JobStatus.FAILED, ReasonCode.PROCESS_CRASHED, ""
+        if isinstance(ending, TimedOut):
+            status, code = JobStatus.CANCELLED, ReasonCode.RAN_TOO_LONG
+            message = (f"Job ran longer than its maximum execution time of {ending.limit:.0f} s "
+                       "(options.max_execution_time / QRS_MAX_EXECUTION_TIME); its process "
+                       "was stopped.")
+        elif isinstance(ending, OutOfMemory):
+            code = ReasonCode.MEMORY_LIMIT
+            message = (f"The job used {ending.rss_mb:,.0f} MiB of memory, over its limit of "
+                       f"{ending.limit_mb:,} MiB (QRS_JOB_MEMORY_MB); its process was stopped "
+                       "and the job was not retried. Use fewer qubits, shots or parameter "
+                       "sets per pub, or a method such as matrix_product_state.")
+        elif isinstance(ending, Crashed):
+            hint = (" (for example by the kernel's out-of-memory killer)"
+                    if "SIGKILL" in ending.how else "")
+            message = (f"The job's process {ending.how}{hint} while running it: a crash in "
+                       "the simulator or executor. The job was not retried.")
+        for job in jobs:
+            if self.store.fail(job.id, self.worker_id, message, code, usage_seconds=seconds,
+                               status=status):
+                self.on_event("cancelled" if status == JobStatus.CANCELLED else "failed",
+                              job, seconds)
 
     # ------------------------------------------------------------------ waiting
     def _notify_finished(self) -> None:
@@ -321,9 +362,7 @@ class Runner:
                 self._finished.wait(min(remaining, 0.02))
 
 
-def _message(exc: BaseException) -> str:
-    """The text a user sees for a failure: a typed error's message, else type and text."""
-    if isinstance(exc, (JobRefused, QRSError)):
-        return str(getattr(exc, "message", exc))
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def _how(ending: Ending) -> str:
+    if isinstance(ending, OutOfMemory):
+        return f"passed its memory limit ({ending.rss_mb:,.0f} MiB)"
+    return getattr(ending, "how", "ended")

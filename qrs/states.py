@@ -46,3 +46,5 @@ class ReasonCode(int, Enum):
     WORKER_LOST = 1517
     SESSION_CLOSED = 1218
     CANCELLED_BY_USER = 1300
+    MEMORY_LIMIT = 1518  # the job's process exceeded QRS_JOB_MEMORY_MB (not retried)
+    PROCESS_CRASHED = 1519  # the job's process died of a signal (not retried)

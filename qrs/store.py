@@ -8,8 +8,10 @@ claim the same job and a cancelled job's late result is discarded.
 Layout of the data directory::
 
     qrs.sqlite3            rows (WAL mode)
-    params/<job id>.json   the job's ``params`` exactly as the client sent them
-    results/<job id>.json  the result text the client decodes (or the failure message)
+    params/<job id>.json   the job's ``params`` exactly as the client sent them (a private
+                           job's are deleted once it is final)
+    results/<job id>.json  the result text the client decodes (or the failure message); a
+                           private job's is deleted when it is first read
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from .batching import BatchRule
 from .states import FINAL_JOB_STATES, JobStatus, ReasonCode, SessionMode, SessionState
 
 log = logging.getLogger(__name__)
@@ -348,6 +351,34 @@ class Store:
         except FileNotFoundError:
             return None
 
+    # ---------------------------------------------------------- private jobs
+    # ``options.environment.private``: the params are deleted once the job is final, and
+    # a completed job's result is served once, then deleted (as IBM documents it).
+    def _forget_private_params(self, job_ids: Sequence[str]) -> None:
+        """Delete the params of the private jobs among these (just-finished) jobs."""
+        if not job_ids:
+            return
+        rows = self._read(f"SELECT id FROM jobs WHERE private=1 AND id IN "
+                          f"({','.join('?' * len(job_ids))})", list(job_ids))
+        for row in rows:
+            self._params_path(row[0]).unlink(missing_ok=True)
+
+    def take_result(self, job_id: str) -> str | None:
+        """Read a result and delete it, atomically: of two readers, one gets it.
+
+        ``None`` once it has been taken.
+        """
+        path = self._result_path(job_id)
+        taken = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.taken")
+        try:
+            os.rename(path, taken)
+        except FileNotFoundError:
+            return None
+        try:
+            return taken.read_text(encoding="utf-8")
+        finally:
+            taken.unlink(missing_ok=True)
+
     def list_jobs(self, query: JobQuery) -> tuple[list[Job], int]:
         """A page of jobs and the total matching count (the client's paging loop needs it)."""
         where, args = ["1=1"], []
@@ -434,14 +465,13 @@ class Store:
     # ------------------------------------------------------------------ running
     def claim(self, worker_id: str, now: float | None = None) -> Job | None:
         """Take the next runnable job, atomically. ``None`` when nothing can run now."""
-        jobs = self.claim_batch(worker_id, 1, 0, now)
+        jobs = self.claim_batch(worker_id, BatchRule(), now)
         return jobs[0] if jobs else None
 
-    def claim_batch(self, worker_id: str, limit: int, max_width: int,
+    def claim_batch(self, worker_id: str, rule: BatchRule,
                     now: float | None = None) -> list[Job]:
-        """Take the next runnable job and, if it is a small Sampler job outside any
-        session, up to ``limit - 1`` more like it (same backend, at most ``max_width``
-        qubits), all in one transaction.
+        """Take the next runnable job and, if ``rule`` lets it lead a batch, up to
+        ``rule.max_jobs - 1`` more that the rule lets join it, in one transaction.
 
         Order: jobs of an active dedicated session first (so a session's next job does
         not wait behind unrelated work), then everything else by creation time. A
@@ -450,7 +480,8 @@ class Store:
         now = time.time() if now is None else now
         with self._tx() as db:
             row = db.execute(
-                "SELECT j.id, j.session_id, j.backend, j.program_id, j.width FROM jobs j "
+                "SELECT j.id, j.session_id, j.backend, j.program_id, j.width, "
+                "j.max_execution_time FROM jobs j "
                 "LEFT JOIN sessions s ON s.id=j.session_id "
                 "WHERE j.status='Queued' AND (j.session_id IS NULL OR s.mode='batch' OR NOT EXISTS "
                 "(SELECT 1 FROM jobs r WHERE r.session_id=j.session_id AND r.status='Running')) "
@@ -458,14 +489,15 @@ class Store:
                 "j.created, j.rowid LIMIT 1").fetchone()
             if row is None:
                 return []
-            job_id, session_id, backend, program_id, width = row
+            job_id, session_id, backend, program_id, width, time_limit = row
             ids = [job_id]
-            if (limit > 1 and session_id is None and program_id == "sampler"
-                    and width <= max_width):
+            if rule.admits(program_id, session_id, width):
                 ids += [r[0] for r in db.execute(
                     "SELECT id FROM jobs WHERE status='Queued' AND session_id IS NULL AND "
-                    "program_id='sampler' AND backend=? AND width<=? AND id!=? "
-                    "ORDER BY created, rowid LIMIT ?", (backend, max_width, job_id, limit - 1))]
+                    "program_id=? AND backend=? AND width<=? AND id!=? AND "
+                    "max_execution_time IS ? ORDER BY created, rowid LIMIT ?",
+                    (rule.program, backend, rule.max_qubits, job_id, time_limit,
+                     rule.max_jobs - 1))]
             db.executemany(
                 "UPDATE jobs SET status='Running', claimed_by=?, heartbeat=?, running_at=?, "
                 "attempts=attempts+1 WHERE id=? AND status='Queued'",
@@ -528,6 +560,8 @@ class Store:
                     self._after_job_end(db, job_id, now)
         finally:
             staged.unlink(missing_ok=True)
+        if changed:
+            self._forget_private_params([job_id])
         return bool(changed)
 
     def cancel(self, job_id: str, reason: str = "Cancelled by the user.",
@@ -549,6 +583,7 @@ class Store:
                 self._after_job_end(db, job_id, now)
         if changed:
             self._write_file(self._result_path(job_id), reason)
+            self._forget_private_params([job_id])
         return bool(changed)
 
     def recover(self, lease_seconds: float, max_attempts: int,
@@ -585,23 +620,28 @@ class Store:
         for job_id, outcome in handled:
             if outcome == "failed":
                 self._write_file(self._result_path(job_id), self.get_job(job_id).reason or "")
+        self._forget_private_params([job_id for job_id, outcome in handled if outcome == "failed"])
         return handled
 
-    def release(self, worker_id: str, now: float | None = None) -> list[str]:
-        """Requeue the jobs a stopping worker still runs, so they need not wait for the lease.
+    def release(self, worker_id: str, now: float | None = None,
+                job_ids: Sequence[str] | None = None,
+                why: str = "shut down before the job finished") -> list[str]:
+        """Requeue the jobs a worker still runs (all, or ``job_ids``), so they need not wait
+        for the lease: a stopping worker's, or the batch-mates of a cancelled job.
 
-        The attempt is given back: the job was interrupted by a shutdown, not a crash.
+        The attempt is given back: the job was interrupted, it did not crash anything.
         Its executor's late result is discarded (``finish`` finds it no longer ours).
         """
         now = time.time() if now is None else now
         with self._tx() as db:
             ids = [r[0] for r in db.execute(
-                "SELECT id FROM jobs WHERE status='Running' AND claimed_by=?", (worker_id,))]
+                "SELECT id FROM jobs WHERE status='Running' AND claimed_by=?", (worker_id,))
+                if job_ids is None or r[0] in job_ids]
             db.executemany("UPDATE jobs SET status='Queued', claimed_by=NULL, heartbeat=NULL, "
                            "attempts=MAX(attempts-1, 0) WHERE id=?", [(i,) for i in ids])
             db.executemany("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
-                           [(i, now, f"Worker {worker_id} shut down before the job finished; "
-                             "job re-queued.") for i in ids])
+                           [(i, now, f"Worker {worker_id} {why}; job re-queued.")
+                            for i in ids])
         return ids
 
     def prune(self, older_than: float) -> int:
@@ -689,6 +729,7 @@ class Store:
                        "WHERE id=?", (now, reason, session_id))
         for job_id in ids:
             self._write_file(self._result_path(job_id), reason)
+        self._forget_private_params(ids)
         return ids
 
     def expire_sessions(self, now: float | None = None) -> list[str]:

@@ -143,9 +143,11 @@ GRACE = 10  # graceful timeout − gunicorn.conf.py's 5 s margin
 
 @pytest.fixture(scope="module")
 def crash_server(tmp_path_factory):
-    """Two workers, 3 s leases, 10 s of grace on SIGTERM."""
+    """Two workers, 3 s leases, 10 s of grace on SIGTERM; no batching (a slow job must
+    hold its slot alone, never share a batch with the tiny jobs queued behind it)."""
     server = ServerProcess(tmp_path_factory.mktemp("crash") / "data", gunicorn=True,
-                           workers=2, env=LEASE_ENV).start(timeout=180)
+                           workers=2, env={**LEASE_ENV, "QRS_BATCH_MAX_JOBS": "1"}
+                           ).start(timeout=180)
     yield server
     server.stop(signal.SIGKILL)
 
@@ -223,15 +225,15 @@ def test_sigkill_whole_server_then_restart_keeps_and_runs_everything(crash_serve
     tiny = sampler_body(shots=NOISY_SHOTS)
     finished = submit_many(crash_server.url, tiny, 10, threads=4)
     reader.wait(lambda r: all(s == "Completed" for s in r.statuses(finished).values()), 120)
-    # Two slow jobs occupy both workers' runner threads; the tiny ones behind them queue.
+    # Two slow jobs occupy both workers' runner slots; the tiny ones behind them queue.
     slow = [_submit_one(crash_server, slow_body) for _ in range(2)]
-    queued = submit_many(crash_server.url, tiny, 10, threads=4)
 
     def slow_ones_taken(r: StoreReader):  # claimed, one at least still running
         states = [r.job(i)["status"] for i in slow]
         return "Queued" not in states and "Running" in states
 
     reader.wait(slow_ones_taken, 60, every=0.05)
+    queued = submit_many(crash_server.url, tiny, 10, threads=4)
     os.killpg(crash_server.proc.pid, signal.SIGKILL)
     crash_server.proc.wait(30)
     at_kill = reader.statuses(slow + queued)

@@ -277,7 +277,7 @@ def test_an_executor_without_execute_program_runs_programs():
     to show the interface, so this one runs in-process on qiskit's reference sampler."""
     from qiskit.primitives import StatevectorSampler
 
-    from qrs.quantum_program import execute
+    from qrs.execution import execute_program as execute
 
     class PlugIn:
         name = "plug-in"

@@ -80,8 +80,11 @@ def test_create_app_builds_the_executor_the_env_names(tmp_path, env, name):
     if not NO_GPU and "QRS_GPU_FALLBACK" in env:
         name = "gpu"
     app = create_app(Config.from_env({**env, "QRS_DATA_DIR": str(tmp_path)}))
-    assert app.extensions["qrs"].executor.name == name
-    assert app.test_client().get("/health").get_json()["executor"] == name
+    try:
+        assert app.extensions["qrs"].runner.executor_name == name  # as its job process set it up
+        assert app.test_client().get("/health").get_json()["executor"] == name
+    finally:
+        app.extensions["qrs"].runner.stop()
 
 
 @pytest.mark.parametrize("spec, words", [

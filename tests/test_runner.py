@@ -10,7 +10,6 @@ import pytest
 
 from qrs.codec import decode_result
 from qrs.config import Config
-from qrs.metadata import BackendMetadataProvider
 from qrs.runner import Runner
 from qrs.states import JobStatus, ReasonCode
 from qrs.store import NewJob, Store
@@ -22,14 +21,13 @@ from .helpers import sampler_params
 def make_runner(tmp_path, executor, **config) -> Runner:
     config.setdefault("batch_max_jobs", 1)
     cfg = Config(data_dir=str(tmp_path / "data"), executor_threads=1, **config)
-    executor.setup(cfg, BackendMetadataProvider())
-    return Runner(Store(cfg.data_dir), executor, cfg)
+    return Runner(Store(cfg.data_dir), executor, cfg)  # set up in its job process only
 
 
 def submit(runner: Runner, shots: int = 100, **fields) -> str:
-    return runner.store.add_job(NewJob(
-        user_id="u", program_id="sampler", backend="fake_manila",
-        params_text=json.dumps(sampler_params(shots=shots)), **{"width": 2, **fields})).id
+    return runner.store.add_job(NewJob(**{
+        "user_id": "u", "program_id": "sampler", "backend": "fake_manila",
+        "params_text": json.dumps(sampler_params(shots=shots)), "width": 2, **fields})).id
 
 
 def test_drain_runs_queued_jobs_to_completion(tmp_path):
@@ -125,3 +123,16 @@ def test_small_sampler_jobs_run_as_one_batch(tmp_path):
         assert counts == {"00": 5 + index}  # each job got its own shots back
         assert any("batch of 5" in line for _, line in runner.store.job_logs(job_id))
     assert runner.store.get_job(wide).status == JobStatus.COMPLETED
+
+
+def test_jobs_with_different_time_limits_never_share_a_batch(tmp_path):
+    """A batch shares one time limit, so only jobs with the same limit are batched: one
+    user's short ``max_execution_time`` can never cancel another user's job."""
+    runner = make_runner(tmp_path, AllZerosExecutor(), batch_max_jobs=8, batch_max_qubits=4)
+    alice = [submit(runner, user_id="alice") for _ in range(2)]
+    bob = [submit(runner, user_id="bob", max_execution_time=1) for _ in range(2)]
+    assert runner.drain() == 2  # one batch per limit
+    for ids in (alice, bob):
+        for job_id in ids:
+            assert runner.store.get_job(job_id).status == JobStatus.COMPLETED
+            assert any("batch of 2" in line for _, line in runner.store.job_logs(job_id))

@@ -12,7 +12,8 @@ bp = Blueprint("backends", __name__)
 
 @bp.get("/backends")
 def list_backends():
-    """Every served backend, mock ones for dry runs included, with its queue length."""
+    """Every served backend, mock ones for dry runs included, with its queue length and
+    ``physical_qubits``."""
     schemas.load(schemas.BackendsQuery(), request.args, "query")
     reg = get_registry()
     queues = reg.store.backend_queue_lengths()
@@ -23,16 +24,17 @@ def list_backends():
 
 @bp.get("/backends/<name>/configuration")
 def configuration(name: str):
-    """A backend's configuration JSON (404 for an unknown name)."""
-    schemas.load(schemas.ConfigurationQuery(), request.args, "query")
-    return jsonify(get_registry().metadata.get_configuration(name))
+    """A backend's configuration JSON (404 for an unknown name or calibration id)."""
+    query = schemas.load(schemas.ConfigurationQuery(), request.args, "query")
+    return jsonify(get_registry().metadata.get_configuration(name, query["calibration_id"]))
 
 
 @bp.get("/backends/<name>/properties")
 def properties(name: str):
-    """A backend's calibration properties JSON (404 for an unknown name)."""
-    schemas.load(schemas.PropertiesQuery(), request.args, "query")
-    return jsonify(get_registry().metadata.get_properties(name))
+    """A backend's calibration properties JSON with its ``calibration_id`` (404 for an
+    unknown name or calibration id)."""
+    query = schemas.load(schemas.PropertiesQuery(), request.args, "query")
+    return jsonify(get_registry().metadata.get_properties(name, query["calibration_id"]))
 
 
 @bp.get("/backends/<name>/status")

@@ -115,7 +115,7 @@ def overview():
         page=page, page_size=PAGE_SIZE, status=status, backend=backend,
         statuses=statuses, sessions=reg.store.list_sessions(limit=20),
         iso=iso, queue_depth=reg.store.queue_depth(), busy=reg.runner.busy,
-        executor=reg.executor.name, open_mode=reg.auth.open_mode)
+        executor=reg.runner.executor_name, open_mode=reg.auth.open_mode)
 
 
 @bp.get("/ui/jobs/<job_id>")
@@ -125,7 +125,9 @@ def job_page(job_id: str):
     job = reg.store.get_job(job_id)
     if job is None:
         raise NotFound(f"Job {job_id} was not found.")
-    text = reg.store.job_result(job_id) if job.status == JobStatus.COMPLETED else None
+    # A private job's result belongs to its owner alone (and is deleted once read).
+    text = (reg.store.job_result(job_id)
+            if job.status == JobStatus.COMPLETED and not job.private else None)
     return render_template(
         "job.html", row=_job_row(job), job=job, logs=reg.store.job_logs(job_id),
         pubs=summarize(text) if text else [], iso=iso, open_mode=reg.auth.open_mode)

@@ -33,7 +33,7 @@ def health():
     most once a minute per worker (``Store.disk_usage_bytes``).
     """
     reg = get_registry()
-    return jsonify({"status": "ok", "executor": reg.executor.name,
+    return jsonify({"status": "ok", "executor": reg.runner.executor_name,
                     "data_dir_bytes": reg.store.disk_usage_bytes(),
                     "disk_free_bytes": shutil.disk_usage(reg.store.data_dir).free})
 
@@ -54,7 +54,7 @@ def ready():
     body = {"status": "ready" if ok else "not ready", "checks": checks,
             "queue_depth": reg.store.queue_depth() if checks["store"] else None,
             "disk_free_bytes": shutil.disk_usage(reg.store.data_dir).free,
-            "executor": reg.executor.name,
+            "executor": reg.runner.executor_name,
             "runner_busy_threads": reg.runner.busy,
             "runner_threads": reg.config.executor_threads}
     return jsonify(body), (200 if ok else 503)

@@ -12,11 +12,11 @@ from .. import metrics as qrs_metrics
 from .. import schemas
 from ..codec import (PROGRAMS, PubLimits, check_instructions, circuit_width, decode_params,
                      validate_pubs)
-from ..errors import Conflict, InvalidInput, TooManyRequests
+from ..errors import Conflict, Gone, InvalidInput, TooManyRequests
 from ..quantum_program import EXECUTOR_PROGRAM, check_program, decode_program
 from ..payload_guard import PayloadLimits, check_params
 from ..registry import get_registry
-from ..states import SessionState
+from ..states import JobStatus, SessionState
 from ..store import Job, JobQuery, NewJob
 from .common import current_user, get_job, get_session, iso, json_body, owner_filter
 
@@ -65,6 +65,7 @@ def create_job():
         raise InvalidInput(f"Unknown program_id '{program_id}'; this server runs "
                            f"{', '.join(PROGRAMS)}.")
     qubits = reg.metadata.num_qubits(backend)  # 404 for an unknown backend
+    reg.metadata.check_calibration(backend, body["calibration_id"])  # one snapshot each
     if reg.metadata.is_mock(backend) and program_id != EXECUTOR_PROGRAM:
         raise InvalidInput(f"Backend '{backend}' is a dry-run backend: it runs only executor "
                            "programs (run(..., dry_run=True)). Use "
@@ -134,7 +135,7 @@ def read_job(job_id: str):
     job = get_job(job_id)
     if not job.status.final and reg.config.status_wait_ms > 0:
         job = reg.runner.wait_final(job_id, reg.config.status_wait_ms / 1000) or job
-    if query["exclude_params"]:
+    if query["exclude_params"] or job.private:  # a private job's inputs are never shown
         return jsonify(job_json(job))
     return _json_with_params(job_json(job), reg.store.job_params(job_id))
 
@@ -144,7 +145,14 @@ def results(job_id: str):
     job = get_job(job_id)
     if not job.status.final:
         raise Conflict(f"Job {job_id} is {job.status.value}; results exist once it has finished.")
-    text = get_registry().store.job_result(job_id)
+    store = get_registry().store
+    if job.private and job.status == JobStatus.COMPLETED:
+        text = store.take_result(job_id)  # served once, then deleted
+        if text is None:
+            raise Gone(f"The result of private job {job_id} was already read; a private "
+                       "job's result can be read only once.")
+    else:
+        text = store.job_result(job_id)
     if text is None:
         text = job.reason or ""
     return Response(text, mimetype="application/json" if text.startswith("{") else "text/plain")
@@ -191,7 +199,7 @@ def metrics(job_id: str):
                   "qpu_charge_time_seconds": round(job.usage_seconds, 6),
                   "status": "final" if final else "pending"},
         "qiskit_version": qiskit.__version__,
-        "executor": get_registry().executor.name,
+        "executor": get_registry().runner.executor_name,
         "caller": request.headers.get("User-Agent", ""),
         "num_pubs": job.num_pubs,
         "num_circuits": job.num_circuits,

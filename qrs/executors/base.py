@@ -36,13 +36,23 @@ class BaseExecutor(ABC):
     metadata: "BackendMetadataProvider"
 
     def setup(self, config: "Config", metadata: "BackendMetadataProvider") -> None:
-        """Receive the server's config and metadata provider; called once by ``create_app``.
+        """Receive the server's config and metadata provider.
 
+        Called once in each job process (``qrs.workhorse``) before its first job — never
+        in a process that serves HTTP — so CUDA, clusters and caches live there only.
         Override to check the machine (and raise ``ExecutorUnavailable`` with a clear
-        message) before the server starts serving.
+        message): the server's first job process is started at start-up, so such a
+        refusal stops the server before it serves.
         """
         self.config = config
         self.metadata = metadata
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a job process receives: the configured executor, before ``setup()``."""
+        state = dict(self.__dict__)
+        state.pop("config", None)
+        state.pop("metadata", None)
+        return state
 
     @property
     @abstractmethod
@@ -84,7 +94,7 @@ class BaseExecutor(ABC):
         items differently. ``options`` are the program's execution options (``init_qubits``,
         ``rep_delay``, ...); the runner has already logged those a simulator cannot honour.
         """
-        from ..quantum_program import run_on_sampler
+        from .programs import run_on_sampler
 
         return run_on_sampler(self.execute_sampler, program, backend_name)
 

@@ -21,12 +21,13 @@ reference's. Differences:
 from __future__ import annotations
 
 import json
-import os
 import threading
 from typing import Any
 
 from .. import joblog
 from ..codec import coerce_pubs, estimator_options, sampler_options
+from ..config import machine_memory_mb
+from ..spans import data_span, execution_metadata, is_sampler_pub_result, utc_now
 from . import splitting
 from .base import BaseExecutor, ExecutorUnavailable, JobRefused
 from .noise import (LRUCache, readout_flip, restrict_noise_model,
@@ -53,11 +54,6 @@ COMPACT_MAX_QUBITS = 12
 def pub_circuit(pub: Any) -> Any:
     """The circuit of a pub: a decoded tuple or a coerced ``SamplerPub``/``EstimatorPub``."""
     return pub.circuit if hasattr(pub, "circuit") else pub[0]
-
-
-def machine_memory_mb() -> int:
-    """Physical memory of this machine, in MiB."""
-    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20)
 
 
 class LocalExecutor(BaseExecutor):
@@ -385,12 +381,15 @@ class LocalExecutor(BaseExecutor):
                                tasks[0].noise, qubits, False, seed)
         sim = self.task_simulator(backend_name, union, mapped.run)
         sampler = BackendSamplerV2(backend=sim, options={"seed_simulator": seed})
+        started = utc_now()
         combined = sampler.run([task.pub for task in tasks]).result()
-        start = 0
+        start, stopped = 0, utc_now()
         for index, _mapped, works in members:
             pieces = [splitting.merge(work, [combined[start + i]])
                       for i, work in enumerate(works)]
-            results[index] = PrimitiveResult(pieces, metadata={"version": 2})
+            span = data_span(started, stopped, dict(enumerate(pieces)))  # the shared call
+            results[index] = PrimitiveResult(
+                pieces, metadata={"version": 2, **execution_metadata([span])})
             start += len(works)
 
     def _attempt(self, works: list[splitting.PubWork], mapped: Any, backend_name: str) -> Any:
@@ -406,14 +405,16 @@ class LocalExecutor(BaseExecutor):
         """Run pubs one at a time, logging progress; one ``PrimitiveResult`` for all."""
         from qiskit.primitives import PrimitiveResult
 
-        results = []
+        results, spans = [], []
         for index, work in enumerate(works):
-            outputs = []
+            outputs, start = [], utc_now()
             for task in work.tasks:
                 joblog.checkpoint()
                 outputs.append(self.run_task(task, backend_name, mapped.run))
             results.append(splitting.merge(work, outputs))
+            if is_sampler_pub_result(results[-1]):  # when this pub's shots were taken
+                spans.append(data_span(start, utc_now(), {index: results[-1]}))
             joblog.emit(f"Pub {index + 1}/{len(works)} done ({work.pub.circuit.num_qubits} "
                         f"qubits, shape {work.pub.shape}, {work.plan.method}"
                         + (f", {len(work.tasks)} tasks" if len(work.tasks) > 1 else "") + ").")
-        return PrimitiveResult(results, metadata={"version": 2})
+        return PrimitiveResult(results, metadata={"version": 2, **execution_metadata(spans)})

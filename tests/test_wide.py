@@ -116,7 +116,7 @@ def test_hello_world_100_qubit_ghz_estimator_with_99_zz_observables(pauli):
     options.dynamical_decoupling.enable = True
     options.dynamical_decoupling.sequence_type = "XY4"
     estimator = EstimatorV2(backend, options=options)
-    estimator.options.default_shots = 1024  # not in the tutorial: 4096 shots take minutes here
+    estimator.options.default_shots = 512  # not in the tutorial: 4096 shots take minutes here
     job = estimator.run([(isa_circuit, isa_operators_list)])
     data = job.result()[0].data
     evs, stds = np.asarray(data.evs), np.asarray(data.stds)

@@ -34,10 +34,10 @@ READOUT = "readout"
 _OTHER_STATE_BYTES = {"unitary": lambda n: 16 * 4.0**n, "superop": lambda n: 16 * 16.0**n}
 #: Rough single-thread costs (seconds) per amplitude·gate, per tableau-row·gate, per
 #: MPS gate and per sampled bit; see the module docstring.
-_AMPLITUDE_GATE = 4e-9
+_AMPLITUDE_GATE = 7e-9
 _TABLEAU_GATE = 5e-8
 _MEASURE_ROW = 6e-8
-_MPS_TWO, _MPS_ONE, _MPS_SAMPLE = 3e-5, 1e-5, 2e-6
+_MPS_TWO, _MPS_ONE, _MPS_SAMPLE = 1e-4, 3e-5, 2e-6
 #: Bond dimension an entanglement probe runs with (see ``plan_pub``'s ``probe``).
 PROBE_BOND = 32
 #: Parts at least this wide whose structural MPS bound exceeds PROBE_BOND are probed...

@@ -460,7 +460,7 @@ def bench_wide(tmp: Path, quick: bool) -> list[Row]:
     from benchmarks.wide import bench_split, bench_wide_jobs
 
     return (bench_wide_jobs(tmp, quick, Row, start_server, Http, job_body, isa, fake_backend)
-            + bench_split(quick, Row, isa, fake_backend))
+            + bench_split(quick, Row, isa, fake_backend, layered))
 
 
 def main(argv: list[str] | None = None) -> int:

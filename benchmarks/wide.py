@@ -6,12 +6,13 @@
    model (the cold figure, noise model included, is in the detail column).
 2. The hello-world 100-qubit GHZ, noisy, 1,000 shots, on the 127-qubit fake_washington,
    the same way (exact noise: matrix-product-state trajectories).
-3. A 16-qubit noisy pub (GHZ chain plus one rz: no stabilizer; 16 qubits: no density
-   matrix), 8,192 shots, through ``DaskExecutor`` on a ``LocalCluster`` of 2
-   single-threaded workers ÷ the same on 1 single-threaded worker, in this process; every
-   worker builds its noise model and simulator before the clock starts (``warm``). The same pub
-   on the ``LocalExecutor`` with 1 and 2 Aer threads is in the detail column: it is why
-   the local executor keeps its cores busy through Aer's threads, not a process pool.
+3. A 16-qubit noisy pub (bench.py's ``layered``: 4 layers of random RY and CX bricks; no
+   stabilizer, and too wide for the density matrix), 8,192 shots, through
+   ``DaskExecutor`` on a ``LocalCluster`` of 2 single-threaded workers ÷ the same on 1
+   single-threaded worker, in this process; every worker builds its noise model and
+   simulator before the clock starts (``warm``). The same pub on the ``LocalExecutor``
+   with 1 and 2 Aer threads is in the detail column: it is why the local executor keeps
+   its cores busy through Aer's threads, not a process pool.
 """
 
 from __future__ import annotations
@@ -20,18 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-
-def _ghz(width: int, angle: float | None = None):
-    from qiskit import QuantumCircuit
-
-    qc = QuantumCircuit(width)
-    qc.h(0)
-    for qubit in range(width - 1):
-        qc.cx(qubit, qubit + 1)
-    if angle is not None:
-        qc.rz(angle, width // 2)
-    qc.measure_all()
-    return qc
+from tests.helpers import ghz  # the tests' GHZ chain (bench.py puts the root on sys.path)
 
 
 def _timed(run: Callable[[], Any]) -> tuple[float, Any]:
@@ -65,10 +55,10 @@ def bench_wide_jobs(tmp: Path, quick: bool, row: Callable[..., Any],
                         state == "Completed" and warm < 10,
                         f"{state}; first job {cold:.1f} s ({cold_state}) incl. the noise model"))
         washington = fake_backend("fake_washington")
-        client.run_job(job_body(isa(_ghz(2), washington), "fake_washington", 10))  # warm-up
+        client.run_job(job_body(isa(ghz(2), washington), "fake_washington", 10))  # warm-up
         shots = 200 if quick else 1000
         print(f"- 100-qubit noisy GHZ, {shots} shots (fake_washington)", flush=True)
-        state, seconds = client.run_job(job_body(isa(_ghz(100), washington),
+        state, seconds = client.run_job(job_body(isa(ghz(100), washington),
                                                  "fake_washington", shots))
         rows.append(row(f"100-qubit noisy GHZ, {shots} shots", seconds, "s", "≤ 60",
                         state == "Completed" and seconds <= 60, state))
@@ -91,15 +81,15 @@ def _executor(kind: str, workers: int = 1, threads: int = 1) -> Any:
 
 
 def bench_split(quick: bool, row: Callable[..., Any], isa: Callable[..., Any],
-                fake_backend: Callable[[str], Any]) -> list[Any]:
+                fake_backend: Callable[[str], Any], layered: Callable[..., Any]) -> list[Any]:
     """Figure 3: one heavy pub on 2 Dask workers ÷ on 1."""
     from qrs import _import_qiskit_in_this_thread
 
     _import_qiskit_in_this_thread()
     backend = fake_backend("fake_kolkata")
     width, shots = (12, 2048) if quick else (16, 8192)
-    pub = [(isa(_ghz(width, angle=0.4), backend), None, shots)]
-    warm = [(isa(_ghz(2), backend), None, 10)]
+    pub = [(isa(layered(width, 4), backend), None, shots)]
+    warm = [(isa(ghz(2), backend), None, 10)]
     times: dict[str, float] = {}
     for label, kind, workers, threads in (("dask×1", "dask", 1, 1), ("dask×2", "dask", 2, 1),
                                           ("local 1 thread", "local", 1, 1),

@@ -25,6 +25,20 @@ def bell(measure: bool = True) -> QuantumCircuit:
     return qc
 
 
+def ghz(width: int, measure: bool = True, angle: float | None = None) -> QuantumCircuit:
+    """The hello-world tutorial's GHZ: H then a CX chain; ``angle`` adds an rz on the
+    middle qubit (then not Clifford: noisy shots become trajectories)."""
+    qc = QuantumCircuit(width)
+    qc.h(0)
+    for qubit in range(width - 1):
+        qc.cx(qubit, qubit + 1)
+    if angle is not None:
+        qc.rz(angle, width // 2)
+    if measure:
+        qc.measure_all()
+    return qc
+
+
 def entangled(width: int, layers: int | None = None, seed: int = 5) -> QuantumCircuit:
     """Random RY layers between CX bricks, measured: no simulation plan shortcuts it.
 

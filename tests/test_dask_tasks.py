@@ -15,23 +15,11 @@ import sys
 import time
 
 import pytest
-from qiskit import QuantumCircuit
 from qiskit_ibm_runtime import SamplerV2
 
 from .conftest import connect
-from .helpers import assert_binomial, bell, isa
+from .helpers import assert_binomial, bell, ghz, isa
 from .server import ROOT, ServerProcess, free_port
-
-
-def noisy_chain(width: int) -> QuantumCircuit:
-    """A GHZ chain with one rz: not Clifford, so noisy shots are trajectories."""
-    qc = QuantumCircuit(width)
-    qc.h(0)
-    for qubit in range(width - 1):
-        qc.cx(qubit, qubit + 1)
-    qc.rz(0.4, width // 2)
-    qc.measure_all()
-    return qc
 
 
 def test_one_heavy_pub_runs_as_tasks_on_every_worker(tmp_path):
@@ -41,7 +29,7 @@ def test_one_heavy_pub_runs_as_tasks_on_every_worker(tmp_path):
         "QRS_SIMULATION_METHOD": "statevector"}).start(timeout=180)
     try:
         backend = connect(server).backend("fake_kolkata")
-        circuit = isa(noisy_chain(8), backend)
+        circuit = isa(ghz(8, angle=0.4), backend)
         sampler = SamplerV2(mode=backend)
         sampler.options.simulator.seed_simulator = 99
         shots = 400

@@ -25,7 +25,7 @@ from qrs.executors.local import LocalExecutor
 from qrs.executors.noise import pauli_twirl, stabilizer_compatible
 from qrs.metadata import BackendMetadataProvider
 
-from .helpers import SIGMAS, bell, isa
+from .helpers import SIGMAS, bell, ghz, isa
 
 
 @pytest.fixture(scope="module")
@@ -37,18 +37,6 @@ def executor_for(metadata, **settings) -> LocalExecutor:
     executor = LocalExecutor()
     executor.setup(Config(executor_threads=1, **settings), metadata)
     return executor
-
-
-def chain(width: int, angle: float | None = None) -> QuantumCircuit:
-    """A GHZ chain; ``angle`` adds an rz on the middle qubit (then not Clifford)."""
-    qc = QuantumCircuit(width)
-    qc.h(0)
-    for qubit in range(width - 1):
-        qc.cx(qubit, qubit + 1)
-    if angle is not None:
-        qc.rz(angle, width // 2)
-    qc.measure_all()
-    return qc
 
 
 def plan(executor: LocalExecutor, backend: str, circuit, shots: int = 1000, twirled=False):
@@ -74,15 +62,15 @@ def test_each_method_is_chosen_for_what_it_is_good_at(metadata):
                 shots=4000).method == "density_matrix"
     # Wide, lightly entangled, not Clifford: matrix product state.
     kolkata = metadata.get_backend("fake_kolkata")
-    wide = plan(noisy, "fake_kolkata", isa(chain(24, angle=0.3), kolkata))
+    wide = plan(noisy, "fake_kolkata", isa(ghz(24, angle=0.3), kolkata))
     assert wide.method.startswith("matrix_product_state")
     assert "bond dimension" in wide.parts[0].reason
     # Clifford without noise: stabilizer, at any width.
     ideal = executor_for(metadata, noise=False)
-    assert plan(ideal, "fake_kolkata", isa(chain(27), kolkata)).method == "stabilizer"
+    assert plan(ideal, "fake_kolkata", isa(ghz(27), kolkata)).method == "stabilizer"
     # Clifford with relaxation noise: stabilizer only with the Pauli approximation opt-in
     # (or when the job twirls its gates), and the plan says which noise it runs with.
-    circuit = isa(chain(24), kolkata)
+    circuit = isa(ghz(24), kolkata)
     exact = plan(noisy, "fake_kolkata", circuit)
     assert exact.method != "stabilizer"
     assert "QRS_NOISE_APPROXIMATION=pauli" in " ".join(
@@ -159,7 +147,7 @@ def test_a_split_pub_has_the_unsplit_shape_is_reproducible_and_agrees(metadata):
 
 def test_shot_chunks_of_a_noisy_trajectory_pub_merge_in_order(metadata):
     backend = metadata.get_backend("fake_kolkata")
-    circuit = isa(chain(12, angle=0.5), backend)
+    circuit = isa(ghz(12, angle=0.5), backend)
     split = executor_for(metadata, split_tasks=4, split_min_seconds=0,
                          simulation_method="statevector")
     with joblog.bound(joblog.JobContext("t", sink=lambda line: None)):

@@ -20,7 +20,7 @@ from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime import EstimatorOptions, EstimatorV2, SamplerV2
 
 from .conftest import connect
-from .helpers import SIGMAS, assert_binomial, bell, isa
+from .helpers import SIGMAS, assert_binomial, bell, ghz, isa
 from .server import ServerProcess
 
 WIDE = "fake_washington"  # 127 qubits whose calibration leaves a 100-qubit chain usable
@@ -41,17 +41,6 @@ def pauli(tmp_path_factory):
                                 "QRS_SPLIT_TASKS": "4", "QRS_SPLIT_MIN_SECONDS": "0"}).start()
     yield connect(server)
     server.stop()
-
-
-def ghz(width: int, measure: bool = True) -> QuantumCircuit:
-    """The hello-world tutorial's GHZ: H then a CX chain."""
-    qc = QuantumCircuit(width)
-    qc.h(0)
-    for qubit in range(width - 1):
-        qc.cx(qubit, qubit + 1)
-    if measure:
-        qc.measure_all()
-    return qc
 
 
 def test_bell_measured_on_127_qubits_runs_as_a_pair_and_125_readouts(exact):
@@ -177,9 +166,7 @@ def test_split_pub_matches_unsplit_and_a_fixed_seed_reproduces_it(exact, pauli):
     sweep.ry(theta, 0)
     sweep.cx(0, 1)
     sweep.measure_all()
-    chain = ghz(12, measure=False)
-    chain.rz(0.4, 6)  # not Clifford: both servers run exact noise, as trajectories
-    chain.measure_all()
+    chain = ghz(12, angle=0.4)  # not Clifford: both servers run exact noise, as trajectories
     angles = np.linspace(0.2, 2.8, 8)
     shots = 2000
     results = {}

@@ -186,6 +186,32 @@ def binding_values(bindings: Any, circuit: Any, wanted: Sequence[Any]) -> np.nda
     return values[..., [every.index(parameter) for parameter in wanted]]
 
 
+def probe_bond(pub: Any, part: Part, order: tuple[int, ...], cap: int, threads: int) -> int:
+    """The largest MPS bond an ideal run of ``part`` reaches, capped at ``cap``.
+
+    Runs the part once (first parameter binding, final measurements dropped) and reads
+    the bond dimensions off the saved state; 0 when the probe cannot run.
+    """
+    from qiskit_aer import AerSimulator
+    from qiskit_aer.library import SaveMatrixProductState
+
+    try:
+        circuit = part_circuit(pub.circuit, order).remove_final_measurements(inplace=False)
+        params = list(circuit.parameters)
+        if params:
+            values = binding_values(pub.parameter_values, pub.circuit, params)
+            circuit = circuit.assign_parameters(dict(zip(params, values.reshape(-1, len(
+                params))[0])))
+        circuit.append(SaveMatrixProductState(circuit.num_qubits, label="qrs_probe"),
+                       circuit.qubits)
+        simulator = AerSimulator(method="matrix_product_state", max_parallel_threads=threads,
+                                 matrix_product_state_max_bond_dimension=cap)
+        _, bonds = simulator.run(circuit, shots=1).result().data(0)["qrs_probe"]
+        return max((len(bond) for bond in bonds), default=1)
+    except Exception:  # a probe is only a hint: plan from the structural bound
+        return 0
+
+
 def passive_measurements(circuit: Any, parts: Sequence[Part]) -> list[tuple[int, int]]:
     """``(qubit, clbit)`` of every measurement on a passive part's qubits, in circuit order."""
     qubits = {q for part in parts if part.passive for q in part.qubits}

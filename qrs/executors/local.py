@@ -32,7 +32,7 @@ from . import splitting
 from .base import BaseExecutor, ExecutorUnavailable, JobRefused
 from .noise import (LRUCache, readout_flip, restrict_noise_model,
                     simulator_view, stabilizer_compatible)
-from .components import Part, binding_values, part_circuit
+from .components import probe_bond
 from .observables import observed_qubits
 from .planning import PROBE_BOND, NoiseFacts, PlanSettings, PubPlan, plan_pub
 
@@ -249,38 +249,13 @@ class LocalExecutor(BaseExecutor):
 
         return NoiseFacts(noisy=True, stabilizer_ok=stabilizer_ok, twirled=twirled)
 
-    def probe_bond(self, pub: Any, part: Part, order: tuple[int, ...]) -> int:
-        """The largest MPS bond an ideal run of ``part`` reaches, capped at PROBE_BOND.
-
-        Runs the part once (first parameter binding, final measurements dropped) and reads
-        the bond dimensions off the saved state; 0 when the probe cannot run.
-        """
-        from qiskit_aer import AerSimulator
-        from qiskit_aer.library import SaveMatrixProductState
-
-        try:
-            circuit = part_circuit(pub.circuit, order).remove_final_measurements(inplace=False)
-            params = list(circuit.parameters)
-            if params:
-                values = binding_values(pub.parameter_values, pub.circuit,
-                                        params).reshape(-1, len(params))[0]
-                circuit = circuit.assign_parameters(dict(zip(params, values)))
-            circuit.append(SaveMatrixProductState(circuit.num_qubits, label="qrs_probe"),
-                           circuit.qubits)
-            simulator = AerSimulator(method="matrix_product_state",
-                                     matrix_product_state_max_bond_dimension=PROBE_BOND,
-                                     max_parallel_threads=self.threads)
-            _, bonds = simulator.run(circuit, shots=1).result().data(0)["qrs_probe"]
-            return max((len(bond) for bond in bonds), default=1)
-        except Exception:  # a probe is only a hint: plan from the structural bound
-            return 0
-
     def plan(self, kind: str, index: int, pub: Any, facts: NoiseFacts) -> PubPlan:
         """A pub's plan, logged; refusals name the pub."""
         observed = observed_qubits(pub.observables) if kind == "estimator" else None
         try:
             plan = plan_pub(kind, pub, facts, self.plan_settings(), observed,
-                            probe=lambda part, order: self.probe_bond(pub, part, order))
+                            probe=lambda part, order: probe_bond(pub, part, order, PROBE_BOND,
+                                                                 self.threads))
         except JobRefused as exc:
             raise JobRefused(f"Pub {index + 1}: {exc}") from None
         joblog.emit(f"Pub {index + 1} plan: {plan.describe()}")

@@ -6,7 +6,7 @@
    model (the cold figure, noise model included, is in the detail column).
 2. The hello-world 100-qubit GHZ, noisy, 1,000 shots, on the 127-qubit fake_washington,
    the same way (exact noise: matrix-product-state trajectories).
-3. A 16-qubit noisy pub (bench.py's ``layered``: 4 layers of random RY and CX bricks; no
+3. A 16-qubit noisy pub (bench.py's ``layered``: 3 layers of random RY and CX bricks; no
    stabilizer, and too wide for the density matrix), 8,192 shots, through
    ``DaskExecutor`` on a ``LocalCluster`` of 2 single-threaded workers ÷ the same on 1
    single-threaded worker, in this process; every worker builds its noise model and
@@ -88,7 +88,7 @@ def bench_split(quick: bool, row: Callable[..., Any], isa: Callable[..., Any],
     _import_qiskit_in_this_thread()
     backend = fake_backend("fake_kolkata")
     width, shots = (12, 2048) if quick else (16, 8192)
-    pub = [(isa(layered(width, 4), backend), None, shots)]
+    pub = [(isa(layered(width, 3), backend), None, shots)]
     warm = [(isa(ghz(2), backend), None, 10)]
     times: dict[str, float] = {}
     for label, kind, workers, threads in (("dask×1", "dask", 1, 1), ("dask×2", "dask", 2, 1),

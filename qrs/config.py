@@ -96,7 +96,6 @@ class Config:
     noise_approximation: str = "twirled"  # none | pauli | twirled (jobs that twirl gates)
     mps_max_bond_dimension: int = 0  # 0 = no cap (exact MPS); else Aer truncates to it
     mps_truncation_threshold: float = 1e-16  # Aer matrix_product_state_truncation_threshold
-    shot_branching: bool = True  # Aer shot branching for noisy statevector trajectories
     split_tasks: int = 0  # tasks per heavy pub part; 0 = what the executor runs at once
     split_min_seconds: float = 2.0  # estimated CPU-seconds below which a pub is not split
 

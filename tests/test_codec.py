@@ -48,10 +48,12 @@ def test_limits_are_enforced():
 
 def test_sampler_options_are_consumed_and_leftovers_reported():
     mapped = sampler_options({"default_shots": 10, "simulator": {"seed_simulator": 7},
-                              "twirling": {"enable_gates": True},
+                              "twirling": {"enable_gates": True, "num_randomizations": 8},
                               "execution": {"meas_type": "classified", "init_qubits": True}})
     assert mapped.primitive == {"default_shots": 10, "seed_simulator": 7}
-    assert mapped.ignored == {"twirling": {"enable_gates": True}}
+    # Gate twirling is read by the planner (QRS_NOISE_APPROXIMATION); the rest is ignored.
+    assert mapped.twirled is True
+    assert mapped.ignored == {"twirling": {"num_randomizations": 8}}
 
 
 def test_estimator_shots_become_precision():

@@ -187,3 +187,25 @@ def test_estimator_observables_factor_over_independent_parts(metadata):
     # The same pub unsplit (coerced once, as the client sends it) has the same shape.
     pub = EstimatorPub.coerce((circuit, observables, angles), 0.01)
     assert pub.shape == evs.shape
+
+
+def test_every_method_samples_the_same_noisy_distribution(metadata):
+    """Density matrix (exact), state-vector and MPS trajectories, whole and in 3 chunks, on
+    parts renumbered or not: one distribution. (Aer's shot branching failed this.)"""
+    backend = metadata.get_backend("fake_kolkata")
+    circuit = isa(ghz(6, angle=0.4), backend)
+    shots = 3000
+    ends = {}
+    for method in ("density_matrix", "statevector", "matrix_product_state"):
+        for tasks in (1, 3):
+            executor = executor_for(metadata, simulation_method=method, split_tasks=tasks,
+                                    split_min_seconds=0)
+            with joblog.bound(joblog.JobContext("t", sink=lambda line: None)):
+                counts = executor.execute_sampler([(circuit, None, shots)], {},
+                                                  "fake_kolkata")[0].data.meas.get_counts()
+            ends[method, tasks] = np.array([counts.get("0" * 6, 0), counts.get("1" * 6, 0)])
+    reference = ends["density_matrix", 1] / shots
+    for key, found in ends.items():
+        p = found / shots
+        sigma = np.sqrt((p * (1 - p) + reference * (1 - reference)) / shots)
+        assert np.all(np.abs(p - reference) <= SIGMAS * sigma + 1e-3), (key, p, reference)

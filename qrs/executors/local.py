@@ -5,13 +5,10 @@ Runs pubs the way ``QiskitRuntimeLocalService`` does — ``BackendSamplerV2`` /
 noise model from its calibration properties — so its answers are the statistical
 reference's. Differences:
 
-* every pub gets a simulation plan from its circuit's structure before anything runs
-  (``planning.py``): independent parts apart, measured-only qubits from their readout
-  error, a method per part (stabilizer, density matrix, state vector, MPS) with memory
-  and time estimated; a pub no plan fits is refused, naming what each would need;
-* a plan becomes tasks (``splitting.py``), run here one after another, each with all of
-  this executor's Aer threads (Aer's parallel shots and state updates keep the cores
-  busy; see docs/executors.md for why not a process pool), merged back in pub order;
+* every pub gets a simulation plan before anything runs (``planning.py``: parts apart, a
+  method each, memory and time estimated; refused only when no plan fits);
+* a plan becomes tasks (``splitting.py``), run here one after another with all of this
+  executor's Aer threads (docs/executors.md: why not a process pool), merged in order;
 * noise models (slow to build for 100+ qubit devices) and simulators are cached per
   backend and calibration in module-level caches shared by every job and executor of the
   process; each run gets the model cut down to its qubits (``noise.py``);
@@ -22,7 +19,7 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import Any, Callable
 
 from .. import joblog
 from ..codec import coerce_pubs, estimator_options, sampler_options
@@ -121,12 +118,12 @@ class LocalExecutor(BaseExecutor):
             options["fusion_threshold"] = self.config.fusion_threshold
         return options
 
-    def method_options(self, method: str, seeded: bool = False) -> dict[str, Any]:
-        """Aer options a task of ``method`` runs with (MPS truncation, shot branching).
+    def method_options(self, method: str) -> dict[str, Any]:
+        """Aer options a task of ``method`` runs with (MPS truncation).
 
-        Shot branching (noisy trajectories share a state until their errors differ: several
-        times faster) is left off for seeded tasks: Aer 0.18 does not reproduce its samples
-        from ``seed_simulator``, and a seeded job must be reproducible.
+        Not Aer's shot branching: on Aer 0.18.2 its noisy trajectories are not exact (a noisy
+        12-qubit GHZ on fake_kolkata: P(0…0) 0.47 with it, 0.43 without and with the density
+        matrix, 4,000 shots each) nor reproducible from ``seed_simulator``.
         """
         if method == "matrix_product_state":
             options = {"matrix_product_state_truncation_threshold":
@@ -135,8 +132,6 @@ class LocalExecutor(BaseExecutor):
                 options["matrix_product_state_max_bond_dimension"] = \
                     self.config.mps_max_bond_dimension
             return options
-        if method == "statevector" and self.config.shot_branching and not seeded:
-            return {"shot_branching_enable": True}
         return {}
 
     def plan_settings(self) -> PlanSettings:
@@ -208,7 +203,7 @@ class LocalExecutor(BaseExecutor):
         model = self.job_noise_model(backend_name, run_options)
         extra = {k: v for k, v in run_options.items() if k != "noise_model"
                  and not (task.remapped and k == "coupling_map")}
-        extra = {**self.method_options(task.method, task.seed is not None), **extra,
+        extra = {**self.method_options(task.method), **extra,
                  **dict(task.aer_options)}
         key = (id(base), id(model), task.method, task.noise, task.qubits, task.remapped,
                json.dumps(extra, sort_keys=True, default=repr))
@@ -229,10 +224,9 @@ class LocalExecutor(BaseExecutor):
     def compacts(task: splitting.Task) -> bool:
         """Whether a task's errors are compacted to Kraus form (``noise.py``).
 
-        Compacting pays where Aer's noise set-up dominates: small parts, and the density
-        matrix (which turns every error into a superoperator anyway). Trajectory methods
-        on wide parts sample mixtures as fast as Kraus sets, and compacting a 100-qubit
-        device's errors would cost tens of seconds; the stabilizer needs the mixtures.
+        It pays where Aer's noise set-up dominates (small parts, the density matrix); wide
+        trajectory parts sample mixtures as fast, and compacting 100 qubits' errors costs
+        tens of seconds; the stabilizer needs the mixtures.
         """
         if task.method == "stabilizer":
             return False
@@ -249,8 +243,9 @@ class LocalExecutor(BaseExecutor):
 
         return NoiseFacts(noisy=True, stabilizer_ok=stabilizer_ok, twirled=twirled)
 
-    def plan(self, kind: str, index: int, pub: Any, facts: NoiseFacts) -> PubPlan:
-        """A pub's plan, logged; refusals name the pub."""
+    def plan(self, kind: str, index: int, pub: Any, facts: NoiseFacts,
+             say: Callable[[str], None] = joblog.emit) -> PubPlan:
+        """A pub's plan, logged (``say``); refusals name the pub."""
         observed = observed_qubits(pub.observables) if kind == "estimator" else None
         try:
             plan = plan_pub(kind, pub, facts, self.plan_settings(), observed,
@@ -258,20 +253,20 @@ class LocalExecutor(BaseExecutor):
                                                                  self.threads))
         except JobRefused as exc:
             raise JobRefused(f"Pub {index + 1}: {exc}") from None
-        joblog.emit(f"Pub {index + 1} plan: {plan.describe()}")
+        say(f"Pub {index + 1} plan: {plan.describe()}")
         return plan
 
-    def prepare(self, kind: str, pubs: list[Any], mapped: Any,
-                backend_name: str) -> list[splitting.PubWork]:
+    def prepare(self, kind: str, pubs: list[Any], mapped: Any, backend_name: str,
+                say: Callable[[str], None] = joblog.emit) -> list[splitting.PubWork]:
         """Plan every pub (refusing before any work), then cut each into tasks."""
         if mapped.ignored:
-            joblog.emit(f"Options with no effect on the {self.name} simulator: {mapped.ignored}")
+            say(f"Options with no effect on the {self.name} simulator: {mapped.ignored}")
         if mapped.twirled:
-            joblog.emit("Gate twirling on: with QRS_NOISE_APPROXIMATION=twirled, Clifford parts "
+            say("Gate twirling on: with QRS_NOISE_APPROXIMATION=twirled, Clifford parts "
                         "may run with the Pauli-twirled noise that twirling averages to.")
         model = self.job_noise_model(backend_name, mapped.run)
         facts = self.noise_facts(model, mapped.twirled)
-        plans = [self.plan(kind, index, pub, facts) for index, pub in enumerate(pubs)]
+        plans = [self.plan(kind, index, pub, facts, say) for index, pub in enumerate(pubs)]
         seed = mapped.primitive.get("seed_simulator")
         works = []
         for index, (pub, plan) in enumerate(zip(pubs, plans)):
@@ -322,10 +317,17 @@ class LocalExecutor(BaseExecutor):
         """
         results: list[Any] = [None] * len(jobs)
         groups: dict[str, list[tuple[int, Any, list[splitting.PubWork]]]] = {}
+        said: set[str] = set()  # the batch shares one log: each line once, not once per job
+
+        def say(line: str) -> None:
+            if line not in said:
+                said.add(line)
+                joblog.emit(line)
+
         for index, (pubs, options) in enumerate(jobs):
             try:
                 mapped, coerced = self._sampler_pubs(options, pubs)
-                works = self.prepare("sampler", coerced, mapped, backend_name)
+                works = self.prepare("sampler", coerced, mapped, backend_name, say)
             except Exception as exc:  # this job alone fails
                 results[index] = exc
                 continue

@@ -30,6 +30,20 @@ def _timed(run: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, value
 
 
+def _process_cpu() -> float:
+    """CPU seconds (user + system, every thread) of the calling process."""
+    import psutil
+
+    times = psutil.Process().cpu_times()
+    return times.user + times.system
+
+
+def _cpu_seconds(executor: Any) -> float:
+    """CPU seconds so far of where ``executor`` simulates: its Dask workers, or this process."""
+    client = getattr(executor, "client", None)
+    return sum(client.run(_process_cpu).values()) if client else _process_cpu()
+
+
 def bench_wide_jobs(tmp: Path, quick: bool, row: Callable[..., Any],
                     start_server: Callable[..., Any], http: Callable[[str], Any],
                     job_body: Callable[..., bytes], isa: Callable[..., Any],
@@ -91,6 +105,7 @@ def bench_split(quick: bool, row: Callable[..., Any], isa: Callable[..., Any],
     pub = [(isa(layered(width, 3), backend), None, shots)]
     warm = [(isa(ghz(2), backend), None, 10)]
     times: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     for label, kind, workers, threads in (("dask×1", "dask", 1, 1), ("dask×2", "dask", 2, 1),
                                           ("local 1 thread", "local", 1, 1),
                                           ("local 2 threads", "local", 1, 2)):
@@ -100,14 +115,18 @@ def bench_split(quick: bool, row: Callable[..., Any], isa: Callable[..., Any],
             if kind == "dask":
                 executor.warm("fake_kolkata")
             executor.execute_sampler(warm, {}, "fake_kolkata")
+            before = _cpu_seconds(executor)
             times[label], result = _timed(lambda: executor.execute_sampler(pub, {},
                                                                            "fake_kolkata"))
+            cpu[label] = _cpu_seconds(executor) - before
             assert result[0].data.meas.num_shots == shots
         finally:
             executor.close()
     ratio = times["dask×2"] / times["dask×1"]
     return [row(f"{width}-qubit noisy pub, {shots} shots: 2 Dask workers ÷ 1", ratio, "×",
                 "≤ 0.6", ratio <= 0.6,
-                f"2 workers {times['dask×2']:.1f} s, 1 worker {times['dask×1']:.1f} s; local "
-                f"executor 1 Aer thread {times['local 1 thread']:.1f} s, 2 threads "
-                f"{times['local 2 threads']:.1f} s")]
+                f"2 workers {times['dask×2']:.1f} s ({cpu['dask×2']:.0f} CPU-s), 1 worker "
+                f"{times['dask×1']:.1f} s ({cpu['dask×1']:.0f} CPU-s); local executor 1 Aer "
+                f"thread {times['local 1 thread']:.1f} s ({cpu['local 1 thread']:.0f} CPU-s), "
+                f"2 threads {times['local 2 threads']:.1f} s "
+                f"({cpu['local 2 threads']:.0f} CPU-s)")]

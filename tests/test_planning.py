@@ -209,3 +209,22 @@ def test_every_method_samples_the_same_noisy_distribution(metadata):
         p = found / shots
         sigma = np.sqrt((p * (1 - p) + reference * (1 - reference)) / shots)
         assert np.all(np.abs(p - reference) <= SIGMAS * sigma + 1e-3), (key, p, reference)
+
+
+def test_estimator_observables_split_by_measurement_basis(metadata):
+    backend = metadata.get_backend("fake_manila")
+    circuit = isa(ghz(3, measure=False), backend)
+    labels = ["ZZI", "IZZ", "XXX", "YYX", "XIX", "ZIZ", "XYY"]  # 3 qubit-wise bases at least
+    exact = {"ZZI": 1, "IZZ": 1, "ZIZ": 1, "XXX": 1, "YYX": -1, "XYY": -1, "XIX": 0}
+    observables = [SparsePauliOp(label).apply_layout(circuit.layout) for label in labels]
+    executor = executor_for(metadata, noise=False, split_tasks=3, split_min_seconds=0)
+    lines: list[str] = []
+    with joblog.bound(joblog.JobContext("t", sink=lines.append)):
+        result = executor.execute_estimator([(circuit, observables)],
+                                            {"default_precision": 0.02}, "fake_manila")[0]
+    assert result.metadata["simulation"]["parts"][0]["tasks"] == 3
+    assert any("3 tasks by observables" in line for line in lines), lines
+    evs, stds = result.data.evs, result.data.stds
+    assert evs.shape == (7,)
+    for label, value, std in zip(labels, evs, stds):
+        assert abs(value - exact[label]) <= SIGMAS * std + 1e-9, (label, value, std)

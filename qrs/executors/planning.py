@@ -317,7 +317,8 @@ def _bond_guard(settings: PlanSettings, width: int) -> int:
 
 
 def _size_tasks(plan: PartPlan, work: Workload, noisy: bool, settings: PlanSettings) -> None:
-    """Split a heavy part into tasks: shots of trajectories, else parameter bindings."""
+    """Split a heavy part into tasks: parameter bindings, else the Estimator's measurement
+    bases (groups of observables), else the shots of trajectories."""
     wanted = settings.split_tasks or settings.slots
     if wanted <= 1 or plan.estimate.cpu_seconds < settings.split_min_seconds:
         return
@@ -325,6 +326,8 @@ def _size_tasks(plan: PartPlan, work: Workload, noisy: bool, settings: PlanSetti
                                               "stabilizer")) or plan.part.per_shot
     if work.bindings >= 2:
         plan.chunks, plan.split = min(wanted, work.bindings), "bindings"
+    elif work.bases >= 2:
+        plan.chunks, plan.split = min(wanted, work.bases), "observables"
     elif trajectories and work.shots >= 2:
         plan.chunks, plan.split = min(wanted, work.shots), "shots"
 

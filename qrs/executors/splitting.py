@@ -9,8 +9,9 @@ same order, with the shapes an unsplit run has:
   with its own seed derived from the job's ``seed_simulator`` (``SeedSequence`` of seed,
   pub, part, chunk), and the chunks' bits are concatenated shot-wise;
 * parameter bindings split into contiguous ranges of the flattened bindings, rejoined
-  and reshaped; an Estimator part's shots are split by precision (each chunk runs at
-  precision·√n) and averaged;
+  and reshaped; an Estimator part's observables split by measurement basis (groups of
+  qubit-wise commuting Paulis, so no basis is measured twice) and put back in order; its
+  shots split by precision (each chunk runs at precision·√n) and averaged;
 * a part that uses none of the pub's parameters runs once for all bindings (shots ×
   bindings, reshaped): its outcomes do not depend on them.
 
@@ -118,9 +119,17 @@ def prepare(kind: str, index: int, pub: Any, plan: PubPlan, seed: int | None) ->
             shots *= count
         by_bindings = part.split == "bindings" and values is not None
         pieces = _ranges(count if by_bindings else shots, part.chunks) \
-            if part.chunks > 1 else [(0, count if by_bindings else shots)]
-        work.layout.append({"folded": folded, "by": "bindings" if by_bindings else "shots",
-                            "tasks": len(pieces), "shape": shape})
+            if part.chunks > 1 and part.split != "observables" else \
+            [(0, count if by_bindings else shots)]
+        labels_all = work.factoring.local[number] if kind == "estimator" else []
+        labels = [labels_all]
+        if kind == "estimator" and part.split == "observables":
+            labels = _basis_chunks(work.factoring.local[number], part.chunks)
+            pieces = pieces * len(labels)
+        part.chunks = len(pieces)  # fewer bases than wanted chunks: the plan says so
+        work.layout.append({"folded": folded, "by": "observables" if len(labels) > 1 else
+                            "bindings" if by_bindings else "shots", "tasks": len(pieces),
+                            "shape": shape, "labels": labels, "local": labels_all})
         for chunk, (start, stop) in enumerate(pieces):
             if values is None:
                 bindings = BindingsArray()
@@ -134,7 +143,7 @@ def prepare(kind: str, index: int, pub: Any, plan: PubPlan, seed: int | None) ->
                                    stop - start if not by_bindings else shots)
             else:
                 piece_shots = stop - start if not by_bindings else shots
-                observables = local_observables(work.factoring.local[number], bindings.ndim)
+                observables = local_observables(labels[chunk % len(labels)], bindings.ndim)
                 piece = EstimatorPub(circuit, observables, bindings,
                                      precision=1 / math.sqrt(piece_shots))
             guard = (("matrix_product_state_max_bond_dimension", part.bond_guard),) \
@@ -144,6 +153,17 @@ def prepare(kind: str, index: int, pub: Any, plan: PubPlan, seed: int | None) ->
                                    f"pub {index + 1} part {number + 1} task {chunk + 1}/"
                                    f"{len(pieces)}", guard))
     return work
+
+
+def _basis_chunks(labels: list[str], chunks: int) -> list[list[str]]:
+    """``labels`` in up to ``chunks`` lists of whole measurement bases (round robin)."""
+    from qiskit.quantum_info import PauliList
+
+    groups = PauliList(labels).group_qubit_wise_commuting()
+    buckets: list[list[str]] = [[] for _ in range(min(chunks, len(groups)))]
+    for index, group in enumerate(groups):
+        buckets[index % len(buckets)].extend(group.to_labels())
+    return buckets
 
 
 def _sampler_part(results: list[Any], layout: dict[str, Any], shape: tuple,
@@ -169,13 +189,24 @@ def _estimator_part(results: list[Any], layout: dict[str, Any]) -> tuple[np.ndar
     """A part's (evs, stds) of shape (local Paulis, bindings)."""
     evs = [np.asarray(r.data.evs, dtype=float) for r in results]
     stds = [np.asarray(r.data.stds, dtype=float) for r in results]
+    count = int(np.prod(layout["shape"])) if layout["shape"] else 1
+    if layout["by"] == "observables":  # rows back in the order of the part's local Paulis
+        position = {label: row for row, label in enumerate(layout["local"])}
+        mean, error = np.zeros((len(position), count)), np.zeros((len(position), count))
+        for labels, values, errors in zip(layout["labels"], evs, stds):
+            rows = [position[label] for label in labels]
+            columns = values.reshape(len(labels), -1).shape[1]
+            mean[rows] = np.broadcast_to(values.reshape(len(labels), columns),
+                                         (len(labels), count))
+            error[rows] = np.broadcast_to(errors.reshape(len(labels), columns),
+                                          (len(labels), count))
+        return mean, error
     length = evs[0].shape[0]
     if layout["by"] == "bindings":
         return (np.concatenate([e.reshape(length, -1) for e in evs], axis=1),
                 np.concatenate([s.reshape(length, -1) for s in stds], axis=1))
     mean = np.mean([e.reshape(length, -1) for e in evs], axis=0)
     error = np.sqrt(np.sum([s.reshape(length, -1) ** 2 for s in stds], axis=0)) / len(stds)
-    count = int(np.prod(layout["shape"])) if layout["shape"] else 1
     if mean.shape[1] != count:  # a part without the pub's parameters: same for every binding
         mean, error = np.repeat(mean, count, axis=1), np.repeat(error, count, axis=1)
     return mean, error

@@ -157,11 +157,11 @@ def bond_exponents(part: Part, order: Sequence[int]) -> list[int]:
     return [min(cut + 1, size - cut - 1, count) for cut, count in enumerate(crossing)]
 
 
-def part_circuit(circuit: Any, order: Sequence[int]) -> Any:
+def part_circuit(circuit: Any, order: Sequence[int], measure: bool = True) -> Any:
     """The instructions on ``order``'s qubits, on a register of ``len(order)`` qubits.
 
-    Qubit ``order[i]`` becomes qubit ``i``; barriers are dropped; every classical bit and
-    register of the circuit is kept (same names, same positions), so results come back in
+    Qubit ``order[i]`` becomes qubit ``i``; barriers (and, with ``measure=False``,
+    measurements) are dropped; every classical bit and register of the circuit is kept (same names, same positions), so results come back in
     the same shape and parts' bits can be merged bit for bit.
     """
     from qiskit import QuantumCircuit
@@ -173,7 +173,8 @@ def part_circuit(circuit: Any, order: Sequence[int]) -> Any:
     for register in circuit.cregs:
         part.add_register(register)
     for operation, qubits, clbits in _instructions(circuit):
-        if not qubits or qubits[0] not in position or operation.name == "barrier":
+        if not qubits or qubits[0] not in position or operation.name == "barrier" or \
+                (not measure and operation.name == "measure"):
             continue  # barriers do nothing in a simulation (and may span other parts)
         part.append(operation, [position[q] for q in qubits], list(clbits), copy=False)
     return part
@@ -189,14 +190,15 @@ def binding_values(bindings: Any, circuit: Any, wanted: Sequence[Any]) -> np.nda
 def probe_bond(pub: Any, part: Part, order: tuple[int, ...], cap: int, threads: int) -> int:
     """The largest MPS bond an ideal run of ``part`` reaches, capped at ``cap``.
 
-    Runs the part once (first parameter binding, final measurements dropped) and reads
+    Runs the part once (first parameter binding, measurements dropped: the part has no
+    mid-circuit ones, ``per_shot`` parts are not probed) and reads
     the bond dimensions off the saved state; 0 when the probe cannot run.
     """
     from qiskit_aer import AerSimulator
     from qiskit_aer.library import SaveMatrixProductState
 
     try:
-        circuit = part_circuit(pub.circuit, order).remove_final_measurements(inplace=False)
+        circuit = part_circuit(pub.circuit, order, measure=False)
         params = list(circuit.parameters)
         if params:
             values = binding_values(pub.parameter_values, pub.circuit, params)

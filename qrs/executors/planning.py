@@ -39,7 +39,7 @@ _TABLEAU_GATE = 5e-8
 _MEASURE_ROW = 6e-8
 _MPS_TWO, _MPS_ONE, _MPS_SAMPLE = 1e-4, 3e-5, 2e-6
 #: Bond dimension an entanglement probe runs with (see ``plan_pub``'s ``probe``).
-PROBE_BOND = 32
+PROBE_BOND = 16
 #: Parts at least this wide whose structural MPS bound exceeds PROBE_BOND are probed...
 PROBE_MIN_QUBITS = 12
 #: ...unless another method that fits is estimated below this many CPU-seconds.

@@ -161,8 +161,9 @@ def part_circuit(circuit: Any, order: Sequence[int], measure: bool = True) -> An
     """The instructions on ``order``'s qubits, on a register of ``len(order)`` qubits.
 
     Qubit ``order[i]`` becomes qubit ``i``; barriers (and, with ``measure=False``,
-    measurements) are dropped; every classical bit and register of the circuit is kept (same names, same positions), so results come back in
-    the same shape and parts' bits can be merged bit for bit.
+    measurements) are dropped; every classical bit and register of the circuit is kept
+    (same names, same positions), so results come back in the same shape and parts' bits
+    can be merged bit for bit.
     """
     from qiskit import QuantumCircuit
 

@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LINT_STAMP := $(VENV)/.lint-installed
 
-.PHONY: install run dev test bench screenshot soak fuzz clean
+.PHONY: install run dev test lint format bench bench-mitigation screenshot soak fuzz clean
 
 $(STAMP): setup.cfg setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +27,21 @@ dev: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+$(LINT_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[lint]'
+	touch $(LINT_STAMP)
+
+## ruff check, ruff format --check and mypy on qrs/ (settings: ruff.toml, setup.cfg [mypy]).
+lint: $(LINT_STAMP)
+	$(BIN)/ruff check qrs
+	$(BIN)/ruff format --check qrs
+	$(BIN)/mypy
+
+## Apply ruff's fixes and formatting to qrs/ (then `make lint` passes its ruff half).
+format: $(LINT_STAMP)
+	$(BIN)/ruff check --fix qrs
+	$(BIN)/ruff format qrs
+
 ## Long soak: gunicorn under load while workers are SIGKILLed (SOAK_ARGS="--minutes 30").
 soak: $(STAMP)
 	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)
@@ -37,6 +53,10 @@ fuzz: $(STAMP)
 ## Print the benchmark table (BENCH_ARGS=--quick for a shorter run). Not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py $(BENCH_ARGS)
+
+## The error-mitigation table: legacy EstimatorV2 vs the client-side Estimator on QRS.
+bench-mitigation: $(STAMP)
+	$(BIN)/python benchmarks/mitigation.py $(BENCH_ARGS)
 
 ## Dashboard and API-docs screenshots in a real headless Chromium, saved to screenshots/.
 screenshot: $(STAMP)

@@ -1,7 +1,7 @@
 """QRS benchmarks: ``make bench`` (or ``qrs bench``) prints one table, figure beside target.
 
 Figures (issue "Performance"), each measured in this one run against real server
-processes started here (``tests/server.py``), on whatever machine runs it:
+processes started here (``qrs/devserver.py``), on whatever machine runs it:
 
 1. heavy   A wide circuit through the server ÷ the same ISA circuit run in this process
            on Aer (``AerSimulator.from_backend(...).run(..., memory=True)``, the same
@@ -29,6 +29,8 @@ processes started here (``tests/server.py``), on whatever machine runs it:
            and one heavy 16-qubit pub split over 2 Dask workers ÷ over 1
            (``benchmarks/wide.py`` says exactly what each measures).
 
+7-8. delays, learning: see ``benchmarks/noise.py``.
+
 ``--quick`` shrinks every count (about a minute less); ``--only tiny,list`` picks figures.
 Nothing here asserts: the table is the output.
 """
@@ -53,7 +55,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.server import ServerProcess  # noqa: E402  (the test suite's server launcher)
+from qrs.devserver import ServerProcess  # noqa: E402
 
 warnings.simplefilter("ignore")
 
@@ -395,17 +397,18 @@ def bench_cache(tmp: Path, quick: bool) -> list[Row]:
 
 
 def _fill_store(data_dir: Path, count: int) -> None:
-    """``count`` finished jobs straight into the jobs table (a benchmark-only shortcut)."""
-    from qrs.store import Store
+    """``count`` finished jobs straight into the store (``Store.insert_finished_jobs``)."""
+    from qrs.states import JobStatus
+    from qrs.store import Job, Store
 
-    store = Store(data_dir)
     now = time.time() - count
-    rows = [(f"bench{i:015d}", f"user{i % 7}", "sampler", "fake_manila", "Completed",
-             now + i, now + i + 0.1, now + i + 0.2, '["bench"]', 1, 0.1) for i in range(count)]
-    with store._tx() as db:
-        db.executemany(
-            "INSERT INTO jobs (id, user_id, program_id, backend, status, created, running_at, "
-            "finished_at, tags, num_pubs, usage_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+    Store(data_dir).insert_finished_jobs(
+        Job(id=f"bench{i:015d}", user_id=f"user{i % 7}", program_id="sampler",
+            backend="fake_manila", session_id=None, status=JobStatus.COMPLETED, reason=None,
+            reason_code=None, created=now + i, running_at=now + i + 0.1,
+            finished_at=now + i + 0.2, tags=["bench"], log_level=None, private=False,
+            max_execution_time=None, num_pubs=1, num_circuits=1, claimed_by=None,
+            heartbeat=None, attempts=1, usage_seconds=0.1) for i in range(count))
 
 
 def _list_time(data_dir: Path, requests: int) -> float:
@@ -453,7 +456,7 @@ def print_table(rows: list[Row], elapsed: float) -> None:
           f"benchmark took {elapsed:.0f} s")
 
 
-FIGURES = ("heavy", "tiny", "client", "cache", "list", "long", "wide")
+FIGURES = ("heavy", "tiny", "client", "cache", "list", "long", "delays", "learning", "wide")
 
 
 def bench_wide(tmp: Path, quick: bool) -> list[Row]:
@@ -500,6 +503,13 @@ def main(argv: list[str] | None = None) -> int:
             from benchmarks.isolation import bench_long_job
 
             rows += bench_long_job(tmp, args.quick)
+        if "delays" in chosen or "learning" in chosen:
+            from benchmarks.noise import bench_delays, bench_learning
+
+            if "delays" in chosen:
+                rows += bench_delays(Row, args.quick)
+            if "learning" in chosen:
+                rows += bench_learning(Row, start_server, tmp, args.quick)
         if "wide" in chosen:
             rows += bench_wide(tmp, args.quick)
     print_table(rows, time.perf_counter() - started)

@@ -41,11 +41,11 @@ def main() -> None:
     _import_qiskit_in_this_thread()
     from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 
+    from qrs.circuits import active_qubits
     from qrs.config import Config
     from qrs.executors.base import ExecutorUnavailable
     from qrs.executors.gpu import GPUExecutor
     from qrs.executors.local import LocalExecutor
-    from qrs.executors.planning import simulated_width
     from qrs.metadata import BackendMetadataProvider
 
     metadata = BackendMetadataProvider()
@@ -71,7 +71,7 @@ def main() -> None:
             result = executor.execute_sampler([(isa, None, args.shots)], {}, args.backend)
             seconds = time.perf_counter() - started
             assert sum(result[0].data.meas.get_counts().values()) == args.shots
-            print(f"{width:>6} {simulated_width((isa,)):>6} {name:>8} {seconds:>9.2f}  "
+            print(f"{width:>6} {active_qubits(isa):>6} {name:>8} {seconds:>9.2f}  "
                   f"{executor.simulator_options()['device']}", flush=True)
 
 

@@ -25,9 +25,9 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.deploy_helpers import (FINAL, StoreReader, fetch_results, gunicorn_workers,  # noqa: E402
-                                  lock_waits, sampler_body, submit)
-from tests.server import ServerProcess  # noqa: E402
+from qrs.devserver import ServerProcess  # noqa: E402
+from tests.support.deploy import (FINAL, StoreReader, fetch_results,  # noqa: E402
+                                  gunicorn_workers, lock_waits, sampler_body, submit)
 
 
 def main() -> int:

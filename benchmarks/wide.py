@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from tests.helpers import ghz  # the tests' GHZ chain (bench.py puts the root on sys.path)
+from tests.support.payloads import ghz  # the tests' GHZ chain (bench.py adds the root)
 
 
 def _timed(run: Callable[[], Any]) -> tuple[float, Any]:

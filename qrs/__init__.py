@@ -1,18 +1,23 @@
-"""QRS — a self-hosted Qiskit Runtime server for the stock ``qiskit-ibm-runtime`` client."""
+"""QRS — a self-hosted Qiskit Runtime server for the stock ``qiskit-ibm-runtime`` client.
+
+Importing ``qrs`` (or ``qrs.errors``, ``qrs.codec``, the runner, an executor) does not
+import Flask: only ``create_app`` and the ``api`` package need the web stack, so the
+execution side (child processes, Dask workers) stays free of it.
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING
 
-from flask import Flask, request
-
 from .config import Config
 
 if TYPE_CHECKING:
+    from flask import Flask
+
     from .executors.base import BaseExecutor
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: The REST API is served at both roots, so both client connection recipes work.
 API_PREFIXES = ("", "/api/v1")
@@ -28,6 +33,13 @@ def _import_qiskit_in_this_thread() -> None:
     import qiskit  # noqa: F401
     import qiskit_aer  # noqa: F401
     import qiskit_ibm_runtime  # noqa: F401
+
+    # The client's mitigation engine, imported once here rather than first by whichever
+    # request thread checks a legacy job's options while a runner thread runs one: two
+    # threads importing one package at once can see it half-initialised (a 500).
+    from .executors import legacy_options
+
+    legacy_options.preload()
 
 
 def prepare_data_dir(config: Config) -> None:
@@ -55,14 +67,17 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     start-up with its message; runner threads start on the first API request (or in
     gunicorn's ``post_worker_init``), once per process.
     """
+    from flask import Flask, request
+
     config = config or Config.from_env()
     from . import metrics  # before anything imports prometheus_client: see metrics.py
+    from . import compat
 
     metrics.enable(config.data_dir)
     from .api import backends, cloud, dashboard, health, identity, jobs, sessions
     from .api.common import authenticate
+    from .api.errors import register_error_handlers
     from .auth import Auth, is_loopback
-    from .errors import register_error_handlers
     from .executors.base import resolve
     from .hosts import HostRouter
     from .logs import configure_logging
@@ -71,17 +86,21 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     from .registry import Registry
     from .runner import Runner
     from .store import Store
+    from .testkit import create as create_testkit
 
     _import_qiskit_in_this_thread()
+    compat.check()  # a qiskit upgrade that moved a private API stops us here, not in a job
     configure_logging(config)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_mb * 2**20
-    app.json.sort_keys = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     store = Store(config.data_dir)
     metadata = BackendMetadataProvider()
     executor = executor or resolve(config.executor)
-    runner = Runner(store, executor, config, on_event=metrics.on_job_event)
+    testkit = create_testkit(config, store)  # None unless QRS_CONTROL_API or QRS_SCENARIO
+    runner = Runner(store, executor, config, on_event=metrics.on_job_event,
+                    claim=testkit.claim if testkit else None)
     if config.start_runner:
         runner.preflight()
     registry = Registry(config=config, store=store, metadata=metadata, executor=executor,
@@ -103,7 +122,10 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     app.register_blueprint(health.bp)
     app.register_blueprint(dashboard.bp)
     register_docs(app)
-    app.wsgi_app = HostRouter(app.wsgi_app)  # one app answers every name the client derives
+    # One app answers every name the client derives (see hosts.py).
+    app.wsgi_app = HostRouter(app.wsgi_app)  # type: ignore[method-assign]
+    if testkit is not None:
+        testkit.install(app)  # outermost: faults and the journal see what the client sent
     logging.getLogger(__name__).info(
         "QRS %s: data in %s, %s executor, %s mode", __version__, config.data_dir,
         runner.executor_name,

@@ -36,6 +36,11 @@ class User:
     admin: bool = False
 
 
+def can_see(user: User, owner_id: str) -> bool:
+    """Whether ``user`` may see a job or session of ``owner_id``'s (admins see everyone's)."""
+    return user.admin or user.id == owner_id
+
+
 def is_loopback(host: str) -> bool:
     """Whether a bind address is reachable only from this machine (names other than
     ``localhost`` count as exposed: resolving them at start-up could block)."""

@@ -19,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .states import Program
+
 if TYPE_CHECKING:
     from .config import Config
 
@@ -29,7 +31,7 @@ class BatchRule:
 
     max_jobs: int = 1  # 1 = no batching
     max_qubits: int = 0
-    program: str = "sampler"
+    program: str = Program.SAMPLER.value
 
     @classmethod
     def from_config(cls, config: "Config") -> "BatchRule":

@@ -25,9 +25,28 @@ def _store(config: Config) -> "Store":
 
 
 def cmd_serve(args: argparse.Namespace, config: Config) -> int:
-    """Run gunicorn with gunicorn.conf.py settings (or the werkzeug dev server)."""
-    from . import create_app
+    """Run gunicorn with gunicorn.conf.py settings (or the werkzeug dev server).
 
+    Test state (scenario counters, the request journal) starts afresh with every
+    ``qrs serve``; ``--scenario FILE`` puts a test scenario in force from the start.
+    """
+    import os
+
+    from . import create_app
+    from .testkit import state as testkit_state
+
+    if args.scenario:
+        from .testkit.scenario import ScenarioError, load_file
+
+        try:
+            load_file(args.scenario)
+        except ScenarioError as exc:
+            print(f"qrs: {exc}", file=sys.stderr)
+            return 2
+        path = os.path.abspath(args.scenario)
+        config = config.replace(scenario=path)
+        os.environ["QRS_SCENARIO"] = path  # for gunicorn's workers, which read the environment
+    testkit_state.clear(config.data_dir)
     if args.dev:
         app = create_app(config)
         try:
@@ -82,18 +101,33 @@ def cmd_jobs(args: argparse.Namespace, config: Config) -> int:
             print(f"{job.id}\t{job.status.value}\t{job.program_id}\t{job.backend}\t{job.user_id}")
         print(f"({len(jobs)} of {count})")
     elif args.jobs_command == "show":
-        job = store.get_job(args.job_id)
-        if job is None:
+        found = store.get_job(args.job_id)
+        if found is None:
             print(f"No job {args.job_id}.", file=sys.stderr)
             return 1
-        print(json.dumps(job.__dict__, default=str, indent=2))
-        for _ts, line in store.job_logs(job.id):
+        print(json.dumps(found.__dict__, default=str, indent=2))
+        for _ts, line in store.job_logs(found.id):
             print(line)
     elif args.jobs_command == "cancel":
         if not store.cancel(args.job_id, "Cancelled by an operator."):
             print(f"Job {args.job_id} is not pending.", file=sys.stderr)
             return 1
         print(f"Cancelled {args.job_id}.")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace, config: Config) -> int:
+    """``qrs backup PATH``: a consistent copy of the data directory, while the server runs."""
+    from .store import backup_data_dir
+
+    try:
+        summary = backup_data_dir(config.data_dir, args.path)
+    except (FileNotFoundError, FileExistsError) as exc:
+        print(f"qrs backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"Backed up {config.data_dir} to {summary.path}: database "
+          f"{summary.database_bytes / 2**20:.1f} MiB, {summary.files} payload files. "
+          f"Serve it with QRS_DATA_DIR={summary.path}.")
     return 0
 
 
@@ -141,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the server")
     serve.add_argument("--dev", action="store_true", help="werkzeug dev server, one process")
     serve.add_argument("--gunicorn-config", default="gunicorn.conf.py")
+    serve.add_argument("--scenario", metavar="FILE",
+                       help="a test scenario (JSON) in force from the start; see docs/testing.md")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run jobs without serving HTTP (production layout)")
@@ -167,6 +203,13 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("job_id")
     jobs.set_defaults(func=cmd_jobs)
 
+    backup = sub.add_parser("backup", help="copy the data directory (safe while serving)",
+                            description="Copy QRS_DATA_DIR to the new directory PATH: the "
+                                        "database with SQLite's online backup API, then the "
+                                        "payload files. PATH works as a QRS_DATA_DIR.")
+    backup.add_argument("path")
+    backup.set_defaults(func=cmd_backup)
+
     backends = sub.add_parser("backends", help="list served backends")
     backends.set_defaults(func=cmd_backends)
 
@@ -184,15 +227,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``qrs`` command; returns the exit status."""
+    from .compat import IncompatibleDependency
     from .executors.base import ExecutorUnavailable
+    from .store import SetupError
 
     parser = build_parser()
-    args, args.extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    args.extra = extra
     if args.extra and args.command != "bench":  # only 'bench' passes arguments through
         parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     try:
         return args.func(args, Config.from_env())
-    except ExecutorUnavailable as exc:  # start-up refused: say why, without a traceback
+    except (ExecutorUnavailable, SetupError, IncompatibleDependency) as exc:  # refused: say why, without a traceback
         print(f"qrs: cannot start: {exc}", file=sys.stderr)
         return 2
 

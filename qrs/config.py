@@ -133,6 +133,11 @@ class Config:
     api_keys_file: str = ""
     token_ttl_seconds: int = 3600
 
+    # Test double (qrs.testkit): off unless asked for; never on a shared server
+    control_api: bool = False  # /_qrs/ control API: scenarios, journal, reset (admin only)
+    scenario: str = ""  # a scenario JSON file loaded at start (qrs serve --scenario FILE)
+    journal_size: int = 1000  # requests the control API's journal keeps
+
     # Public names (deploy/nginx, the client's account url) and the one service instance
     public_host: str = ""  # the name in the client's url, e.g. qrs.lab.example (see hosts.py)
     extra_names: str = ""  # more names nginx answers (comma-separated; README: isolated lab)

@@ -1,19 +1,12 @@
-"""Typed errors and the one handler that turns them into IBM-shaped JSON.
+"""Typed errors: what the API answers with a 4xx, raised anywhere in QRS.
 
-The stock client shows ``errors[0].message`` to the user, so every message says what
-was wrong and, where it can, how to fix it.
+Plain Python on purpose: the codec, the runner, executors and Dask workers raise these
+without importing Flask, werkzeug or gunicorn. ``api/errors.py`` turns them into the
+IBM-shaped JSON answer. The stock client shows ``errors[0].message`` to the user, so
+every message says what was wrong and, where it can, how to fix it.
 """
 
 from __future__ import annotations
-
-import logging
-import traceback
-
-from flask import Flask, Response, current_app, jsonify
-from gunicorn.http.errors import NoMoreData, ParseException
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-
-log = logging.getLogger(__name__)
 
 
 class QRSError(Exception):
@@ -89,44 +82,3 @@ def error_body(status: int, code: int, message: str) -> dict:
         "trace": "",
         "status_code": status,
     }
-
-
-def _respond(status: int, code: int, message: str, headers: dict | None = None) -> Response:
-    response = jsonify(error_body(status, code, message))
-    response.status_code = status
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
-
-
-def register_error_handlers(app: Flask) -> None:
-    """Install one handler per error family; nothing else formats errors."""
-
-    @app.errorhandler(QRSError)
-    def _qrs_error(exc: QRSError) -> Response:
-        return _respond(exc.status, exc.code, exc.message, exc.headers)
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def _too_large(exc: RequestEntityTooLarge) -> Response:
-        limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / 2**20
-        return _respond(413, PayloadTooLarge.code,
-                        f"The request body is larger than {limit:g} MiB, this server's limit "
-                        "(QRS_MAX_BODY_MB). Split the work into smaller jobs.")
-
-    @app.errorhandler(ParseException)
-    @app.errorhandler(NoMoreData)
-    def _unreadable_body(exc: Exception) -> Response:
-        """gunicorn raises these inside the view when a body's framing is broken (bad
-        chunk sizes, a body shorter than announced): the client's fault, not ours."""
-        return _respond(400, InvalidInput.code,
-                        f"The request body could not be read: {type(exc).__name__}: {exc}.")
-
-    @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException) -> Response:
-        status = exc.code or 500
-        return _respond(status, 1000 + status, exc.description or exc.name)
-
-    @app.errorhandler(Exception)
-    def _unexpected(exc: Exception) -> Response:
-        log.error("unhandled error: %s\n%s", exc, traceback.format_exc())
-        return _respond(500, 1500, "Internal server error; the server log has the details.")

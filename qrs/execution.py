@@ -20,6 +20,7 @@ from . import joblog
 from .codec import decode_params, encode_result
 from .errors import QRSError
 from .executors.base import BaseExecutor, JobRefused
+from .noise_learning import NOISE_LEARNER_PROGRAM
 from .quantum_program import EXECUTOR_PROGRAM
 from .spans import utc_now
 from .states import ReasonCode
@@ -67,6 +68,8 @@ def run_tasks(executor: BaseExecutor, tasks: "Sequence[JobTask]") -> list[JobOut
     """Run one task (a job, or a batch of small Sampler jobs); one outcome per job."""
     if len(tasks) == 1 and tasks[0].program_id == EXECUTOR_PROGRAM:
         return [_run_program(executor, tasks[0])]
+    if len(tasks) == 1 and tasks[0].program_id == NOISE_LEARNER_PROGRAM:
+        return [_run_learning(executor, tasks[0])]
     decoded: dict[str, Any] = {}
     outcomes: dict[str, JobOutcome] = {}
     for task in tasks:
@@ -125,6 +128,16 @@ def _run_program(executor: BaseExecutor, task: JobTask) -> JobOutcome:
         log_options(decoded, executor.name)
         result = execute_program(executor, program, decoded.options, task.backend)
         return Completed(task.job_id, encode_program(result, decoded))
+    except Exception as exc:
+        return _failure(task, exc)
+
+
+def _run_learning(executor: BaseExecutor, task: JobTask) -> JobOutcome:
+    """One ``noise-learner`` job (``qrs.noise_learning``), never batched."""
+    from .noise_learning import run_job as run_learning
+
+    try:
+        return Completed(task.job_id, run_learning(executor, task.params_text, task.backend))
     except Exception as exc:
         return _failure(task, exc)
 

@@ -30,8 +30,9 @@ class JsonFormatter(logging.Formatter):
         entry = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
                  "level": record.levelname, "logger": record.name,
                  "message": record.getMessage()}
-        if getattr(record, "job_id", None):
-            entry["job_id"] = record.job_id
+        job_id = getattr(record, "job_id", None)  # set by JobIdFilter
+        if job_id:
+            entry["job_id"] = job_id
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry)

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
 
+from .compat import backend_json
 from .errors import NotFound
 
 MOCK_PREFIX = "mock_"
@@ -102,7 +103,7 @@ class BackendMetadataProvider:
         self.check_calibration(name, calibration_id)
         with self._lock:
             if name not in self._conf:
-                conf = copy.deepcopy(backend._load_json(backend.conf_filename))
+                conf = copy.deepcopy(backend_json(backend, backend.conf_filename))
                 conf["backend_name"] = name  # the client matches on the served name
                 self._conf[name] = conf
             return self._conf[name]
@@ -113,7 +114,7 @@ class BackendMetadataProvider:
         backend = self.get_backend(name)
         with self._lock:
             if name not in self._props:
-                props = copy.deepcopy(backend._load_json(backend.props_filename))
+                props = copy.deepcopy(backend_json(backend, backend.props_filename))
                 props["backend_name"] = name
                 props["calibration_id"] = snapshot_id(self.base_name(name), props)
                 self._props[name] = props

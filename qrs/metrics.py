@@ -89,7 +89,7 @@ def _multiprocess_values() -> None:
     (it picks its value class at import time; an embedding app may have imported it)."""
     values = sys.modules.get("prometheus_client.values")
     if values is not None:
-        values.ValueClass = values.get_value_class()
+        values.ValueClass = values.get_value_class()  # type: ignore[attr-defined]
 
 
 def mark_process_dead(pid: int) -> None:

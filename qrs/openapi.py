@@ -299,7 +299,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
             continue
         path = openapi_path(rule.rule)
         view = app.view_functions[rule.endpoint]
-        methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
         for method in methods:
             operations.setdefault(path, {})[method.lower()] = _operation(
                 rule.endpoint, view, path, method if len(methods) > 1 else None)

@@ -22,24 +22,18 @@ import binascii
 import io
 import struct
 import zlib
-from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
+from .compat import qpy_formats
 from .errors import InvalidInput, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from .validation import Limits
 
 _STEP = 1 << 20  # inflate 1 MiB at a time
 
 
-@dataclass(frozen=True)
-class PayloadLimits:
-    """What a job's params may decode to (from ``Config`` and the backend)."""
-
-    max_decoded_bytes: int
-    max_qubits: int
-    max_clbits: int
-
-
-def check_params(params: Any, limits: PayloadLimits) -> None:
+def check_params(params: Any, limits: Limits) -> None:
     """Refuse params whose decoding would be unsafe; ``params`` is the parsed JSON."""
     budget = limits.max_decoded_bytes
     for path, node in _typed_nodes(params):
@@ -71,7 +65,7 @@ def _path_text(path: tuple) -> str:
     return "params" + "".join(reversed(parts))
 
 
-def _check_typed(path: str, node: dict, limits: PayloadLimits, budget: int) -> int:
+def _check_typed(path: str, node: dict, limits: Limits, budget: int) -> int:
     """Check one typed value; return the bytes it decodes to."""
     kind, value = node.get("__type__"), node.get("__value__")
     if kind == "spmatrix":
@@ -150,9 +144,9 @@ def _check_npy(path: str, data: bytes, budget: int) -> int:
     return size
 
 
-def _check_qpy(path: str, data: bytes, limits: PayloadLimits, budget: int) -> int:
+def _check_qpy(path: str, data: bytes, limits: Limits, budget: int) -> int:
     """A QPY file of one circuit whose header stays within the backend's width."""
-    from qiskit.qpy import formats
+    formats = qpy_formats()
 
     head, size = _inflate(path, data, budget, keep=4096)
     stream = io.BytesIO(head)
@@ -183,9 +177,9 @@ def _check_qpy(path: str, data: bytes, limits: PayloadLimits, budget: int) -> in
                 formats.CIRCUIT_HEADER_V2_PACK, stream.read(formats.CIRCUIT_HEADER_V2_SIZE)))
     except (struct.error, ValueError) as exc:
         raise InvalidInput(f"{path}: not a valid QPY circuit ({exc}).") from None
-    if circuit.num_qubits > limits.max_qubits:
+    if circuit.num_qubits > limits.backend_qubits:
         raise InvalidInput(f"{path}: the circuit has {circuit.num_qubits} qubits but the "
-                           f"backend has only {limits.max_qubits}. Transpile it for the "
+                           f"backend has only {limits.backend_qubits}. Transpile it for the "
                            "backend first.")
     if circuit.num_clbits > limits.max_clbits:
         raise InvalidInput(f"{path}: the circuit has {circuit.num_clbits} classical bits; "

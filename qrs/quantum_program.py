@@ -18,7 +18,6 @@ imports nothing from ``qrs.executors`` and the two never import each other.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -26,13 +25,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import joblog
-from .codec import PubLimits
+from .circuits import check_instructions
+from .codec import params_object
 from .errors import InvalidInput, LimitExceeded
+from .states import Program
+from .validation import Limits
 
 if TYPE_CHECKING:
     from samplomatic.quantum_program import QuantumProgram, QuantumProgramResult
 
-EXECUTOR_PROGRAM = "executor"
+EXECUTOR_PROGRAM = Program.EXECUTOR.value
 
 #: Params schema versions this server reads (results are written as v2.0 models).
 SCHEMA_VERSIONS = ("v2.0",)
@@ -59,7 +61,7 @@ class DecodedProgram:
         return self.model.quantum_program.semantic_role
 
 
-def _describe(exc: Exception) -> str:
+def describe_error(exc: Exception) -> str:
     """A pydantic error as its first few ``field.path: message``; others with their type."""
     from pydantic import ValidationError
 
@@ -78,14 +80,7 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
         QUANTUM_PROGRAM_PARAMS_CONVERTERS)
     from samplomatic.quantum_program import SamplexItem
 
-    if isinstance(params, str):
-        try:
-            params = json.loads(params)
-        except ValueError as exc:
-            raise InvalidInput(f"params is not valid JSON: {exc}") from None
-    if not isinstance(params, dict):
-        raise InvalidInput("params must be a JSON object with 'schema_version', "
-                           "'quantum_program' and 'options'.")
+    params = params_object(params, "with 'schema_version', 'quantum_program' and 'options'")
     version = params.get("schema_version")
     if version not in SCHEMA_VERSIONS:
         raise InvalidInput(
@@ -95,9 +90,9 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
     try:
         model = converter.model.model_validate(params)
     except ValidationError as exc:  # the payload's shape is wrong
-        raise InvalidInput(f"executor params are malformed: {_describe(exc)}") from None
+        raise InvalidInput(f"executor params are malformed: {describe_error(exc)}") from None
     except Exception as exc:  # base64/zlib/QPY that validation had to open
-        raise InvalidInput(f"the quantum program could not be decoded: {_describe(exc)}") \
+        raise InvalidInput(f"the quantum program could not be decoded: {describe_error(exc)}") \
             from None
     try:
         program, _ = converter.decoder(model)
@@ -105,32 +100,21 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
             if isinstance(item, SamplexItem):
                 item.samplex.finalize()  # serialized samplexes arrive unfinalized
     except Exception as exc:  # bad QPY, samplex JSON or arguments: the user's input
-        raise InvalidInput(f"the quantum program could not be decoded: {_describe(exc)}") \
+        raise InvalidInput(f"the quantum program could not be decoded: {describe_error(exc)}") \
             from None
     return DecodedProgram(program=program, options=model.options.model_dump(mode="json"),
                           model=model)
 
 
-def _foreign_operations(circuit: Any, supported: set[str]) -> list[str]:
-    """Operations of ``circuit`` the backend does not have (the program must be ISA)."""
-    return sorted({instruction.operation.name for instruction in circuit.data}
-                  - supported - {"barrier"})
-
-
-def check_program(decoded: DecodedProgram, backend: Any, limits: PubLimits) -> int:
-    """Check the program against the backend (a ``BackendV2``) and the limits.
+def check_program(decoded: DecodedProgram, limits: Limits) -> int:
+    """Check the program against the backend and the server limits (both in ``limits``).
 
     Returns the number of circuit elements (bindings) the program runs.
     """
     program = decoded.program
-    backend_qubits = backend.num_qubits
-    supported = set(backend.target.operation_names)
+    backend_qubits = limits.backend_qubits
     if not program.items:
         raise InvalidInput("quantum_program.items is empty; a program needs at least one item.")
-    if program.meas_level != "classified":
-        raise InvalidInput(
-            f"quantum_program.meas_level {program.meas_level!r} is not supported: a simulator "
-            "has no IQ data. Use meas_level='classified' (meas_type='classified').")
     if len(program.items) > limits.max_pubs:
         raise LimitExceeded(f"{len(program.items)} program items in one job; the limit is "
                             f"{limits.max_pubs} (QRS_MAX_PUBS). Split the program.")
@@ -143,17 +127,14 @@ def check_program(decoded: DecodedProgram, backend: Any, limits: PubLimits) -> i
             raise InvalidInput(
                 f"quantum_program.items[{index}]: the circuit has {item.circuit.num_qubits} "
                 f"qubits but the backend has only {backend_qubits}. Transpile it first.")
-        if foreign := _foreign_operations(item.circuit, supported):
-            raise InvalidInput(
-                f"quantum_program.items[{index}] uses {', '.join(foreign)}, which the backend "
-                f"does not support (it has {', '.join(sorted(supported))}). Transpile the "
-                "circuit for the backend, e.g. generate_preset_pass_manager(backend=backend).")
         size = math.prod(item.shape)
         if size > limits.max_parameter_bindings:
             raise LimitExceeded(
                 f"quantum_program.items[{index}] has {size} elements (shape {item.shape}); the "
                 f"limit is {limits.max_parameter_bindings} (QRS_MAX_PARAMETER_BINDINGS).")
         elements += size
+    check_instructions((item.circuit for item in program.items), limits.operations,
+                       limits.backend, "quantum_program.items")
     if elements * program.shots > limits.max_shots:
         raise LimitExceeded(
             f"The program asks for {elements * program.shots} shots in total; the limit per "

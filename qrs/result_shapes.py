@@ -8,7 +8,9 @@ written for IBM rely on. ``conform`` adds them, whatever the executor did:
   ``ndarray`` of the pub's shape — 0-d for a pub of shape ``()``, never a float (Aer's
   ``stds`` is a ``numpy.float64`` there, which the wire format turns into a Python float
   and ``.shape`` then fails);
-* ``ensemble_standard_error`` is present; with no twirled ensemble it equals ``stds``;
+* ``ensemble_standard_error`` is present (except with ZNE, whose
+  ``ensemble_stds_noise_factors`` take its place, as on IBM); with no twirled ensemble it
+  equals ``stds``;
 * Sampler results say when their data was taken (``metadata["execution"]["execution_spans"]``):
   an executor that does not record spans gets one span over its whole run.
 
@@ -56,7 +58,8 @@ def _conform_pub(pub: Any) -> Any:
     for name in ESTIMATOR_FIELDS:
         if name in fields:
             fields[name] = _array(fields[name], data.shape)
-    if "ensemble_standard_error" not in fields and "stds" in fields:
+    zne = "evs_noise_factors" in fields  # IBM's ZNE results have per-factor errors instead
+    if "ensemble_standard_error" not in fields and "stds" in fields and not zne:
         fields["ensemble_standard_error"] = fields["stds"].copy()
     return type(pub)(DataBin(shape=data.shape, **fields), metadata=pub.metadata)
 

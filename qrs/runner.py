@@ -52,8 +52,13 @@ class Runner:
     """Claims jobs for one server process and supervises the job processes running them."""
 
     def __init__(self, store: Store, executor: BaseExecutor, config: Config,
-                 on_event: Callable[[str, Job, float], None] | None = None) -> None:
+                 on_event: Callable[[str, Job, float], None] | None = None,
+                 claim: Callable[[str, BatchRule], list[Job]] | None = None) -> None:
         self.store = store
+        #: Takes the next job(s) to execute: ``Store.claim_batch`` (worker id, batch rule),
+        #: or a test scenario's (``qrs.testkit.claims``), which holds jobs back and records
+        #: scripted outcomes itself, returning only the jobs to execute.
+        self.claim = claim or store.claim_batch
         self.executor = executor  # as configured; it is set up in each job process only
         self.executor_name = executor.name
         self._executor_blob = pickled_executor(executor)
@@ -239,7 +244,7 @@ class Runner:
         """
         slot = slot or self._drain_slot
         process = self._process_for(slot)  # before claiming: no process, no claim
-        jobs = self.store.claim_batch(self.worker_id, self.rule)
+        jobs = self.claim(self.worker_id, self.rule)
         if not jobs:
             return False
         for job in jobs:

@@ -63,6 +63,13 @@ class SimulatorOptions(Body):
     basis_gates = fields.List(fields.String(), allow_none=True)
 
 
+class ExecutionOptions(Body):
+    """``options.execution``: ``meas_type`` picks bits or emulated IQ data (docs/noise.md)."""
+
+    meas_type = fields.String(allow_none=True, validate=validate.OneOf(
+        ["classified", "kerneled", "avg_kerneled"]))
+
+
 class PrimitiveOptions(Body):
     """``params.options`` of a job: the fields QRS acts on must have usable types (the
     rest is logged as ignored by the runner)."""
@@ -72,6 +79,7 @@ class PrimitiveOptions(Body):
                                      validate=validate.Range(min=0, min_inclusive=False))
     max_execution_time = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     simulator = fields.Nested(SimulatorOptions, allow_none=True)
+    execution = fields.Nested(ExecutionOptions, allow_none=True)
 
 
 class JobGetQuery(Query):

@@ -1,8 +1,22 @@
-"""Wire words, spelled once: job statuses and session states as the client expects them."""
+"""Wire words, spelled once: program ids, job statuses and session states as the client
+expects them."""
 
 from __future__ import annotations
 
 from enum import Enum
+
+
+class Program(str, Enum):
+    """The ``program_id`` values this server runs (``POST /jobs``)."""
+
+    SAMPLER = "sampler"
+    ESTIMATOR = "estimator"
+    EXECUTOR = "executor"  # QuantumPrograms from the client's ``Executor`` (0.50+)
+    NOISE_LEARNER = "noise-learner"  # the client's NoiseLearner / NoiseLearnerV3
+
+
+#: Every program id, in the order error messages list them.
+PROGRAMS = tuple(program.value for program in Program)
 
 
 class JobStatus(str, Enum):
@@ -20,6 +34,8 @@ class JobStatus(str, Enum):
 
 
 FINAL_JOB_STATES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+#: States of a job that still needs a worker (a session with one of these is not idle).
+PENDING_JOB_STATES = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 
 
 class SessionState(str, Enum):

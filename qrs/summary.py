@@ -81,7 +81,7 @@ def summarize(result_text: str, max_values: int = 64) -> list[PubSummary]:
     for index, pub in enumerate(pubs):
         summary = PubSummary(index)
         data = pub.data
-        for register in data.keys():
+        for register in data.keys():  # noqa: SIM118  (a DataBin, not a dict)
             value = data[register]
             if hasattr(value, "get_counts"):
                 summary.histograms.append(histogram(register, value.get_counts()))

@@ -37,8 +37,12 @@ def run_worker(config: Config, executor: "BaseExecutor | None" = None) -> int:
     metrics.enable(config.data_dir)
     configure_logging(config)
     _import_qiskit_in_this_thread()
-    runner = Runner(Store(config.data_dir), executor or resolve(config.executor), config,
-                    on_event=metrics.on_job_event)
+    from .testkit import create as create_testkit
+
+    store = Store(config.data_dir)
+    testkit = create_testkit(config, store)  # a test scenario holds and scripts jobs here too
+    runner = Runner(store, executor or resolve(config.executor), config,
+                    on_event=metrics.on_job_event, claim=testkit.claim if testkit else None)
     runner.preflight()  # a broken executor stops here, before any job is claimed
     stop = threading.Event()
     deadline: list[float] = []

@@ -14,7 +14,7 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from .server import ServerProcess
+from .support.server import ServerProcess
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-dev-shm-usage", "--hide-scrollbars", "--no-first-run"]
@@ -51,32 +51,26 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def submit_bell(url: str, shots: int = 500, tags: list[str] | None = None) -> str:
     """A noisy Bell job on fake_manila over raw HTTP, as the stock client encodes it."""
-    from qiskit_ibm_runtime import RuntimeEncoder
     from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-    from .helpers import bell, isa
+    from .support.payloads import bell, isa, job_body, sampler_params
 
-    circuit = isa(bell(), FakeManilaV2())
-    body = json.dumps({"program_id": "sampler", "backend": "fake_manila", "tags": tags or [],
-                       "params": {"pubs": [[circuit, None, shots]], "options": {}, "version": 2}},
-                      cls=RuntimeEncoder).encode()
-    request = urllib.request.Request(url + "/jobs", data=body, method="POST",
+    body = job_body(sampler_params(isa(bell(), FakeManilaV2()), shots), tags=tags or [])
+    request = urllib.request.Request(url + "/jobs", data=body.encode(), method="POST",
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=60) as answer:
         return json.loads(answer.read())["id"]
 
 
 def wait_final(url: str, job_id: str, timeout: float = 60.0) -> str:
-    import time
+    from .support.polling import wait_until
 
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def final() -> str | None:
         with urllib.request.urlopen(f"{url}/jobs/{job_id}?exclude_params=true") as answer:
             status = json.loads(answer.read())["status"]
-        if status in ("Completed", "Failed", "Cancelled"):
-            return status
-        time.sleep(0.05)
-    raise TimeoutError(f"job {job_id} did not finish in {timeout} s")
+        return status if status in ("Completed", "Failed", "Cancelled") else None
+
+    return wait_until(final, timeout, interval=0.05, what=f"job {job_id} to finish")
 
 
 def main(outdir: str) -> int:

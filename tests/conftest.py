@@ -7,7 +7,22 @@ import pytest
 from qrs import create_app
 from qrs.config import Config
 
-from .server import ServerProcess
+from .support.server import ServerProcess
+
+#: Fixtures that start a real server process. A test that uses one, directly or through
+#: another fixture, is marked ``system``; a test that starts one itself says so with
+#: ``@pytest.mark.system``.
+SERVER_FIXTURES = frozenset({
+    "live_server", "ideal_server", "server", "load_server", "crash_server", "gated_server",
+    "attacked", "api_only", "ops_server", "zeros_server", "deployment", "layout",
+})
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark every test that talks to a real server process ``system``."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.system)
 
 
 @pytest.fixture

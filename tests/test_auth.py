@@ -22,8 +22,8 @@ from qrs import create_app
 from qrs.config import Config
 
 from .conftest import connect
-from .helpers import bell, isa
-from .server import ROOT, ServerProcess
+from .support.payloads import bell, isa
+from .support.server import ROOT, ServerProcess
 
 
 def qrs_cli(data_dir, *args: str) -> str:

@@ -17,8 +17,8 @@ from qiskit_ibm_runtime import EstimatorV2, SamplerV2
 from qiskit_ibm_runtime.exceptions import RuntimeJobFailureError
 
 from .conftest import connect
-from .helpers import SIGMAS, assert_binomial, bell, entangled, isa
-from .server import ServerProcess
+from .support.payloads import SIGMAS, assert_binomial, bell, entangled, isa
+from .support.server import ServerProcess
 
 def test_lists_every_fake_backend(service):
     from qiskit_ibm_runtime.fake_provider import FakeProviderForBackendV2
@@ -120,6 +120,7 @@ def test_failed_job_reports_a_readable_reason(service):
     assert "MiB" in job.error_message()
 
 
+@pytest.mark.system
 def test_jobs_survive_a_restart(tmp_path):
     server = ServerProcess(tmp_path / "data").start()
     try:

@@ -1,24 +1,28 @@
-"""Payload decoding, validation and option mapping, without HTTP."""
+"""Payload decoding and validation, without HTTP."""
 
 from __future__ import annotations
 
 import pytest
 
-from qrs.codec import (PubLimits, decode_params, estimator_options, sampler_options,
-                       validate_pubs)
+from dataclasses import replace
+
+from qrs.codec import decode_params
+from qrs.config import Config
 from qrs.errors import InvalidInput, LimitExceeded
+from qrs.validation import Limits, validate_pubs
 
-from .helpers import bell, sampler_params
+from .support.payloads import bell, sampler_params, wire
 
-LIMITS = PubLimits(max_pubs=3, max_shots=10_000, max_pub_shots=5_000,
-                   max_parameter_bindings=100, max_observables=10)
+LIMITS = Limits.from_config(Config(max_pubs=3, max_shots=10_000, max_pub_shots=5_000,
+                                   max_parameter_bindings=100, max_observables=10))
+FIVE_QUBITS = replace(LIMITS, backend_qubits=5)
 
 
 def test_decodes_client_encoded_params():
     decoded = decode_params(sampler_params(shots=123), "sampler")
     circuit, values, shots = decoded.pubs[0]
     assert circuit.num_qubits == 2 and shots == 123
-    assert validate_pubs("sampler", decoded.pubs, decoded.options, 5, LIMITS) == 1
+    assert validate_pubs("sampler", decoded.pubs, decoded.options, FIVE_QUBITS) == 1
 
 
 @pytest.mark.parametrize("params, message", [
@@ -38,25 +42,18 @@ def test_limits_are_enforced():
     too_many["pubs"] = too_many["pubs"] * 4
     decoded = decode_params(too_many, "sampler")
     with pytest.raises(LimitExceeded, match="QRS_MAX_PUBS"):
-        validate_pubs("sampler", decoded.pubs, decoded.options, 5, LIMITS)
+        validate_pubs("sampler", decoded.pubs, decoded.options, FIVE_QUBITS)
     decoded = decode_params(sampler_params(shots=6_000), "sampler")
     with pytest.raises(LimitExceeded, match="QRS_MAX_PUB_SHOTS"):
-        validate_pubs("sampler", decoded.pubs, decoded.options, 5, LIMITS)
+        validate_pubs("sampler", decoded.pubs, decoded.options, FIVE_QUBITS)
     with pytest.raises(InvalidInput, match="only 1"):
-        validate_pubs("sampler", decoded.pubs, decoded.options, 1, LIMITS)
+        validate_pubs("sampler", decoded.pubs, decoded.options, replace(LIMITS, backend_qubits=1))
 
 
-def test_sampler_options_are_consumed_and_leftovers_reported():
-    mapped = sampler_options({"default_shots": 10, "simulator": {"seed_simulator": 7},
-                              "twirling": {"enable_gates": True, "num_randomizations": 8},
-                              "execution": {"meas_type": "classified", "init_qubits": True}})
-    assert mapped.primitive == {"default_shots": 10, "seed_simulator": 7}
-    # Gate twirling is read by the planner (QRS_NOISE_APPROXIMATION); the rest is ignored.
-    assert mapped.twirled is True
-    assert mapped.ignored == {"twirling": {"num_randomizations": 8}}
-
-
-def test_estimator_shots_become_precision():
-    mapped = estimator_options({"default_shots": 400, "resilience_level": 1})
-    assert mapped.primitive == {"default_precision": 0.05}
-    assert mapped.ignored == {"resilience_level": 1}
+def test_resilience_level_travels_inside_the_options():
+    """The client sends resilience_level beside the options; the executors get it inside."""
+    params = wire({"pubs": [(bell(measure=False), "ZZ")], "options": {"default_shots": 10},
+                   "version": 2, "support_qiskit": True, "resilience_level": 0})
+    decoded = decode_params(params, "estimator")
+    assert decoded.options == {"default_shots": 10, "resilience_level": 0}
+    assert "resilience_level" not in decoded.extra

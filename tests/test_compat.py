@@ -28,8 +28,8 @@ from qrs.config import Config
 from qrs.executors.local import LocalExecutor
 from qrs.metadata import BackendMetadataProvider
 
-from .helpers import SIGMAS, assert_binomial, bell, isa, sampler_params
-from .server import ServerProcess
+from .support.payloads import SIGMAS, assert_binomial, bell, isa, sampler_params
+from .support.server import ServerProcess
 
 INSTANCE_CRN = Config().instance_crn
 
@@ -244,6 +244,7 @@ def test_instance_by_name_and_plan_preference(cloud_env):
         _service(cloud_env, instance="someone-elses")
 
 
+@pytest.mark.system
 def test_cloud_lookups_need_a_valid_token_in_key_mode(tmp_path):
     server = ServerProcess(tmp_path / "data", env={"QRS_API_KEYS_FILE": str(tmp_path / "k")})
     (tmp_path / "k").write_text("alice:alice-key\n")

@@ -18,8 +18,8 @@ import pytest
 from qiskit_ibm_runtime import SamplerV2
 
 from .conftest import connect
-from .helpers import assert_binomial, bell, ghz, isa
-from .server import ROOT, ServerProcess, free_port
+from .support.payloads import assert_binomial, bell, ghz, isa
+from .support.server import ROOT, ServerProcess, free_port
 
 
 def test_one_heavy_pub_runs_as_tasks_on_every_worker(tmp_path):

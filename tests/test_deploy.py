@@ -20,9 +20,9 @@ import requests
 from qrs.config import Config
 from qrs.store import JobQuery, NewJob, Store
 
-from .deploy_helpers import (BACKEND, FINAL, StoreReader, fetch_results, gunicorn_workers,
+from .support.deploy import (BACKEND, FINAL, StoreReader, fetch_results, gunicorn_workers,
                              lock_waits, new_key, sampler_body, submit, submit_many, worker_pid)
-from .server import ServerProcess
+from .support.server import ServerProcess
 
 LOAD_JOBS = 1000
 LOAD_THREADS = 8
@@ -265,17 +265,13 @@ def gated_server(tmp_path_factory):
 
 def gated_body(gate: str) -> str:
     """A Sampler job that runs until ``open_gate(server, gate)`` (see ``GatedExecutor``)."""
-    from qiskit_ibm_runtime import RuntimeEncoder
     from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-    from .helpers import bell, isa
+    from .support.payloads import bell, isa, job_body, sampler_params
 
     circuit = isa(bell(), FakeManilaV2())
     circuit.name = f"gate:{gate}"
-    params = {"pubs": [(circuit, None, 16)], "options": {}, "version": 2,
-              "support_qiskit": True}
-    return json.dumps({"program_id": "sampler", "backend": BACKEND, "params": params},
-                      cls=RuntimeEncoder)
+    return job_body(sampler_params(circuit, 16), backend=BACKEND)
 
 
 def open_gate(server: ServerProcess, gate: str) -> None:

@@ -26,17 +26,9 @@ from samplomatic import build
 from samplomatic.quantum_program import CircuitItem, SamplexItem
 from samplomatic.transpiler import generate_boxing_pass_manager
 
-from .helpers import SIGMAS, assert_binomial, bell, isa
+from .support.payloads import SIGMAS, assert_binomial, assert_same_rate, bell, isa
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-
-def assert_same_rate(count_a: int, shots_a: int, count_b: int, shots_b: int) -> None:
-    """Two binomial samples agree: |p_a - p_b| within SIGMAS pooled standard errors."""
-    pooled = (count_a + count_b) / (shots_a + shots_b)
-    sigma = math.sqrt(pooled * (1 - pooled) * (1 / shots_a + 1 / shots_b)) or 1 / shots_a
-    assert abs(count_a / shots_a - count_b / shots_b) <= SIGMAS * sigma, \
-        (count_a, shots_a, count_b, shots_b)
 
 
 def twirled(sampler: Sampler, on: bool) -> Sampler:
@@ -238,7 +230,7 @@ def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
             **good["quantum_program"], "circuits": {**good["quantum_program"]["circuits"],
                                                     "b64_data": "bm90IHFweQ=="}}},
         "meas_level": {**good, "quantum_program": {**good["quantum_program"],
-                                                   "meas_level": "kerneled"}},
+                                                   "meas_level": "raw"}},
     }
     for expected, params in cases.items():
         response = _post(ideal_server, params)
@@ -264,7 +256,7 @@ def test_malformed_executor_payloads_get_a_clear_400(ideal_server):
     not_isa.measure(0, 0)
     response = _post(ideal_server, _client_params(QuantumProgram(10, [CircuitItem(not_isa)])))
     assert response.status_code == 400
-    assert "uses ry, which the backend does not support" in response.json()["errors"][0]["message"]
+    assert "uses ry, which fake_manila does not support" in response.json()["errors"][0]["message"]
 
     response = _post(ideal_server, {"pubs": []}, backend="mock_manila", program="sampler")
     assert response.status_code == 400 and "dry-run" in response.json()["errors"][0]["message"]

@@ -31,8 +31,8 @@ from qrs.metadata import BackendMetadataProvider
 
 from .conftest import connect
 from .example_executor import StatevectorExecutor
-from .server import ServerProcess
-from .helpers import SIGMAS, assert_binomial, bell, entangled, isa
+from .support.server import ServerProcess
+from .support.payloads import SIGMAS, assert_binomial, bell, entangled, isa
 
 CUSTOM = "tests.example_executor:StatevectorExecutor"
 NO_GPU = diagnose_gpu() is not None
@@ -123,6 +123,7 @@ def test_gpu_without_a_gpu_fails_at_start_up_saying_what_is_missing(tmp_path, ex
 
 
 @needs_no_gpu
+@pytest.mark.system
 def test_qrs_serve_with_gpu_and_no_gpu_exits_at_once(tmp_path):
     server = ServerProcess(tmp_path / "data", env={"QRS_EXECUTOR": "gpu"})
     with pytest.raises(RuntimeError, match="server exited with 2") as info:
@@ -253,6 +254,7 @@ def _server(tmp_path, **env: str) -> ServerProcess:
     return ServerProcess(tmp_path / "data", env={"QRS_EXECUTOR_THREADS": "1", **env})
 
 
+@pytest.mark.system
 def test_custom_executor_from_a_test_module_through_the_server(tmp_path):
     server = _server(tmp_path, QRS_EXECUTOR=CUSTOM).start()
     try:
@@ -274,6 +276,7 @@ def test_custom_executor_from_a_test_module_through_the_server(tmp_path):
         server.stop()
 
 
+@pytest.mark.system
 def test_hybrid_routes_by_width_and_logs_the_rule(tmp_path):
     server = _server(tmp_path, QRS_EXECUTOR="hybrid", QRS_HYBRID_LARGE=CUSTOM,
                      QRS_HYBRID_GPU_MIN_QUBITS="3").start()
@@ -299,6 +302,7 @@ def test_hybrid_routes_by_width_and_logs_the_rule(tmp_path):
         server.stop()
 
 
+@pytest.mark.system
 def test_dask_local_cluster_runs_sampler_and_estimator_through_the_server(tmp_path):
     server = _server(tmp_path, QRS_EXECUTOR="dask", QRS_DASK_SCHEDULER="local",
                      QRS_DASK_WORKERS="2", QRS_SIMULATION_METHOD="density_matrix",

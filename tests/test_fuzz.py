@@ -43,8 +43,8 @@ from qrs.config import Config
 from qrs.registry import Registry
 
 from .conftest import connect
-from .helpers import bell, isa, wire
-from .server import ServerProcess
+from .support.payloads import bell, isa, wire
+from .support.server import ServerProcess
 
 EXAMPLES = int(os.environ.get("QRS_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,

@@ -22,9 +22,9 @@ from qiskit_ibm_runtime import SamplerV2
 from qiskit_ibm_runtime.exceptions import RuntimeJobFailureError, RuntimeJobMaxTimeoutError
 
 from .conftest import connect
-from .deploy_helpers import StoreReader, gunicorn_workers
-from .helpers import bell, isa
-from .server import ServerProcess
+from .support.deploy import StoreReader, gunicorn_workers
+from .support.payloads import bell, isa
+from .support.server import ServerProcess
 
 LEASE_SECONDS = 30.0  # Config's default: the tests below rely on it not being shortened
 JOB_MEMORY_MB = 1500

@@ -22,11 +22,12 @@ from qiskit_ibm_runtime.exceptions import (
 )
 
 from .conftest import connect
-from .helpers import assert_binomial, bell, entangled, isa
-from .jobtools import (
-    busy_job, cancel_quietly, encoded_params, post_job, raw_job, times, wait_status,
+from .support.payloads import assert_binomial, bell, entangled, isa, sampler_params
+from .support.jobs import (
+    busy_job, cancel_quietly, post_job, raw_job, times,
 )
-from .server import ServerProcess
+from .support.polling import wait_status
+from .support.server import ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +146,7 @@ def test_max_execution_time_option_times_out(server, svc, backend):
     assert "Job cancelled:" in job.logs()
 
 
+@pytest.mark.system
 def test_server_wide_execution_cap(tmp_path):
     capped = ServerProcess(tmp_path / "data", env={"QRS_NOISE": "0",
                                                    "QRS_MAX_EXECUTION_TIME": "1"}).start()
@@ -169,7 +171,7 @@ def api_only(tmp_path_factory):
 
 def test_listing_filters_and_paging_through_250_jobs(api_only, backend):
     svc = connect(api_only)
-    params = encoded_params(isa(bell(), backend))
+    params = json.dumps(sampler_params(isa(bell(), backend), shots=1))
     ids: list[str] = []
     for index in range(250):
         answer = post_job(api_only, "fake_lima" if index % 5 == 0 else "fake_manila", params,
@@ -214,7 +216,7 @@ def test_listing_filters_and_paging_through_250_jobs(api_only, backend):
 def test_paging_loop_ends_when_jobs_vanish_meanwhile(api_only, backend):
     """``count`` must never fall below ``offset``, or the client's loop never ends."""
     svc = connect(api_only)
-    params = encoded_params(isa(bell(), backend))
+    params = json.dumps(sampler_params(isa(bell(), backend), shots=1))
     ids = [post_job(api_only, "fake_manila", params, tags=["vanish"]).json()["id"]
            for _ in range(30)]
     pages: list[int] = []

@@ -24,7 +24,7 @@ from qrs.codec import decode_params
 from qrs.config import Config
 from qrs.errors import InvalidInput
 
-from .helpers import bell, isa, wire
+from .support.payloads import bell, isa, wire
 
 
 def circuit(qubits: int = 2, clbits: int | None = None) -> QuantumCircuit:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from qiskit import QuantumCircuit
 
 from qrs.config import Config
 from qrs.executors.base import JobRefused
@@ -12,7 +13,7 @@ from qrs.executors.local import LocalExecutor
 from qrs.executors.noise import restrict_noise_model
 from qrs.metadata import BackendMetadataProvider
 
-from .helpers import bell, entangled, isa
+from .support.payloads import bell, entangled, isa
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +67,44 @@ def test_batch_returns_each_job_its_own_shots_and_isolates_failures(executor, me
     for index in (0, 1):
         counts = results[index][0].data.meas.get_counts()
         assert correlated(counts) / sum(counts.values()) > 0.8
+
+
+def test_a_mitigated_job_obeys_the_shot_limit(metadata, tmp_path):
+    """ZNE runs three noise factors plus a TREX calibration: the programs it builds are
+    checked against QRS_MAX_SHOTS like any executor job."""
+    from qiskit.quantum_info import SparsePauliOp
+
+    from qrs.errors import LimitExceeded
+
+    executor = LocalExecutor()
+    executor.setup(Config(data_dir=str(tmp_path / "d"), max_shots=5_000), metadata)
+    circuit = isa(bell(measure=False), metadata.get_backend("fake_manila"))
+    pub = (circuit, SparsePauliOp("ZZ").apply_layout(circuit.layout), None, 0.02)
+    assert executor.execute_estimator([pub], {"resilience_level": 0}, "fake_manila")
+    with pytest.raises(LimitExceeded, match="QRS_MAX_SHOTS"):
+        executor.execute_estimator([pub], {"resilience_level": 2}, "fake_manila")
+
+
+def test_cut_down_model_relaxes_delays_like_aers_own_pass(executor, metadata):
+    """Memoized relaxation errors and the growing model Aer copies into give the statistics
+    of Aer's unmodified pass on the full model, run after run."""
+    sim = executor.simulator("fake_manila")
+    full = sim.options.noise_model
+    sub = restrict_noise_model(full, {0})
+    idle = QuantumCircuit(5, 1)
+    idle.x(0)
+    idle.delay(40_000, 0, unit="dt")  # ~9 us
+    idle.delay(80_000, 0, unit="dt")
+    idle.measure(0, 0)
+    shots = 20_000
+    reference = sim.run(idle, shots=shots, seed_simulator=3).result().get_counts().get("1", 0)
+    for seed in (4, 5):  # the second run reuses the errors the first one added
+        ours = sim.run(idle, shots=shots, noise_model=sub, seed_simulator=seed) \
+            .result().get_counts().get("1", 0)
+        p = (reference + ours) / (2 * shots)
+        sigma = math.sqrt(2 * p * (1 - p) / shots)
+        assert abs(reference - ours) / shots < 5 * sigma, (reference, ours)
+    assert reference / shots < 0.95  # the delays really relaxed |1>
+    grown = sub.__deepcopy__({})
+    assert grown is sub.__deepcopy__({})  # Aer's copy is one shared, growing model
+    assert len(grown._default_quantum_errors) == 2  # one error per (qubit, duration)

@@ -27,7 +27,7 @@ from qrs.config import Config
 from qrs.hosts import served_names
 from qrs.nginx import render_site
 
-from .helpers import SIGMAS, assert_binomial
+from .support.payloads import SIGMAS, assert_binomial
 from .nginx_helpers import (
     NginxProcess,
     ensure_nginx,
@@ -37,7 +37,7 @@ from .nginx_helpers import (
     make_certificates,
     port_free,
 )
-from .server import ROOT, ServerProcess
+from .support.server import ROOT, ServerProcess
 
 HOST = "qrs.lab.example"
 KEY = "alice-lab-key-0123456789"

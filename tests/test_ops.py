@@ -24,7 +24,7 @@ from qrs.openapi import openapi_path
 from qrs.store import NewJob, Store
 
 from . import browser
-from .server import ROOT, ServerProcess
+from .support.server import ROOT, ServerProcess
 
 JOBS = 4
 

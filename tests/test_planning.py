@@ -25,7 +25,7 @@ from qrs.executors.local import LocalExecutor
 from qrs.executors.noise import pauli_twirl, stabilizer_compatible
 from qrs.metadata import BackendMetadataProvider
 
-from .helpers import SIGMAS, bell, ghz, isa
+from .support.payloads import SIGMAS, bell, ghz, isa
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from qrs.states import JobStatus, ReasonCode
 from qrs.store import NewJob, Store
 
 from .executors import AllZerosExecutor, FailingExecutor, SlowExecutor
-from .helpers import sampler_params
+from .support.payloads import sampler_params
+from .support.polling import wait_until
 
 
 def make_runner(tmp_path, executor, **config) -> Runner:
@@ -69,10 +70,8 @@ def test_cancel_while_running_discards_the_result(tmp_path):
     job_id = submit(runner)
     worker = threading.Thread(target=runner.drain)
     worker.start()
-    deadline = time.monotonic() + 10
-    while runner.store.get_job(job_id).status != JobStatus.RUNNING:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: runner.store.get_job(job_id).status == JobStatus.RUNNING, timeout=10,
+               interval=0.01, what="the job to run")
     assert runner.store.cancel(job_id)
     worker.join(10)
     assert runner.store.get_job(job_id).status == JobStatus.CANCELLED

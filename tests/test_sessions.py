@@ -8,6 +8,8 @@ closing), ``closed`` → "Closed". A dedicated session's jobs run one at a time 
 
 from __future__ import annotations
 
+import json
+
 import requests
 import pytest
 from qiskit_ibm_runtime import Batch, SamplerV2, Session
@@ -18,12 +20,13 @@ from qiskit_ibm_runtime.exceptions import (
 )
 
 from .conftest import connect
-from .helpers import bell, isa
-from .jobtools import (
-    BUSY_SHOTS, busy_circuit, busy_job, cancel_quietly, encoded_params, post_job, raw_job,
-    times, wait_status, wait_until,
+from .support.payloads import bell, isa, sampler_params
+from .support.jobs import (
+    BUSY_SHOTS, busy_circuit, busy_job, cancel_quietly, post_job, raw_job,
+    times,
 )
-from .server import ServerProcess
+from .support.polling import wait_status, wait_until
+from .support.server import ServerProcess
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +193,7 @@ def test_reopen_by_id(svc, backend):
 
 
 def test_jobs_to_closed_unknown_or_foreign_sessions_are_refused(server, svc, backend):
-    params = encoded_params(isa(bell(), backend))
+    params = json.dumps(sampler_params(isa(bell(), backend), shots=1))
     answer = post_job(server, "fake_manila", params, session_id="dnosuchsession000000")
     assert answer.status_code == 404
     assert "Session dnosuchsession000000 was not found" in answer.json()["errors"][0]["message"]
@@ -206,6 +209,7 @@ def test_jobs_to_closed_unknown_or_foreign_sessions_are_refused(server, svc, bac
     assert answer.status_code == 400 and "cannot be reopened" in answer.text
 
 
+@pytest.mark.system
 def test_interactive_ttl_deactivates_and_a_new_job_reactivates(tmp_path):
     short = ServerProcess(tmp_path / "data", env={
         "QRS_NOISE": "0", "QRS_HEARTBEAT_SECONDS": "0.2",

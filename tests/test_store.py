@@ -10,13 +10,9 @@ import time
 import pytest
 
 from qrs.states import JobStatus, ReasonCode, SessionMode, SessionState
-from qrs.store import JobQuery, NewJob, Store
+from qrs.store import JobQuery, Store
 
-
-def new_job(store: Store, now: float | None = None, **fields) -> str:
-    values = {"user_id": "u1", "program_id": "sampler", "backend": "fake_manila",
-              "params_text": json.dumps({"pubs": []}), **fields}
-    return store.add_job(NewJob(**values), now=now).id
+from .support.store import new_job
 
 
 @pytest.fixture

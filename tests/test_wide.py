@@ -20,8 +20,8 @@ from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime import EstimatorOptions, EstimatorV2, SamplerV2
 
 from .conftest import connect
-from .helpers import SIGMAS, assert_binomial, bell, ghz, isa
-from .server import ServerProcess
+from .support.payloads import SIGMAS, assert_binomial, bell, ghz, isa
+from .support.server import ServerProcess
 
 WIDE = "fake_washington"  # 127 qubits whose calibration leaves a 100-qubit chain usable
 
@@ -64,9 +64,7 @@ def test_bell_measured_on_127_qubits_runs_as_a_pair_and_125_readouts(exact):
     ones = {q: int(bits.slice_bits([q]).bitcount().sum()) for q in others}
     assert sum(ones.values()) / (len(others) * shots) < 0.1  # the other bits: mostly 0 ...
     for qubit, count in ones.items():  # ... each 1 with exactly its readout error's rate
-        # (the device noise model, as the client's local service builds it from the
-        # backend's target, makes readout errors symmetric: readout_error both ways)
-        assert_binomial(count, shots, properties.readout_error(qubit))
+        assert_binomial(count, shots, properties.qubit_property(qubit)["prob_meas1_prep0"][0])
     simulation = result.metadata["simulation"]
     assert simulation["readout_only_qubits"] == 125 and len(simulation["parts"]) == 1
     assert "125 measured-only qubit(s) sampled from their readout error" in job.logs()

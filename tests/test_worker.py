@@ -16,9 +16,9 @@ import pytest
 from qiskit_ibm_runtime import SamplerV2
 
 from .conftest import connect
-from .deploy_helpers import StoreReader, gunicorn_workers
-from .helpers import bell, isa
-from .server import ROOT, ServerProcess
+from .support.deploy import StoreReader, gunicorn_workers
+from .support.payloads import bell, isa
+from .support.server import ROOT, ServerProcess
 from .test_isolation import job_process, named, open_gate
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from flask import g, request
 from werkzeug.exceptions import UnsupportedMediaType
 
-from ..auth import User
+from ..auth import User, can_see
 from ..errors import InvalidInput, NotFound
 from ..registry import get_registry
 from ..store import Job, Session
@@ -52,16 +52,10 @@ def owner_filter() -> str | None:
     return None if user.admin else user.id
 
 
-def _visible(owner_id: str) -> bool:
-    """Whether the caller may see a row of ``owner_id``'s (admins see everyone's)."""
-    owner = owner_filter()
-    return owner is None or owner == owner_id
-
-
 def get_job(job_id: str) -> Job:
     """The job if it exists and the caller may see it; 404 otherwise (others' jobs too)."""
     job = get_registry().store.get_job(job_id)
-    if job is None or not _visible(job.user_id):
+    if job is None or not can_see(current_user(), job.user_id):
         raise NotFound(f"Job {job_id} was not found.")
     return job
 
@@ -69,7 +63,7 @@ def get_job(job_id: str) -> Job:
 def get_session(session_id: str) -> Session:
     """The session if it exists and the caller may see it; 404 otherwise (others' too)."""
     session = get_registry().store.get_session(session_id)
-    if session is None or not _visible(session.user_id):
+    if session is None or not can_see(current_user(), session.user_id):
         raise NotFound(f"Session {session_id} was not found.")
     return session
 

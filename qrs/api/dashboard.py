@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import (Blueprint, Response, g, make_response, redirect, render_template, request,
+from flask import (Blueprint, g, make_response, redirect, render_template, request,
                    url_for)
 
 from ..errors import Forbidden, InvalidInput, NotFound, Unauthorized
@@ -29,7 +29,7 @@ PAGE_SIZE = 50
 
 
 @bp.before_request
-def require_admin() -> Response | None:
+def require_admin() -> Any:
     """Open mode: everyone. API-key mode: a valid admin token in the cookie, else sign in."""
     auth = get_registry().auth
     g.ui_user = None

@@ -10,15 +10,12 @@ from flask import Blueprint, Response, jsonify, request
 
 from .. import metrics as qrs_metrics
 from .. import schemas
-from ..codec import (PROGRAMS, PubLimits, check_instructions, circuit_width, decode_params,
-                     validate_pubs)
-from ..errors import Conflict, Gone, InvalidInput, TooManyRequests
-from ..quantum_program import EXECUTOR_PROGRAM, check_program, decode_program
-from ..payload_guard import PayloadLimits, check_params
+from ..errors import Conflict, Gone, InvalidInput
 from ..registry import get_registry
-from ..states import JobStatus, SessionState
-from ..store import Job, JobQuery, NewJob
-from .common import current_user, get_job, get_session, iso, json_body, owner_filter
+from ..states import JobStatus
+from ..store import Job, JobQuery
+from ..submission import submit_job
+from .common import current_user, get_job, iso, json_body, owner_filter
 
 bp = Blueprint("jobs", __name__)
 
@@ -57,75 +54,15 @@ def _json_with_params(body: dict[str, Any], params_text: str) -> Response:
 
 @bp.post("/jobs")
 def create_job():
+    """Submit a job: the checks and the store are ``submission.submit_job``'s."""
     reg = get_registry()
     body = schemas.load(schemas.JobCreate, json_body())
-    user = current_user()
-    program_id, backend = body["program_id"], body["backend"]
-    if program_id not in PROGRAMS:
-        raise InvalidInput(f"Unknown program_id '{program_id}'; this server runs "
-                           f"{', '.join(PROGRAMS)}.")
-    qubits = reg.metadata.num_qubits(backend)  # 404 for an unknown backend
-    reg.metadata.check_calibration(backend, body["calibration_id"])  # one snapshot each
-    if reg.metadata.is_mock(backend) and program_id != EXECUTOR_PROGRAM:
-        raise InvalidInput(f"Backend '{backend}' is a dry-run backend: it runs only executor "
-                           "programs (run(..., dry_run=True)). Use "
-                           f"'{reg.metadata.base_name(backend)}' for {program_id} jobs.")
-    session_id = body["session_id"]
-    if session_id:
-        _check_session(session_id, backend)
-    if reg.store.queue_depth(user.id) >= reg.config.max_queue_per_user:
-        raise TooManyRequests(
-            f"You already have {reg.config.max_queue_per_user} queued jobs "
-            "(QRS_MAX_QUEUE_PER_USER); wait for some to finish.", headers={"Retry-After": "5"})
-    params = body["params"]
-    cfg = reg.config
-    limits = PubLimits(cfg.max_pubs, cfg.max_shots, cfg.max_pub_shots,
-                       cfg.max_parameter_bindings, cfg.max_observables)
-    check_params(params, PayloadLimits(cfg.max_decoded_mb * 2**20, qubits, cfg.max_clbits))
-    if program_id == EXECUTOR_PROGRAM:
-        program = decode_program(params)
-        circuits = check_program(program, reg.metadata.get_backend(backend), limits)
-        num_pubs, options, width = len(program.program.items), {}, 0
-    else:
-        decoded = decode_params(params, program_id)
-        schemas.load(schemas.PrimitiveOptions, decoded.options, "params.options")
-        circuits = validate_pubs(
-            program_id, decoded.pubs, decoded.options, qubits, limits,
-            backend_max_shots=reg.metadata.get_configuration(backend).get("max_shots"))
-        check_instructions(decoded.pubs, reg.metadata.operation_names(backend), backend)
-        num_pubs, options = len(decoded.pubs), decoded.options
-        width = circuit_width(decoded.pubs)
-    tags = body["tags"] or []
-    if len(tags) > cfg.max_tags:
-        raise InvalidInput(f"{len(tags)} tags; at most {cfg.max_tags} are allowed.")
-    max_time = body["cost"] or options.get("max_execution_time")
-    job = reg.store.add_job(NewJob(
-        user_id=user.id, program_id=program_id, backend=backend,
-        params_text=json.dumps(params), session_id=session_id, tags=tags,
-        log_level=body["log_level"], private=bool(body["private"]),
-        max_execution_time=int(max_time) if max_time else None, num_pubs=num_pubs,
-        num_circuits=circuits, width=width, dry_run=reg.metadata.is_mock(backend),
-        idempotency_key=request.headers.get("Idempotency-Key")))
+    job = submit_job(reg, current_user(), body, request.headers.get("Idempotency-Key"))
     reg.runner.announce()
-    qrs_metrics.count_submitted(program_id, backend)
+    qrs_metrics.count_submitted(job.program_id, job.backend)
     return jsonify({"id": job.id, "backend": job.backend, "session_id": job.session_id,
                     "private": job.private, "status": job.status.value,
                     "created": iso(job.created)})
-
-
-def _check_session(session_id: str, backend: str) -> None:
-    """A job may join only an open session of its caller, on the session's backend."""
-    reg = get_registry()
-    session = get_session(session_id)
-    if session.state == SessionState.CLOSED or not session.accepting_jobs:
-        why = f": {session.close_reason.rstrip('.')}" if session.close_reason else ""
-        raise Conflict(f"Session {session_id} is closed and accepts no new jobs{why}. "
-                       "Open a new session.")
-    if session.backend and session.backend != reg.metadata.base_name(backend):
-        raise InvalidInput(f"Session {session_id} runs on {session.backend}, not {backend}.")
-    if reg.store.session_job_count(session_id) >= reg.config.max_jobs_per_session:
-        raise Conflict(f"Session {session_id} already has {reg.config.max_jobs_per_session} "
-                       "jobs (QRS_MAX_JOBS_PER_SESSION).")
 
 
 @bp.get("/jobs/<job_id>")

@@ -93,10 +93,11 @@ class BaseExecutor(ABC):
         through ``execute_sampler``, so every executor runs programs; override to batch
         items differently. ``options`` are the program's execution options (``init_qubits``,
         ``rep_delay``, ...); the runner has already logged those a simulator cannot honour.
+        Their ``simulator.seed_simulator`` seeds the run (see ``run_on_sampler``).
         """
         from .programs import run_on_sampler
 
-        return run_on_sampler(self.execute_sampler, program, backend_name)
+        return run_on_sampler(self.execute_sampler, program, backend_name, options)
 
     def close(self) -> None:
         """Release resources (clusters, GPU memory) at shutdown."""

@@ -72,12 +72,12 @@ def _worker_executor(config: Config, device: str) -> LocalExecutor:
 
 
 def run_task(config: Config, task: splitting.Task, backend_name: str,
-             run_options: dict[str, Any]) -> tuple[str, str, Any]:
+             mapped: Any) -> tuple[str, str, Any]:
     """Dask task: one task through the worker's executor → (worker, device, PubResult)."""
     from distributed import get_worker
 
     executor = _worker_executor(config, task.device)
-    result = executor.run_task(task, backend_name, run_options)
+    result = executor.run_task(task, backend_name, mapped)
     return get_worker().address, executor.device, result
 
 
@@ -167,12 +167,12 @@ class DaskExecutor(LocalExecutor):
         self.client.run(_warm_worker, self.worker_config, backend_name)
 
     # --------------------------------------------------------------- running
-    def _run_pubs(self, works: list[splitting.PubWork], mapped: Any, backend_name: str) -> Any:
+    def run_works(self, works: list[splitting.PubWork], mapped: Any, backend_name: str) -> Any:
         from qiskit.primitives import PrimitiveResult
 
         tasks = [task for work in works for task in work.tasks]
         futures = [self.client.submit(run_task, self.worker_config, task, backend_name,
-                                      mapped.run, pure=False,
+                                      mapped, pure=False,
                                       resources={"GPU": 1} if task.device == "GPU" else None)
                    for task in tasks]
         joblog.emit(f"Submitted {len(futures)} task(s) of {len(works)} pub(s) to the Dask "

@@ -85,9 +85,9 @@ def diagnose_gpu() -> str | None:
             "a visible NVIDIA GPU (no /dev/nvidia0 and no nvidia-smi). Fix: run on a machine "
             "with an NVIDIA GPU and driver; in a container pass it through (docker run "
             "--gpus all)")
+    causes = missing or ["(no cause found: check the NVIDIA driver and CUDA 12 runtime)"]
     return (f"QRS_EXECUTOR=gpu needs Aer's GPU device, but AerSimulator().available_devices() "
-            f"is {devices} here. Missing: " + "; ".join(missing or ["(no cause found: check the "
-                                                             "NVIDIA driver and CUDA 12 runtime)"])
+            f"is {devices} here. Missing: " + "; ".join(causes)
             + ". Or run on the CPU: QRS_EXECUTOR=local, or QRS_GPU_FALLBACK=cpu to fall back "
             "with a warning.")
 

@@ -17,21 +17,27 @@ reference's. Differences:
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 from typing import Any, Callable
 
+import numpy as np
+
 from .. import joblog
-from ..codec import coerce_pubs, estimator_options, sampler_options
+from ..codec import coerce_pubs
+from ..compat import simulator_with_options
 from ..config import machine_memory_mb
 from ..spans import data_span, execution_metadata, is_sampler_pub_result, utc_now
-from . import splitting
+from . import batch, iq, mitigation, splitting
 from .base import BaseExecutor, ExecutorUnavailable, JobRefused
-from .noise import (LRUCache, readout_flip, restrict_noise_model,
-                    simulator_view, stabilizer_compatible)
 from .components import probe_bond
+from .device_noise import device_noise_model, readout_errors
+from .noise import LRUCache, readout_flip, restrict_noise_model, stabilizer_compatible
 from .observables import observed_qubits
+from .options import MappedOptions
 from .planning import PROBE_BOND, NoiseFacts, PlanSettings, PubPlan, plan_pub
+from .programs import twirls_gates
 
 #: Process-wide caches: noise model per (backend, calibration date), simulator per
 #: (backend, calibration date, noise on/off, simulator options).
@@ -44,13 +50,10 @@ _VIEWS = LRUCache(256)
 _STABILIZER_NOISE = LRUCache(1024)
 
 APPROXIMATIONS = ("none", "pauli", "twirled")
+#: Set while an executor program whose samplex twirls gates runs (``execute_program``).
+_TWIRLED = contextvars.ContextVar("qrs_twirled_program", default=False)
 #: Parts up to this wide get compacted errors whatever their method (see ``compacts``).
 COMPACT_MAX_QUBITS = 12
-
-
-def pub_circuit(pub: Any) -> Any:
-    """The circuit of a pub: a decoded tuple or a coerced ``SamplerPub``/``EstimatorPub``."""
-    return pub.circuit if hasattr(pub, "circuit") else pub[0]
 
 
 class LocalExecutor(BaseExecutor):
@@ -155,14 +158,14 @@ class LocalExecutor(BaseExecutor):
             return ""
 
     def noise_model(self, backend_name: str, calibration: str) -> Any:
-        """The backend's noise model (``None`` if ideal), built once per calibration."""
+        """The backend's noise model (``None`` if ideal), built once per calibration.
+
+        Asymmetric readout errors and relaxation on delays, see ``device_noise.py``.
+        """
         key = (backend_name, calibration)
         with _CACHE_LOCK:
             if key not in _NOISE_MODELS:
-                from qiskit_aer.noise import NoiseModel
-
-                model = NoiseModel.from_backend(self.metadata.get_backend(backend_name))
-                _NOISE_MODELS[key] = None if model.is_ideal() else model
+                _NOISE_MODELS[key] = device_noise_model(self.metadata.get_backend(backend_name))
             return _NOISE_MODELS[key]
 
     def simulator(self, backend_name: str, device: str | None = None) -> Any:
@@ -192,31 +195,33 @@ class LocalExecutor(BaseExecutor):
             else None
 
     def task_simulator(self, backend_name: str, task: splitting.Task,
-                       run_options: dict[str, Any]) -> Any:
+                       mapped: MappedOptions) -> Any:
         """The simulator for one task: its method, noise cut down (and renumbered) to it.
 
         A GPU task runs on the GPU only where this executor has one (a GPU executor that
-        fell back, or a plain worker, runs it on the CPU).
+        fell back, or a plain worker, runs it on the CPU). Emulated IQ data
+        (``meas_type`` other than ``classified``) brings its own misreads: no readout error.
         """
         device = "GPU" if task.device == "GPU" and self.device == "GPU" else "CPU"
         base = self.simulator(backend_name, device)
-        model = self.job_noise_model(backend_name, run_options)
-        extra = {k: v for k, v in run_options.items() if k != "noise_model"
+        model = self.job_noise_model(backend_name, mapped.run)
+        readout = mapped.meas_type == "classified"
+        extra = {k: v for k, v in mapped.run.items() if k != "noise_model"
                  and not (task.remapped and k == "coupling_map")}
-        extra = {**self.method_options(task.method), **extra,
-                 **dict(task.aer_options)}
+        extra = {**self.method_options(task.method), **extra, **dict(task.aer_options)}
         key = (id(base), id(model), task.method, task.noise, task.qubits, task.remapped,
-               json.dumps(extra, sort_keys=True, default=repr))
+               readout, json.dumps(extra, sort_keys=True, default=repr))
 
         def build() -> Any:
             noise = None
             if model is not None and task.noise != "none":
                 mapping = ({q: i for i, q in enumerate(task.qubits)} if task.remapped
                            else None)
-                noise = restrict_noise_model(model, task.qubits, mapping,
+                noise = restrict_noise_model(model, task.qubits, readout, mapping,
                                              compact=self.compacts(task),
                                              pauli=task.noise == "pauli")
-            return simulator_view(base, noise_model=noise, method=task.method, **extra)
+            return simulator_with_options(base, noise_model=noise, method=task.method,
+                                          **extra)
 
         return _VIEWS.get(key, build)
 
@@ -256,129 +261,98 @@ class LocalExecutor(BaseExecutor):
         say(f"Pub {index + 1} plan: {plan.describe()}")
         return plan
 
-    def prepare(self, kind: str, pubs: list[Any], mapped: Any, backend_name: str,
+    def prepare(self, kind: str, pubs: list[Any], mapped: MappedOptions, backend_name: str,
                 say: Callable[[str], None] = joblog.emit) -> list[splitting.PubWork]:
         """Plan every pub (refusing before any work), then cut each into tasks."""
-        if mapped.ignored:
-            say(f"Options with no effect on the {self.name} simulator: {mapped.ignored}")
-        if mapped.twirled:
-            say("Gate twirling on: with QRS_NOISE_APPROXIMATION=twirled, Clifford parts "
-                        "may run with the Pauli-twirled noise that twirling averages to.")
+        twirled = _TWIRLED.get()
+        if twirled:
+            say("Gate twirling on: with QRS_NOISE_APPROXIMATION=twirled, Clifford parts may "
+                "run with the Pauli-twirled noise that twirling averages to.")
         model = self.job_noise_model(backend_name, mapped.run)
-        facts = self.noise_facts(model, mapped.twirled)
+        facts = self.noise_facts(model, twirled)
         plans = [self.plan(kind, index, pub, facts, say) for index, pub in enumerate(pubs)]
         seed = mapped.primitive.get("seed_simulator")
+        readout = mapped.meas_type == "classified"
         works = []
         for index, (pub, plan) in enumerate(zip(pubs, plans)):
             work = splitting.prepare(kind, index, pub, plan, seed)
-            work.flips = {q: readout_flip(model, q) for part in plan.passive
-                          for q in part.qubits}
+            work.flips = {q: readout_flip(model, q) if readout else 0.0
+                          for part in plan.passive for q in part.qubits}
             works.append(work)
         return works
 
     # -------------------------------------------------------------- primitives
-    def run_task(self, task: splitting.Task, backend_name: str,
-                 run_options: dict[str, Any]) -> Any:
+    def run_task(self, task: splitting.Task, backend_name: str, mapped: MappedOptions) -> Any:
         """Run one task through the reference primitive; its ``PubResult``."""
         from qiskit.primitives import BackendEstimatorV2, BackendSamplerV2
 
-        sim = self.task_simulator(backend_name, task, run_options)
-        if task.kind == "sampler":
-            primitive = BackendSamplerV2(backend=sim, options={"seed_simulator": task.seed})
-        else:
-            primitive = BackendEstimatorV2(backend=sim, options={"seed_simulator": task.seed})
-        return primitive.run([task.pub]).result()[0]
+        sim = self.task_simulator(backend_name, task, mapped)
+        primitive = BackendSamplerV2 if task.kind == "sampler" else BackendEstimatorV2
+        return primitive(backend=sim, options={"seed_simulator": task.seed}).run(
+            [task.pub]).result()[0]
 
-    def _sampler_pubs(self, options: dict[str, Any], pubs: list[Any]) -> tuple[Any, list[Any]]:
-        mapped = sampler_options(options)
-        return mapped, coerce_pubs("sampler", pubs, mapped.primitive.get("default_shots", 1024))
+    @staticmethod
+    def coerce(kind: str, pubs: list[Any], mapped: MappedOptions) -> list[Any]:
+        """Decoded pubs as ``SamplerPub`` / ``EstimatorPub`` with the job's defaults."""
+        default = mapped.primitive.get("default_shots", 1024) if kind == "sampler" else \
+            mapped.primitive.get("default_precision", 0.015625)
+        return coerce_pubs(kind, pubs, default)
 
     def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
                         backend_name: str) -> Any:
-        mapped, coerced = self._sampler_pubs(options, pubs)
-        return self._run_pubs(self.prepare("sampler", coerced, mapped, backend_name),
-                              mapped, backend_name)
+        """Twirling and DD through the client's engine (``mitigation``), else planned Aer."""
+        return mitigation.execute_sampler(self, pubs, options, backend_name, self._sample)
+
+    def _sample(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
+        """The direct path: Sampler pubs, planned, on ``BackendSamplerV2``."""
+        works = self.prepare("sampler", self.coerce("sampler", pubs, mapped), mapped,
+                             backend_name)
+        return self.measured_as(mapped, works, self.run_works(works, mapped, backend_name),
+                                backend_name)
 
     def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
                           backend_name: str) -> Any:
-        mapped = estimator_options(options)
-        coerced = coerce_pubs("estimator", pubs,
-                              mapped.primitive.get("default_precision", 0.015625))
-        return self._run_pubs(self.prepare("estimator", coerced, mapped, backend_name),
-                              mapped, backend_name)
+        """IBM's resilience levels and options through the client's engine (``mitigation``);
+        planned Aer when a job asks for no suppression or mitigation."""
+        return mitigation.execute_estimator(self, pubs, options, backend_name, self._estimate)
+
+    def _estimate(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
+        """The direct path: Estimator pubs, planned, on ``BackendEstimatorV2``."""
+        works = self.prepare("estimator", self.coerce("estimator", pubs, mapped), mapped,
+                             backend_name)
+        return self.run_works(works, mapped, backend_name)
+
+    def execute_program(self, program: Any, options: dict[str, Any], backend_name: str) -> Any:
+        """The default program route, telling the planner whether the samplex twirls."""
+        token = _TWIRLED.set(twirls_gates(program))
+        try:
+            return super().execute_program(program, options, backend_name)
+        finally:
+            _TWIRLED.reset(token)
 
     def execute_sampler_batch(self, jobs: list[tuple[list[Any], dict[str, Any]]],
                               backend_name: str) -> list[Any]:
-        """Run jobs with equal options in one Aer call; split the results back per job.
+        """Small jobs with equal options and plans in one Aer call (``batch.py``)."""
+        return batch.execute_sampler_batch(self, jobs, backend_name)
 
-        Aer converts the noise model once per call instead of once per job. Only jobs whose
-        every pub is one whole-circuit task are combined (per method); others run alone. A
-        job that cannot be prepared fails alone; if a shared call fails, each job runs alone.
-        """
-        results: list[Any] = [None] * len(jobs)
-        groups: dict[str, list[tuple[int, Any, list[splitting.PubWork]]]] = {}
-        said: set[str] = set()  # the batch shares one log: each line once, not once per job
+    def measured_as(self, mapped: MappedOptions, works: list[splitting.PubWork], result: Any,
+                    backend_name: str) -> Any:
+        """``result`` with each register as ``mapped.meas_type`` asks (IQ: see ``iq.py``)."""
+        from qiskit.primitives import PrimitiveResult
 
-        def say(line: str) -> None:
-            if line not in said:
-                said.add(line)
-                joblog.emit(line)
+        if mapped.meas_type == "classified":
+            return result
+        readout = readout_errors(self.metadata.get_backend(backend_name)) if self.noise else {}
+        rng = np.random.default_rng(mapped.primitive.get("seed_simulator"))
+        joblog.emit(f"meas_type={mapped.meas_type}: IQ points emulated from the calibrated "
+                    "readout errors (docs/noise.md).")
+        return PrimitiveResult(
+            [iq.convert_pub_result(pub_result, work.pub.circuit, mapped.meas_type, readout,
+                                   rng) for work, pub_result in zip(works, result)],
+            metadata=result.metadata)
 
-        for index, (pubs, options) in enumerate(jobs):
-            try:
-                mapped, coerced = self._sampler_pubs(options, pubs)
-                works = self.prepare("sampler", coerced, mapped, backend_name, say)
-            except Exception as exc:  # this job alone fails
-                results[index] = exc
-                continue
-            simple = {(w.tasks[0].method, w.tasks[0].noise) for w in works}
-            if len(simple) != 1 or any(len(w.tasks) != 1 or w.tasks[0].remapped
-                                       for w in works):
-                results[index] = self._attempt(works, mapped, backend_name)
-                continue
-            key = json.dumps([options, *simple], sort_keys=True, default=str)
-            groups.setdefault(key, []).append((index, mapped, works))
-        for members in groups.values():
-            try:
-                self._run_together(members, backend_name, results)
-            except Exception:  # find the culprit: every job on its own
-                for index, mapped, works in members:
-                    results[index] = self._attempt(works, mapped, backend_name)
-        return results
-
-    def _run_together(self, members: list[tuple[int, Any, list[splitting.PubWork]]],
-                      backend_name: str, results: list[Any]) -> None:
-        from qiskit.primitives import BackendSamplerV2, PrimitiveResult
-
-        tasks = [work.tasks[0] for _, _, works in members for work in works]
-        qubits = tuple(sorted({q for task in tasks for q in task.qubits}))
-        mapped = members[0][1]
-        seed = mapped.primitive.get("seed_simulator")
-        union = splitting.Task("sampler", None, tasks[0].method, tasks[0].device,
-                               tasks[0].noise, qubits, False, seed)
-        sim = self.task_simulator(backend_name, union, mapped.run)
-        sampler = BackendSamplerV2(backend=sim, options={"seed_simulator": seed})
-        started = utc_now()
-        combined = sampler.run([task.pub for task in tasks]).result()
-        start, stopped = 0, utc_now()
-        for index, _mapped, works in members:
-            pieces = [splitting.merge(work, [combined[start + i]])
-                      for i, work in enumerate(works)]
-            span = data_span(started, stopped, dict(enumerate(pieces)))  # the shared call
-            results[index] = PrimitiveResult(
-                pieces, metadata={"version": 2, **execution_metadata([span])})
-            start += len(works)
-
-    def _attempt(self, works: list[splitting.PubWork], mapped: Any, backend_name: str) -> Any:
-        """``_run_pubs``, with a failure returned rather than raised (batch results)."""
-        try:
-            return self._run_pubs(works, mapped, backend_name)
-        except joblog.JobAborted:
-            raise
-        except Exception as exc:
-            return exc
-
-    def _run_pubs(self, works: list[splitting.PubWork], mapped: Any, backend_name: str) -> Any:
+    def run_works(self, works: list[splitting.PubWork], mapped: MappedOptions,
+                  backend_name: str) -> Any:
         """Run pubs one at a time, logging progress; one ``PrimitiveResult`` for all."""
         from qiskit.primitives import PrimitiveResult
 
@@ -387,7 +361,7 @@ class LocalExecutor(BaseExecutor):
             outputs, start = [], utc_now()
             for task in work.tasks:
                 joblog.checkpoint()
-                outputs.append(self.run_task(task, backend_name, mapped.run))
+                outputs.append(self.run_task(task, backend_name, mapped))
             results.append(splitting.merge(work, outputs))
             if is_sampler_pub_result(results[-1]):  # when this pub's shots were taken
                 spans.append(data_span(start, utc_now(), {index: results[-1]}))

@@ -12,21 +12,37 @@ Two rewrites give the same channels at a fraction of that cost:
 The result is built once per (backend, qubit set) and never changed, so its dictionary
 form, which Aer asks for on every run, is computed once too.
 
+Relaxation on ``delay`` instructions (the ``RelaxationNoisePass`` Aer's
+``NoiseModel.from_backend`` adds) is kept, and made cheap too. Aer runs that pass, in
+Python, on every circuit that contains a delay: it builds a fresh thermal-relaxation error
+per delay, deep-copies the noise model, adds each error to the copy and converts the copy
+(a DD sequence's 31 delays cost ~40 ms on a 5-qubit job). Here the pass's errors are
+memoized per (qubit, duration), so repeated delays bring the same error objects, and the
+"deep copy" Aer asks for is one growing model per cut-down model that already holds the
+errors of earlier runs, so Aer adds nothing new and its dictionary is cached too.
+
 The planner (``planning.py``) needs two more views of a model: errors renumbered for a part
 of a circuit simulated on its own compact register (``mapping``), and the *Pauli twirl*
-of every error (``pauli_twirled``), which a stabilizer simulation can run when the exact
+of every error (``pauli=True``), which the stabilizer method can run when the exact
 channel (amplitude damping from T1) is not a Pauli/reset mixture.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
+from ..compat import noise_tables, simulator_with_options
+
 #: Errors that are mixtures of more circuits than this are compacted to Kraus form.
 COMPACT_ABOVE = 4
+
+#: Distinct (qubit, delay duration) relaxation errors kept per cut-down model; past this
+#: the growing model starts afresh (delay durations are the user's to choose).
+MAX_DELAY_ERRORS = 4096
 
 
 #: Operations an error may consist of and still run on Aer's stabilizer method.
@@ -47,8 +63,34 @@ def _compact(error: Any) -> Any:
         return error
 
 
+@functools.cache
 def _frozen_model_class() -> type:
     from qiskit_aer.noise import NoiseModel
+
+    class GrowingNoiseModel(NoiseModel):
+        """What a frozen model's ``deepcopy`` gives Aer: it only ever gains delay errors.
+
+        Thread-safe (runs of one view may overlap); ``to_dict`` is cached until an add.
+        """
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._qrs_lock = threading.RLock()
+            self._qrs_dict: dict = {}
+
+        def add_all_qubit_quantum_error(self, *args: Any, **kwargs: Any) -> None:
+            with self._qrs_lock:
+                self._qrs_dict = {}
+                super().add_all_qubit_quantum_error(*args, **kwargs)
+
+        def __deepcopy__(self, memo: dict) -> NoiseModel:
+            return self  # it only grows, so "copies" may share it
+
+        def to_dict(self, serializable: bool = False) -> dict:
+            with self._qrs_lock:
+                if serializable not in self._qrs_dict:
+                    self._qrs_dict[serializable] = super().to_dict(serializable)
+                return self._qrs_dict[serializable]
 
     class FrozenNoiseModel(NoiseModel):
         """A noise model nobody changes after building it: ``to_dict`` is computed once."""
@@ -59,18 +101,53 @@ def _frozen_model_class() -> type:
                 cache[serializable] = super().to_dict(serializable)
             return cache[serializable]
 
+        def __deepcopy__(self, memo: dict) -> NoiseModel:
+            """The growing model Aer moves delay errors into (see the module docstring)."""
+            lock = self.__dict__.setdefault("_qrs_lock", threading.Lock())
+            with lock:
+                grown = self.__dict__.get("_qrs_grown")
+                if grown is None or len(grown._default_quantum_errors) > MAX_DELAY_ERRORS:
+                    grown = GrowingNoiseModel.__new__(GrowingNoiseModel)
+                    for name, value in self.__dict__.items():
+                        if not name.startswith("_qrs_"):
+                            setattr(grown, name, copy.deepcopy(value))
+                    grown._qrs_lock, grown._qrs_dict = threading.RLock(), {}
+                    self.__dict__["_qrs_grown"] = grown
+            memo[id(self)] = grown
+            return grown
+
     return FrozenNoiseModel
 
 
-def restrict_noise_model(noise_model: Any, qubits: Iterable[int],
+def _memoized_pass(noise_pass: Any, device: dict[int, int] | None = None,
+                   shrink: Callable[[Any], Any] = lambda error: error) -> Any:
+    """``noise_pass`` (a ``LocalNoisePass``) returning one error object per (op, qubits).
+
+    ``device`` maps a renumbered part's qubits back to the device's, whose T1 and T2 the
+    pass looks up; ``shrink`` is applied to each error (the Pauli twirl, for stabilizer).
+    """
+    fast = copy.copy(noise_pass)
+    func, cache = noise_pass._func, LRUCache(MAX_DELAY_ERRORS)
+
+    def error_for(op: Any, qubits: list[int]) -> Any:
+        physical = [device[q] for q in qubits] if device else list(qubits)
+        key = (op.name, op.duration, op.unit, tuple(physical))
+        return cache.get(key, lambda: shrink(func(op, physical)))
+
+    fast._func = error_for
+    return fast
+
+
+def restrict_noise_model(noise_model: Any, qubits: Iterable[int], readout: bool = True,
                          mapping: dict[int, int] | None = None, compact: bool = True,
                          pauli: bool = False) -> Any:
     """The errors of ``noise_model`` on ``qubits`` only, compacted (see module docstring).
 
-    ``mapping`` (device qubit → simulated qubit) renumbers them for a circuit part built on
-    its own register; ``compact=False`` keeps mixtures as they are (the stabilizer method
-    runs Pauli/reset mixtures, not the Kraus form they compact to); ``pauli=True`` replaces
-    every gate error by its Pauli twirl (``pauli_twirl``; readout errors unchanged).
+    ``readout=False`` leaves the readout errors out: emulated IQ data (``iq.py``) brings
+    its own misreads. ``mapping`` (device qubit → simulated qubit) renumbers the errors for
+    a circuit part built on its own register; ``compact=False`` keeps mixtures as they are
+    (the stabilizer runs Pauli/reset mixtures, not their Kraus form); ``pauli=True``
+    replaces every gate and delay error by its Pauli twirl (``pauli_twirl``).
     """
     keep = set(qubits) if mapping is None else set(mapping)
     rename = (lambda qargs: qargs) if mapping is None else \
@@ -78,17 +155,23 @@ def restrict_noise_model(noise_model: Any, qubits: Iterable[int],
     shrink = cached_pauli_twirl if pauli else cached_compact if compact else \
         (lambda error: error)
     sub = _frozen_model_class()(basis_gates=noise_model.basis_gates)
-    for name, error in noise_model._default_quantum_errors.items():
+    tables = noise_tables(noise_model)
+    for name, error in tables.default_quantum.items():
         sub.add_all_qubit_quantum_error(shrink(error), name, warnings=False)
-    if noise_model._default_readout_error is not None:
-        sub.add_all_qubit_readout_error(noise_model._default_readout_error, warnings=False)
-    for name, by_qubits in noise_model._local_quantum_errors.items():
+    if readout and tables.default_readout is not None:
+        sub.add_all_qubit_readout_error(tables.default_readout, warnings=False)
+    for name, by_qubits in tables.local_quantum.items():
         for qargs, error in by_qubits.items():
             if keep.issuperset(qargs):
                 sub.add_quantum_error(shrink(error), name, rename(qargs), warnings=False)
-    for qargs, error in noise_model._local_readout_errors.items():
+    for qargs, error in tables.local_readout.items() if readout else ():
         if keep.issuperset(qargs):
             sub.add_readout_error(error, rename(qargs), warnings=False)
+    device = {simulated: physical for physical, simulated in mapping.items()} if mapping \
+        else None
+    sub._custom_noise_passes = [_memoized_pass(p, device, cached_pauli_twirl if pauli
+                                               else lambda error: error)
+                                for p in noise_model._custom_noise_passes]
     return sub
 
 
@@ -118,7 +201,8 @@ def stabilizer_compatible(noise_model: Any, qubits: Iterable[int]) -> bool:
     """Whether every gate error on ``qubits`` is a mixture the stabilizer method can run.
 
     True for depolarizing and for thermal relaxation with T2 ≤ T1 (identity, Z and reset
-    branches); False where T2 > T1 makes the relaxation a general Kraus channel.
+    branches); False where T2 > T1 makes the relaxation a general Kraus channel. (Delay
+    relaxation is the planner's concern: ``NoiseFacts.delay_noise``.)
     """
     keep = set(qubits)
 
@@ -129,9 +213,10 @@ def stabilizer_compatible(noise_model: Any, qubits: Iterable[int]) -> bool:
         return all(instruction.operation.name in STABILIZER_NOISE_OPS
                    for circuit in circuits for instruction in circuit.data)
 
-    if not all(clifford(error) for error in noise_model._default_quantum_errors.values()):
+    tables = noise_tables(noise_model)
+    if not all(clifford(error) for error in tables.default_quantum.values()):
         return False
-    return all(clifford(error) for by_qubits in noise_model._local_quantum_errors.values()
+    return all(clifford(error) for by_qubits in tables.local_quantum.values()
                for qargs, error in by_qubits.items() if keep.issuperset(qargs))
 
 
@@ -139,7 +224,8 @@ def readout_flip(noise_model: Any, qubit: int) -> float:
     """P(read 1 | prepared 0) on ``qubit`` under ``noise_model`` (0 without readout error)."""
     if noise_model is None:
         return 0.0
-    error = noise_model._local_readout_errors.get((qubit,), noise_model._default_readout_error)
+    tables = noise_tables(noise_model)
+    error = tables.local_readout.get((qubit,), tables.default_readout)
     return 0.0 if error is None else float(error.probabilities[0][1])
 
 
@@ -164,29 +250,10 @@ class LRUCache:
         return value
 
 
-def simulator_view(simulator: Any, **options: Any) -> Any:
-    """A view of ``simulator`` with some options changed; the original is left untouched.
-
-    Copying the simulator's options (not rebuilding it with ``from_backend``, which takes
-    seconds for large devices) keeps the target and every setting not changed here.
-    """
-    view = copy.copy(simulator)
-    view._options = copy.copy(simulator._options)
-    view._options.update_options(**options)
-    return view
-
-
-def with_noise_model(simulator: Any, noise_model: Any) -> Any:
-    """A view of ``simulator`` with another noise model (see ``simulator_view``)."""
-    return simulator_view(simulator, noise_model=noise_model)
-
-
-#: Pauli twirls per error object (kept with it, so its id stays unique): the device model's
-#: errors live as long as its cache, and a twirl costs tens of milliseconds (a 150-circuit
-#: mixture turned into a channel), so each is computed once per process.
+#: Pauli twirls and Kraus forms per error object (kept with it, so its id stays unique):
+#: the device model's errors live as long as its cache, and each conversion costs tens of
+#: milliseconds (a 150-circuit mixture turned into a channel), so it is done once.
 _TWIRLS = LRUCache(8192)
-
-
 _COMPACTED = LRUCache(8192)
 
 
@@ -199,3 +266,12 @@ def cached_compact(error: Any) -> Any:
     """``_compact(error)``, computed once per error object (a part of a new set of qubits
     reuses the Kraus forms an earlier job's parts built)."""
     return _COMPACTED.get(id(error), lambda: (error, _compact(error)))[1]
+
+
+def with_noise_model(simulator: Any, noise_model: Any) -> Any:
+    """A view of ``simulator`` with another noise model; the original is left untouched.
+
+    Copying the simulator's options (not rebuilding it with ``from_backend``, which takes
+    seconds for large devices) keeps the target, method and thread settings.
+    """
+    return simulator_with_options(simulator, noise_model=noise_model)

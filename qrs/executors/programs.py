@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .. import joblog
+from ..compat import broadcast_sample
+from . import iq
+from .base import JobRefused
 
 if TYPE_CHECKING:
     from samplomatic.quantum_program import QuantumProgram, QuantumProgramResult
@@ -34,7 +37,6 @@ def _round_to_clifford(values: np.ndarray) -> np.ndarray:
 
 def _item_inputs(item: Any, rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """An item's parameter values ``(*shape, num_parameters)`` and its samplex outputs."""
-    from qiskit_ibm_runtime.fake_provider.executor.broadcast_sample import broadcast_sample
     from samplomatic.quantum_program import SamplexItem
 
     if isinstance(item, SamplexItem):
@@ -55,8 +57,13 @@ def _chunk_timing(program: "QuantumProgram", start: datetime, stop: datetime) ->
                                     for i, item in enumerate(program.items)])]
 
 
+#: ``options["simulator"]`` keys ``run_on_sampler`` forwards to ``execute_sampler``.
+SAMPLER_SIMULATOR_KEYS = ("seed_simulator", "noise_model", "coupling_map", "basis_gates")
+
+
 def twirls_gates(program: "QuantumProgram") -> bool:
-    """Whether some item's samplex draws gate twirls (its noise then averages to Pauli)."""
+    """Whether some item's samplex draws gate twirls (its gate noise then averages to a
+    Pauli channel: the planner may use the Pauli approximation, ``QRS_NOISE_APPROXIMATION``)."""
     from samplomatic.samplex.nodes import TwirlSamplingNode
 
     return any(isinstance(node, TwirlSamplingNode)
@@ -65,32 +72,47 @@ def twirls_gates(program: "QuantumProgram") -> bool:
 
 
 def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram",
-                   backend_name: str) -> "QuantumProgramResult":
+                   backend_name: str, options: dict[str, Any] | None = None
+                   ) -> "QuantumProgramResult":
     """Run ``program`` through a Sampler-pub executor: one pub per item, shots per element.
 
     Works for any executor, so local, GPU, Dask and plug-in executors all run programs.
-    Twirled programs say so in the options (``twirling.enable_gates``), which lets the
-    planner use Pauli-twirled noise for Clifford parts (``QRS_NOISE_APPROXIMATION``).
+    ``options["simulator"]["seed_simulator"]`` seeds both the samplex draws and Aer (the
+    client's ``SimulatorOptions.seed_simulator``); a per-job ``noise_model``,
+    ``coupling_map`` or ``basis_gates`` there (the legacy programs' ``simulator.*``) is
+    handed to ``execute_sampler`` too.
     """
     from qiskit_ibm_runtime.results import QuantumProgramResult
 
+    simulator = (options or {}).get("simulator") or {}
+    passed = {key: simulator[key] for key in SAMPLER_SIMULATOR_KEYS
+              if simulator.get(key) is not None}
     start = datetime.now(timezone.utc)
-    rng = np.random.default_rng()
+    rng = np.random.default_rng(passed.get("seed_simulator"))
     pubs, extras = [], []
     for item in program.items:
         joblog.checkpoint()
         values, outputs = _item_inputs(item, rng)
         pubs.append((item.circuit, values, program.shots))
         extras.append(outputs)
-    options: dict[str, Any] = {"default_shots": program.shots}
-    if twirls_gates(program):
-        options["twirling"] = {"enable_gates": True}
-    result = execute_sampler(pubs, options, backend_name)
+    sampler_options: dict[str, Any] = {"default_shots": program.shots}
+    if passed:
+        sampler_options["simulator"] = passed
+    if program.meas_level != "classified":  # emulated IQ points (iq.py)
+        sampler_options["execution"] = {"meas_type": "kerneled"}
+    result = execute_sampler(pubs, sampler_options, backend_name)
     data = []
     for outputs, pub_result in zip(extras, result):
-        bits = {name: array.to_bool_array(order="little")
-                for name, array in pub_result.data.items()}
-        data.append({**outputs, **bits})
+        registers: dict[str, np.ndarray] = {}
+        for name, array in pub_result.data.items():
+            if program.meas_level == "classified":
+                registers[name] = array.to_bool_array(order="little")
+            elif isinstance(array, np.ndarray) and np.iscomplexobj(array):
+                registers.update(iq.program_register(name, array, program.meas_level))
+            else:
+                raise JobRefused(f"meas_level={program.meas_level!r} needs IQ data, which "
+                                 "this executor's execute_sampler does not return.")
+        data.append({**outputs, **registers})
     program_result = QuantumProgramResult(data)
     program_result.metadata.chunk_timing = _chunk_timing(
         program, start, datetime.now(timezone.utc))
@@ -112,8 +134,12 @@ def random_result(program: "QuantumProgram") -> "QuantumProgramResult":
         joblog.checkpoint()
         _, outputs = _item_inputs(item, rng)
         for creg in item.circuit.cregs:
-            outputs[creg.name] = rng.integers(
-                0, 2, size=(*item.shape, program.shots, creg.size), dtype=np.uint8).astype(bool)
+            size = (*item.shape, program.shots, creg.size)
+            if program.meas_level == "classified":
+                outputs[creg.name] = rng.integers(0, 2, size=size, dtype=np.uint8).astype(bool)
+            else:
+                points = rng.standard_normal(size) + 1j * rng.standard_normal(size)
+                outputs.update(iq.program_register(creg.name, points, program.meas_level))
         data.append(outputs)
     program_result = QuantumProgramResult(data)
     program_result.metadata.chunk_timing = _chunk_timing(

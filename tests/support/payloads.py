@@ -75,14 +75,32 @@ def assert_binomial(count: int, shots: int, p: float) -> None:
     assert abs(count - shots * p) <= SIGMAS * sigma, (count, shots, p)
 
 
+def assert_same_rate(count_a: int, shots_a: int, count_b: int, shots_b: int) -> None:
+    """Two binomial samples agree: |p_a - p_b| within SIGMAS pooled standard errors."""
+    pooled = (count_a + count_b) / (shots_a + shots_b)
+    sigma = math.sqrt(pooled * (1 - pooled) * (1 / shots_a + 1 / shots_b)) or 1 / shots_a
+    assert abs(count_a / shots_a - count_b / shots_b) <= SIGMAS * sigma, \
+        (count_a, shots_a, count_b, shots_b)
+
+
 def wire(obj: Any) -> Any:
     """What the client puts on the wire for ``obj`` (``RuntimeEncoder``), as parsed JSON."""
     return json.loads(json.dumps(obj, cls=RuntimeEncoder))
 
 
 def sampler_params(circuit: QuantumCircuit | None = None, shots: int = 100,
-                   options: dict | None = None) -> dict:
-    """``params`` of a sampler job, encoded with the client's ``RuntimeEncoder``."""
+                   options: dict | None = None, num_pubs: int = 1) -> dict:
+    """``params`` of a sampler job (``num_pubs`` pubs of ``circuit``, a Bell pair unless
+    given), encoded with the client's ``RuntimeEncoder`` and parsed back: the one params
+    builder of the tests (``json.dumps`` it for the exact text the client sends)."""
     pub = SamplerPub.coerce(circuit or bell(), shots)
-    params = {"pubs": [pub], "options": options or {}, "version": 2, "support_qiskit": True}
+    params = {"pubs": [pub] * num_pubs, "options": options or {}, "version": 2,
+              "support_qiskit": True}
     return wire(params)
+
+
+def job_body(params: dict, program_id: str = "sampler", backend: str = "fake_manila",
+             **fields: Any) -> str:
+    """A ``POST /jobs`` body around ``params`` (other fields: tags, session_id, ...)."""
+    return json.dumps({"program_id": program_id, "backend": backend, **fields,
+                       "params": params})

@@ -8,16 +8,15 @@ cancelled or timed out (the runner stops jobs between pubs).
 from __future__ import annotations
 
 import json
-import time
 from datetime import datetime
 from typing import Any, Iterable
 
 import requests
 from qiskit import QuantumCircuit
-from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2
+from qiskit_ibm_runtime import SamplerV2
 from qiskit_ibm_runtime.exceptions import RuntimeInvalidStateError
 
-from .helpers import isa
+from .payloads import isa
 from .server import ServerProcess
 
 #: Shots per pub of a busy circuit: about 0.1 s of Aer time per pub on one core.
@@ -55,14 +54,6 @@ def cancel_quietly(jobs: Iterable) -> None:
             pass  # already final
 
 
-def encoded_params(circuit: QuantumCircuit, shots: int = 1) -> str:
-    """Sampler params exactly as the client encodes them (``RuntimeEncoder``)."""
-    from qiskit.primitives.containers.sampler_pub import SamplerPub
-
-    return json.dumps({"pubs": [SamplerPub.coerce((circuit, None, shots))], "options": {},
-                       "version": 2, "support_qiskit": True}, cls=RuntimeEncoder)
-
-
 def post_job(server: ServerProcess, backend: str, params_text: str,
              program_id: str = "sampler", **fields: Any) -> requests.Response:
     """``POST /jobs`` the way the client does it, without the client's job object."""
@@ -76,28 +67,6 @@ def raw_job(server: ServerProcess, job_id: str) -> dict:
     """``GET /jobs/<id>`` as JSON: the wire state (``state.reason_code`` etc.)."""
     return requests.get(f"{server.url}/api/v1/jobs/{job_id}?exclude_params=true",
                         timeout=30).json()
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
-def wait_status(job, statuses: Iterable[str], timeout: float = 30.0) -> str:
-    wanted = set(statuses)
-
-    def reached() -> str | None:
-        status = job.status()
-        return status if status in wanted else None
-
-    return wait_until(reached, timeout, what=f"job {job.job_id()} to reach {wanted}")
 
 
 def times(job) -> tuple[datetime, datetime]:

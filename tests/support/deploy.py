@@ -8,18 +8,18 @@ the tests check what was recorded, not what an endpoint says about it.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable
 
 import requests
+
+from .polling import wait_until
 
 BACKEND = "fake_manila"
 FINAL = ("Completed", "Failed", "Cancelled")
@@ -28,23 +28,16 @@ FINAL = ("Completed", "Failed", "Cancelled")
 def sampler_body(num_pubs: int = 1, shots: int = 16, depth: int = 0) -> str:
     """A ``POST /jobs`` body: Bell circuits for fake_manila (``depth`` extra CX pairs make
     each pub slower), encoded like the client does."""
-    from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
-    from qiskit_ibm_runtime import RuntimeEncoder
     from qiskit_ibm_runtime.fake_provider import FakeManilaV2
 
-    from .helpers import bell
+    from .payloads import bell, isa, job_body, sampler_params
 
     circuit = bell(measure=False)
     for _ in range(2 * depth):
         circuit.cx(0, 1)
     circuit.measure_all()
-    pm = generate_preset_pass_manager(backend=FakeManilaV2(), optimization_level=0,
-                                      seed_transpiler=1234)
-    isa = pm.run(circuit)
-    params = {"pubs": [(isa, None, shots)] * num_pubs, "options": {}, "version": 2,
-              "support_qiskit": True}
-    return json.dumps({"program_id": "sampler", "backend": BACKEND, "params": params},
-                      cls=RuntimeEncoder)
+    circuit = isa(circuit, FakeManilaV2(), optimization_level=0)
+    return job_body(sampler_params(circuit, shots, num_pubs=num_pubs), backend=BACKEND)
 
 
 def submit(session: requests.Session, url: str, body: str,
@@ -121,17 +114,12 @@ class StoreReader:
 
     def wait(self, predicate, timeout: float, every: float = 0.2):
         """Poll ``predicate(self)`` until it returns something truthy; that value, or raise."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate(self)
-            if value:
-                return value
-            time.sleep(every)
-        raise AssertionError(f"timed out after {timeout} s waiting for {predicate.__name__}")
+        return wait_until(lambda: predicate(self), timeout, every,
+                          what=getattr(predicate, "__name__", "the store"))
 
 
 def lock_waits(log_text: str) -> list[float]:
-    """Milliseconds of each logged SQLite write-lock wait (``Store._tx`` logs > 100 ms)."""
+    """Milliseconds of each logged SQLite write-lock wait (the store logs waits over 100 ms)."""
     return [float(m) for m in re.findall(r"sqlite write lock waited (\d+) ms", log_text)]
 
 

@@ -1,0 +1,1 @@
+"""Helpers the test modules share: servers, payload builders, waits, store shortcuts."""

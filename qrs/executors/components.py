@@ -44,6 +44,7 @@ class Part:
     passive: bool  # only PASSIVE_OPS: the qubits stay in |0>
     per_shot: bool  # mid-circuit measurement, reset or control flow: every shot is a run
     links: tuple[tuple[int, int, int], ...]  # (qubit, qubit, log2 Schmidt rank) per 2q gate
+    delays: bool = False  # a delay: relaxation noise there (a Kraus channel when T2 > T1)
 
     @property
     def width(self) -> int:
@@ -93,7 +94,7 @@ def find_parts(circuit: Any) -> list[Part]:
     for qubit in sorted(used):
         groups.setdefault(joins.find(qubit), []).append(qubit)
     stats = {root: {"ops": 0, "active": False, "per_shot": False, "links": [],
-                    "clbits": set()} for root in groups}
+                    "clbits": set(), "delays": False} for root in groups}
     measured: set[int] = set()
     for operation, qubits, clbits in instructions:
         if operation.name == "barrier" or not qubits:
@@ -102,6 +103,7 @@ def find_parts(circuit: Any) -> list[Part]:
         entry["ops"] += 1
         entry["clbits"].update(clbits)
         name = operation.name
+        entry["delays"] = entry["delays"] or name == "delay"
         if name not in PASSIVE_OPS:
             entry["active"] = True
             if measured.intersection(qubits) or hasattr(operation, "blocks"):
@@ -116,7 +118,8 @@ def find_parts(circuit: Any) -> list[Part]:
             entry["links"].extend((qubits[0], other, 2 * len(qubits)) for other in qubits[1:])
     return [Part(qubits=tuple(members), clbits=frozenset(stats[root]["clbits"]),
                  operations=stats[root]["ops"], passive=not stats[root]["active"],
-                 per_shot=stats[root]["per_shot"], links=tuple(stats[root]["links"]))
+                 per_shot=stats[root]["per_shot"], links=tuple(stats[root]["links"]),
+                 delays=stats[root]["delays"])
             for root, members in sorted(groups.items(), key=lambda item: item[1][0])]
 
 

@@ -246,7 +246,8 @@ class LocalExecutor(BaseExecutor):
             return _STABILIZER_NOISE.get((id(model), qubits),
                                          lambda: stabilizer_compatible(model, qubits))
 
-        return NoiseFacts(noisy=True, stabilizer_ok=stabilizer_ok, twirled=twirled)
+        return NoiseFacts(noisy=True, stabilizer_ok=stabilizer_ok, twirled=twirled,
+                          delay_noise=bool(getattr(model, "_custom_noise_passes", None)))
 
     def plan(self, kind: str, index: int, pub: Any, facts: NoiseFacts,
              say: Callable[[str], None] = joblog.emit) -> PubPlan:

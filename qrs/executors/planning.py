@@ -69,7 +69,8 @@ class NoiseFacts:
 
     noisy: bool = False
     stabilizer_ok: Callable[[tuple[int, ...]], bool] = lambda qubits: True
-    twirled: bool = False  # the job asked for gate twirling
+    twirled: bool = False  # the job's program twirls its gates
+    delay_noise: bool = False  # delays relax (the device model's relaxation pass)
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ def _stabilizer(part: Part, non_clifford: set[int], example: str, noise: NoiseFa
         return None, f"not Clifford: {example}"
     if not noise.noisy:
         return "none", "Clifford circuit, no noise"
-    if noise.stabilizer_ok(part.qubits):
+    if noise.stabilizer_ok(part.qubits) and not (part.delays and noise.delay_noise):
         return "exact", "Clifford circuit, noise a Pauli/reset mixture"
     if settings.approximation == "pauli":
         return "pauli", "Clifford circuit, noise Pauli-twirled (QRS_NOISE_APPROXIMATION=pauli)"

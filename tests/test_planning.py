@@ -77,11 +77,11 @@ def test_each_method_is_chosen_for_what_it_is_good_at(metadata):
         e.note for e in exact.parts[0].considered if e.method == "stabilizer")
     pauli = plan(executor_for(metadata, noise_approximation="pauli"), "fake_kolkata", circuit)
     assert (pauli.method, pauli.parts[0].noise) == ("stabilizer", "pauli")
-    twirled = plan(noisy, "fake_kolkata", circuit, twirled=True)
+    by_twirl = executor_for(metadata, noise_approximation="twirled")
+    twirled = plan(by_twirl, "fake_kolkata", circuit, twirled=True)
     assert (twirled.method, twirled.parts[0].noise) == ("stabilizer", "pauli")
-    none = plan(executor_for(metadata, noise_approximation="none"), "fake_kolkata", circuit,
-                twirled=True)
-    assert none.method != "stabilizer"
+    assert plan(by_twirl, "fake_kolkata", circuit).method != "stabilizer"
+    assert plan(noisy, "fake_kolkata", circuit, twirled=True).method != "stabilizer"  # default
 
 
 def test_pauli_twirl_keeps_the_pauli_error_rates():

@@ -266,9 +266,6 @@ class LocalExecutor(BaseExecutor):
                 say: Callable[[str], None] = joblog.emit) -> list[splitting.PubWork]:
         """Plan every pub (refusing before any work), then cut each into tasks."""
         twirled = _TWIRLED.get()
-        if twirled:
-            say("Gate twirling on: with QRS_NOISE_APPROXIMATION=twirled, Clifford parts may "
-                "run with the Pauli-twirled noise that twirling averages to.")
         model = self.job_noise_model(backend_name, mapped.run)
         facts = self.noise_facts(model, twirled)
         plans = [self.plan(kind, index, pub, facts, say) for index, pub in enumerate(pubs)]

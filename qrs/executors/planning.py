@@ -57,7 +57,7 @@ class PlanSettings:
     gpu_memory_mb: float = 0  # > 0: statevector / density_matrix parts run on the GPU
     gpu_setting: str = "QRS_GPU_MEMORY_LIMIT"
     mps_max_bond: int = 0
-    approximation: str = "twirled"  # none | pauli | twirled
+    approximation: str = "none"  # none | pauli | twirled
     split_tasks: int = 0  # 0 = as many as the executor runs at once (slots)
     slots: int = 1
     split_min_seconds: float = 2.0
@@ -241,7 +241,8 @@ def _stabilizer(part: Part, non_clifford: set[int], example: str, noise: NoiseFa
     if settings.approximation == "pauli":
         return "pauli", "Clifford circuit, noise Pauli-twirled (QRS_NOISE_APPROXIMATION=pauli)"
     if settings.approximation == "twirled" and noise.twirled:
-        return "pauli", "Clifford circuit, gates twirled: noise Pauli-twirled"
+        return "pauli", "Clifford circuit, program twirled: noise Pauli-twirled " \
+            "(QRS_NOISE_APPROXIMATION=twirled)"
     return None, ("noise not a Pauli channel (T2 > T1 relaxation); "
                   "QRS_NOISE_APPROXIMATION=pauli would allow it")
 

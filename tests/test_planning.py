@@ -175,7 +175,8 @@ def test_estimator_observables_factor_over_independent_parts(metadata):
     lines: list[str] = []
     with joblog.bound(joblog.JobContext("t", sink=lines.append)):
         result = executor.execute_estimator([(circuit, observables, angles)],
-                                            {"default_precision": 0.01}, "fake_manila")[0]
+                                            {"default_precision": 0.01, "resilience_level": 0},
+                                            "fake_manila")[0]
     evs, stds = result.data.evs, result.data.stds
     assert evs.shape == (2, 3)
     alpha, beta = angles[:, 0], angles[:, 1]
@@ -221,7 +222,8 @@ def test_estimator_observables_split_by_measurement_basis(metadata):
     lines: list[str] = []
     with joblog.bound(joblog.JobContext("t", sink=lines.append)):
         result = executor.execute_estimator([(circuit, observables)],
-                                            {"default_precision": 0.02}, "fake_manila")[0]
+                                            {"default_precision": 0.02, "resilience_level": 0},
+                                            "fake_manila")[0]
     assert result.metadata["simulation"]["parts"][0]["tasks"] == 3
     assert any("3 tasks by observables" in line for line in lines), lines
     evs, stds = result.data.evs, result.data.stds

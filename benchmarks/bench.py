@@ -25,6 +25,9 @@ processes started here (``qrs/devserver.py``), on whatever machine runs it:
            inserted straight into a temporary store, served by an in-process app).
 6. long    The long job of issue 13 through gunicorn (``benchmarks/isolation.py``):
            it completes once, and status polls stay fast while it runs.
+7. wide    The 127-qubit measured Bell and the 100-qubit noisy GHZ through a server,
+           and one heavy 16-qubit pub split over 2 Dask workers ÷ over 1
+           (``benchmarks/wide.py`` says exactly what each measures).
 
 7-8. delays, learning: see ``benchmarks/noise.py``.
 
@@ -453,7 +456,14 @@ def print_table(rows: list[Row], elapsed: float) -> None:
           f"benchmark took {elapsed:.0f} s")
 
 
-FIGURES = ("heavy", "tiny", "client", "cache", "list", "long", "delays", "learning")
+FIGURES = ("heavy", "tiny", "client", "cache", "list", "long", "delays", "learning", "wide")
+
+
+def bench_wide(tmp: Path, quick: bool) -> list[Row]:
+    from benchmarks.wide import bench_split, bench_wide_jobs
+
+    return (bench_wide_jobs(tmp, quick, Row, start_server, Http, job_body, isa, fake_backend)
+            + bench_split(quick, Row, isa, fake_backend, layered))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -500,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows += bench_delays(Row, args.quick)
             if "learning" in chosen:
                 rows += bench_learning(Row, start_server, tmp, args.quick)
+        if "wide" in chosen:
+            rows += bench_wide(tmp, args.quick)
     print_table(rows, time.perf_counter() - started)
     return 0
 

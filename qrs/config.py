@@ -92,6 +92,13 @@ class Config:
     dask_workers: int = 2
     dask_connect_timeout: float = 15.0  # seconds to reach the scheduler at start-up
 
+    # Simulation planning (qrs/executors/planning.py)
+    noise_approximation: str = "none"  # none | pauli | twirled (programs that twirl)
+    mps_max_bond_dimension: int = 0  # 0 = no cap (exact MPS); else Aer truncates to it
+    mps_truncation_threshold: float = 1e-16  # Aer matrix_product_state_truncation_threshold
+    split_tasks: int = 0  # tasks per heavy pub part; 0 = what the executor runs at once
+    split_min_seconds: float = 2.0  # estimated CPU-seconds below which a pub is not split
+
     # Runner and store
     job_lease_seconds: float = 30.0
     heartbeat_seconds: float = 5.0

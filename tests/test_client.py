@@ -17,7 +17,7 @@ from qiskit_ibm_runtime import EstimatorV2, SamplerV2
 from qiskit_ibm_runtime.exceptions import RuntimeJobFailureError
 
 from .conftest import connect
-from .support.payloads import SIGMAS, assert_binomial, bell, isa
+from .support.payloads import SIGMAS, assert_binomial, bell, entangled, isa
 from .support.server import ServerProcess
 
 def test_lists_every_fake_backend(service):
@@ -112,12 +112,7 @@ def test_several_pubs_in_one_job(service):
 
 def test_failed_job_reports_a_readable_reason(service):
     backend = service.backend("fake_sherbrooke")  # the live server allows only 4 MiB
-    wide = QuantumCircuit(20)
-    wide.h(0)
-    for q in range(19):
-        wide.cx(q, q + 1)
-    wide.rz(0.3, 5)  # non-Clifford: no stabilizer shortcut
-    wide.measure_all()
+    wide = entangled(20)  # no plan fits 4 MiB: not Clifford, too entangled for an MPS
     job = SamplerV2(mode=backend).run([isa(wide, backend)], shots=10)
     with pytest.raises(RuntimeJobFailureError, match="QRS_MAX_MEMORY_MB"):
         job.result()

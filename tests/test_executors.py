@@ -15,6 +15,7 @@ import re
 import numpy as np
 import pytest
 from qiskit import QuantumCircuit
+from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qiskit.quantum_info import SparsePauliOp
 from qiskit_ibm_runtime import EstimatorV2, SamplerV2
 from qiskit_ibm_runtime.exceptions import RuntimeJobFailureError
@@ -31,7 +32,7 @@ from qrs.metadata import BackendMetadataProvider
 from .conftest import connect
 from .example_executor import StatevectorExecutor
 from .support.server import ServerProcess
-from .support.payloads import SIGMAS, assert_binomial, bell, isa
+from .support.payloads import SIGMAS, assert_binomial, bell, entangled, isa
 
 CUSTOM = "tests.example_executor:StatevectorExecutor"
 NO_GPU = diagnose_gpu() is not None
@@ -177,10 +178,11 @@ def test_gpu_settings_reach_aer_options_and_memory_limit(metadata, caplog):
                        "fusion_enable": True, "fusion_threshold": 20, "target_gpus": [1],
                        "batched_shots_gpu": True}
     assert executor.memory_limit_mb == 2048
-    executor.check_memory([(ghz(27),)])  # 2 GiB: just fits
-    with pytest.raises(JobRefused, match=r"28-qubit.*4,096 MiB.*'statevector'.*GPU.*2,048 MiB "
-                                         r"\(QRS_GPU_MEMORY_LIMIT\)"):
-        executor.check_memory([(ghz(28),)])
+    plan, = planned(executor, ghz(27))  # 2 GiB: just fits
+    assert plan.parts[0].device == "GPU" and plan.method == "statevector"
+    with pytest.raises(JobRefused, match=r"28-qubit.*'statevector' about 4,096 MiB on the GPU.*"
+                                         r"2,048 MiB on the GPU \(QRS_GPU_MEMORY_LIMIT\)"):
+        planned(executor, ghz(28))
 
     # No QRS_GPU_MEMORY_LIMIT: 90 % of the GPU's memory; cuStateVec dropped with a warning.
     executor = FakeGPU()
@@ -193,22 +195,44 @@ def test_gpu_settings_reach_aer_options_and_memory_limit(metadata, caplog):
 
 
 # --------------------------------------------------------------------- memory
+def planned(executor: LocalExecutor, *circuits: QuantumCircuit) -> list:
+    """Each circuit planned as a noiseless Sampler pub, as the executor does before a job."""
+    facts = executor.noise_facts(None, False)
+    return [executor.plan("sampler", index, SamplerPub.coerce((circuit, None, 100)), facts)
+            for index, circuit in enumerate(circuits)]
+
+
 @pytest.mark.parametrize("method, fits, refused", [
     ("statevector", 16, 17),      # 16·2^n bytes: 1 MiB at 16 qubits
-    ("automatic", 16, 17),        # estimated as a state vector
     ("density_matrix", 8, 9),     # 16·4^n bytes: 1 MiB at 8 qubits
-    ("matrix_product_state", 60, None),
+    ("matrix_product_state", 60, None),  # a GHZ chain: bond dimension 2
     ("stabilizer", 60, None),
 ])
-def test_memory_refusal_for_each_method(metadata, method, fits, refused):
+def test_forced_method_memory_refusal(metadata, method, fits, refused):
     executor = LocalExecutor()
-    executor.setup(Config(max_memory_mb=1, simulation_method=method), metadata)
-    executor.check_memory([(ghz(fits),)])
+    executor.setup(Config(max_memory_mb=1, simulation_method=method, noise=False), metadata)
+    plan, = planned(executor, ghz(fits))
+    assert plan.method == method
     if refused is not None:
         with pytest.raises(JobRefused) as info:
-            executor.check_memory([(ghz(2),), (ghz(refused),)])
-        assert f"{refused}-qubit" in str(info.value) and f"'{method}'" in str(info.value)
-        assert "QRS_MAX_MEMORY_MB" in str(info.value)
+            planned(executor, ghz(2), ghz(refused))
+        message = str(info.value)
+        assert message.startswith("Pub 2:") and f"{refused}-qubit" in message
+        assert f"'{method}' about" in message and "QRS_MAX_MEMORY_MB" in message
+        assert f"QRS_SIMULATION_METHOD={method} is forced" in message
+
+
+def test_automatic_plan_refuses_only_when_no_method_fits(metadata):
+    executor = LocalExecutor()
+    executor.setup(Config(max_memory_mb=1, noise=False), metadata)
+    assert planned(executor, ghz(60))[0].method == "stabilizer"  # Clifford: any width
+    with pytest.raises(JobRefused) as info:
+        planned(executor, entangled(18))
+    message = str(info.value)
+    for named in ("'stabilizer' not possible (not Clifford", "'statevector' about 4 MiB",
+                  "'matrix_product_state' about", "limit of 1 MiB (QRS_MAX_MEMORY_MB)"):
+        assert named in message, message
+    assert "'density_matrix'" not in message  # no noise: never better than a state vector
 
 
 def test_simulators_and_noise_models_are_shared_per_backend_and_calibration(metadata):
@@ -265,9 +289,9 @@ def test_hybrid_routes_by_width_and_logs_the_rule(tmp_path):
         small_counts = small.result()[0].data.meas.get_counts()
         large_counts = large.result()[0].data.meas.get_counts()
 
-        assert re.search(r"widest circuit has 2 active qubits < QRS_HYBRID_GPU_MIN_QUBITS=3 "
+        assert re.search(r"widest independent part has 2 qubits < QRS_HYBRID_GPU_MIN_QUBITS=3 "
                          r"→ local executor", small.logs()), small.logs()
-        assert re.search(r"widest circuit has 3 active qubits ≥ QRS_HYBRID_GPU_MIN_QUBITS=3 "
+        assert re.search(r"widest independent part has 3 qubits ≥ QRS_HYBRID_GPU_MIN_QUBITS=3 "
                          r"→ statevector executor", large.logs()), large.logs()
         # The small job ran on noisy Aer, the large one on the exact large-side executor.
         correlated = small_counts.get("00", 0) + small_counts.get("11", 0)
@@ -320,8 +344,9 @@ def test_dask_local_cluster_runs_sampler_and_estimator_through_the_server(tmp_pa
         wide_backend = service.backend("fake_guadalupe")
         refused = SamplerV2(mode=wide_backend).run([isa(ghz(9), wide_backend)])
         # (routing may touch more qubits than the GHZ has: only the refusal's form counts)
-        with pytest.raises(RuntimeJobFailureError, match=r"\d+-qubit circuit needs about "
-                                                         r".*'density_matrix'.*QRS_MAX_MEMORY_MB"):
+        with pytest.raises(RuntimeJobFailureError, match=r"\d+-qubit circuit part .* needs "
+                                                         r"'density_matrix' about .*"
+                                                         r"QRS_MAX_MEMORY_MB"):
             refused.result()
     finally:
         server.stop()

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import qiskit
 import requests
-from qiskit import QuantumCircuit
 from qiskit_ibm_runtime import RuntimeEncoder, SamplerV2
 from qiskit_ibm_runtime.exceptions import (
     RuntimeInvalidStateError,
@@ -23,7 +22,7 @@ from qiskit_ibm_runtime.exceptions import (
 )
 
 from .conftest import connect
-from .support.payloads import assert_binomial, bell, isa, sampler_params
+from .support.payloads import assert_binomial, bell, entangled, isa, sampler_params
 from .support.jobs import (
     busy_job, cancel_quietly, post_job, raw_job, times,
 )
@@ -126,12 +125,7 @@ def test_cancel_running_and_queued_jobs(server, svc, backend):
 
 def test_failed_job_reason_and_log(server, svc):
     wide_backend = svc.backend("fake_kolkata")
-    wide = QuantumCircuit(20)
-    wide.h(0)
-    for q in range(19):
-        wide.cx(q, q + 1)
-    wide.rz(0.3, 5)
-    wide.measure_all()
+    wide = entangled(20)  # no plan fits 4 MiB: not Clifford, too entangled for an MPS
     job = SamplerV2(mode=wide_backend).run([isa(wide, wide_backend)], shots=10)
     with pytest.raises(RuntimeJobFailureError, match="QRS_MAX_MEMORY_MB"):
         job.result()

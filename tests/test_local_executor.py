@@ -6,7 +6,6 @@ import math
 
 import pytest
 from qiskit import QuantumCircuit
-from qiskit.transpiler.preset_passmanagers import generate_preset_pass_manager
 
 from qrs.config import Config
 from qrs.executors.base import JobRefused
@@ -14,7 +13,7 @@ from qrs.executors.local import LocalExecutor
 from qrs.executors.noise import restrict_noise_model
 from qrs.metadata import BackendMetadataProvider
 
-from .support.payloads import bell, isa
+from .support.payloads import bell, entangled, isa
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +58,7 @@ def test_cut_down_compact_noise_model_gives_the_same_statistics(executor, metada
 
 def test_batch_returns_each_job_its_own_shots_and_isolates_failures(executor, metadata):
     circuit = isa_bell(metadata)
-    too_wide = generate_preset_pass_manager(
-        backend=metadata.get_backend("fake_sherbrooke"), optimization_level=0,
-        seed_transpiler=1234).run(
-        _chain(20))
+    too_wide = isa(entangled(20), metadata.get_backend("fake_kolkata"))
     jobs = [([(circuit, None, 300)], {}), ([(circuit, None, 500)], {}),
             ([(too_wide, None, 10)], {}), ([(circuit, None, 200)], {"default_shots": 7})]
     results = executor.execute_sampler_batch(jobs, "fake_manila")
@@ -71,16 +67,6 @@ def test_batch_returns_each_job_its_own_shots_and_isolates_failures(executor, me
     for index in (0, 1):
         counts = results[index][0].data.meas.get_counts()
         assert correlated(counts) / sum(counts.values()) > 0.8
-
-
-def _chain(n: int) -> QuantumCircuit:
-    qc = QuantumCircuit(n)
-    qc.h(0)
-    for q in range(n - 1):
-        qc.cx(q, q + 1)
-    qc.rz(0.2, 3)
-    qc.measure_all()
-    return qc
 
 
 def test_a_mitigated_job_obeys_the_shot_limit(metadata, tmp_path):

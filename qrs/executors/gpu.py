@@ -1,5 +1,9 @@
 """GPUExecutor: the LocalExecutor's Aer code path with ``device="GPU"``.
 
+The planner (``planning.py``) runs statevector and density-matrix parts on the GPU,
+against ``QRS_GPU_MEMORY_LIMIT``; stabilizer and matrix-product-state parts, which Aer runs
+on the CPU only, stay on the CPU against ``QRS_MAX_MEMORY_MB``.
+
 Needs the GPU build of Aer (``pip install '.[gpu]'``, which pulls ``qiskit-aer-gpu``),
 the CUDA 12 runtime libraries (the ``nvidia-*-cu12`` wheels qiskit-aer-gpu depends on)
 and a visible NVIDIA GPU. ``setup()`` checks all three and runs a one-qubit circuit on
@@ -182,9 +186,10 @@ class GPUExecutor(LocalExecutor):
             return int(self.gpu_memory_mb * GPU_MEMORY_SHARE)
         return super().memory_limit_mb
 
-    def simulator_options(self) -> dict[str, Any]:
-        options = super().simulator_options()
-        if self.device != "GPU":
+    def simulator_options(self, device: str | None = None) -> dict[str, Any]:
+        """GPU options for GPU simulators; stabilizer and MPS parts get the CPU's."""
+        options = super().simulator_options(device)
+        if options["device"] != "GPU":
             return options
         options["target_gpus"] = [self.config.gpu_device]
         if self.config.gpu_batched_shots:

@@ -1,9 +1,11 @@
 """HybridExecutor: small jobs on the CPU, large ones on the GPU (or a Dask cluster).
 
-A job's size is the most active qubits of any of its circuits (what sets the state
-vector's size, 16·2^n bytes). Below ``QRS_HYBRID_GPU_MIN_QUBITS`` the CPU wins — a GPU's
-launch and transfer overheads dominate small states — and from there on the large-side
-executor (``QRS_HYBRID_LARGE``: ``gpu``, ``dask`` or ``package.module:Class``) runs it.
+A job's size is its widest independent part that needs a simulator
+(``planning.simulated_width``: qubits that are only measured, or never meet the rest, do
+not count — a Bell pair measured on 127 qubits is 2 qubits of work). Below
+``QRS_HYBRID_GPU_MIN_QUBITS`` the CPU wins — a GPU's launch and transfer overheads
+dominate small states — and from there on the large-side executor (``QRS_HYBRID_LARGE``:
+``gpu``, ``dask`` or ``package.module:Class``) runs it.
 Every job's log says which side it went to and why.
 """
 
@@ -12,9 +14,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import joblog
-from ..circuits import circuit_width
 from .base import BaseExecutor, ExecutorUnavailable, resolve
 from .local import LocalExecutor
+from .planning import simulated_width
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -45,10 +47,10 @@ class HybridExecutor(BaseExecutor):
     def route(self, pubs: list[Any]) -> BaseExecutor:
         """Pick the executor for a job's pubs and say so in the job's log."""
         assert self.large is not None, "setup() was not called"
-        width = circuit_width(pubs)
+        width = max(simulated_width(pub) for pub in pubs)
         threshold = self.config.hybrid_gpu_min_qubits
         chosen, relation = (self.large, "≥") if width >= threshold else (self.small, "<")
-        joblog.emit(f"Hybrid routing: widest circuit has {width} active qubits {relation} "
+        joblog.emit(f"Hybrid routing: widest independent part has {width} qubits {relation} "
                     f"QRS_HYBRID_GPU_MIN_QUBITS={threshold} → {chosen.name} executor.")
         return chosen
 

@@ -3,66 +3,57 @@
 Runs pubs the way ``QiskitRuntimeLocalService`` does — ``BackendSamplerV2`` /
 ``BackendEstimatorV2`` over an ``AerSimulator`` built from the fake backend, with the
 noise model from its calibration properties — so its answers are the statistical
-reference's. Differences: noise models (slow to build for 100+ qubit devices) and
-simulators are cached per backend and calibration in module-level caches shared by every
-job and every executor of the process (the hybrid executor's CPU side and a GPU executor
-share one noise model); the memory a job needs is checked before it runs; pubs run one at
-a time so the job log shows progress and a cancelled job stops between pubs.
+reference's. Differences:
 
-Two things keep small jobs cheap: each run gets the noise model cut down to the qubits
-the job uses (``noise.py``), which Aer converts in a fraction of the time of the whole
-device's model, and small Sampler jobs handed over together run in one Aer call
-(``execute_sampler_batch``).
+* every pub gets a simulation plan before anything runs (``planning.py``: parts apart, a
+  method each, memory and time estimated; refused only when no plan fits);
+* a plan becomes tasks (``splitting.py``), run here one after another with all of this
+  executor's Aer threads (docs/executors.md: why not a process pool), merged in order;
+* noise models (slow to build for 100+ qubit devices) and simulators are cached per
+  backend and calibration in module-level caches shared by every job and executor of the
+  process; each run gets the model cut down to its qubits (``noise.py``);
+* small Sampler jobs handed over together run in one Aer call (``execute_sampler_batch``).
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from .. import joblog
-from ..circuits import active_qubits, circuit_width, pub_circuit, pub_qubits  # noqa: F401
 from ..codec import coerce_pubs
 from ..compat import simulator_with_options
 from ..config import machine_memory_mb
 from ..spans import data_span, execution_metadata, is_sampler_pub_result, utc_now
-from . import iq, mitigation
-from .base import BaseExecutor, JobRefused
+from . import batch, iq, mitigation, splitting
+from .base import BaseExecutor, ExecutorUnavailable, JobRefused
+from .components import probe_bond
 from .device_noise import device_noise_model, readout_errors
-from .legacy_options import sampler_plan
-from .noise import LRUCache, restrict_noise_model, with_noise_model
-from .options import MappedOptions, sampler_options
-
-#: Bytes per amplitude (complex128) and the state size each method needs for n qubits.
-_STATE_BYTES = {
-    "statevector": lambda n: 16 * 2**n,
-    "density_matrix": lambda n: 16 * 4**n,
-    "automatic": lambda n: 16 * 2**n,
-    "unitary": lambda n: 16 * 4**n,
-    "superop": lambda n: 16 * 16**n,
-}
-
-
-#: The widest pub's active qubits sizes a job (``circuits.circuit_width``; this name stays
-#: importable from here, as ``active_qubits`` and ``pub_circuit`` do).
-widest = circuit_width
+from .noise import LRUCache, readout_flip, restrict_noise_model, stabilizer_compatible
+from .observables import observed_qubits
+from .options import MappedOptions
+from .planning import PROBE_BOND, NoiseFacts, PlanSettings, PubPlan, plan_pub
+from .programs import twirls_gates
 
 #: Process-wide caches: noise model per (backend, calibration date), simulator per
 #: (backend, calibration date, noise on/off, simulator options).
 _NOISE_MODELS: dict[tuple[str, str], Any] = {}
 _SIMULATORS: dict[tuple, Any] = {}
 _CACHE_LOCK = threading.RLock()
-#: Simulator views with noise cut down to a set of qubits, per (simulator, qubits).
+#: Simulator views per (simulator, noise model, method, noise kind, qubits, mapping).
 _VIEWS = LRUCache(256)
+#: Whether a noise model's errors on a set of qubits can run on the stabilizer method.
+_STABILIZER_NOISE = LRUCache(1024)
 
-
-def required_memory_mb(method: str, num_qubits: int) -> float:
-    """Estimated state memory of ``method`` on ``num_qubits`` (0 for stabilizer/MPS)."""
-    size = _STATE_BYTES.get(method)
-    return size(num_qubits) / 2**20 if size else 0.0
+APPROXIMATIONS = ("none", "pauli", "twirled")
+#: Set while an executor program whose samplex twirls gates runs (``execute_program``).
+_TWIRLED = contextvars.ContextVar("qrs_twirled_program", default=False)
+#: Parts up to this wide get compacted errors whatever their method (see ``compacts``).
+COMPACT_MAX_QUBITS = 12
 
 
 class LocalExecutor(BaseExecutor):
@@ -81,6 +72,13 @@ class LocalExecutor(BaseExecutor):
     @property
     def name(self) -> str:
         return "local"
+
+    def setup(self, config: Any, metadata: Any) -> None:
+        super().setup(config, metadata)
+        if config.noise_approximation.strip().lower() not in APPROXIMATIONS:
+            raise ExecutorUnavailable(
+                f"QRS_NOISE_APPROXIMATION={config.noise_approximation!r}: use one of "
+                f"{', '.join(APPROXIMATIONS)}.")
 
     # ----------------------------------------------------------- configuration
     @property
@@ -102,17 +100,54 @@ class LocalExecutor(BaseExecutor):
         return max(1, per_job)
 
     @property
-    def memory_limit_mb(self) -> int:
+    def cpu_memory_limit_mb(self) -> int:
         return self.config.max_memory_mb or int(machine_memory_mb() * 0.8)
 
-    def simulator_options(self) -> dict[str, Any]:
+    @property
+    def memory_limit_mb(self) -> int:
+        return self.cpu_memory_limit_mb
+
+    @property
+    def slots(self) -> int:
+        """Tasks this executor runs at once: one here (each with every Aer thread)."""
+        return 1
+
+    def simulator_options(self, device: str | None = None) -> dict[str, Any]:
         """Options every simulator of this executor gets (the GPU executor adds its own)."""
-        options: dict[str, Any] = {"method": self.method, "device": self.device,
+        options: dict[str, Any] = {"method": self.method, "device": device or self.device,
                                    "max_parallel_threads": self.threads,
                                    "fusion_enable": self.config.fusion_enable}
         if self.config.fusion_threshold:
             options["fusion_threshold"] = self.config.fusion_threshold
         return options
+
+    def method_options(self, method: str) -> dict[str, Any]:
+        """Aer options a task of ``method`` runs with (MPS truncation).
+
+        Not Aer's shot branching: on Aer 0.18.2 its noisy trajectories are not exact (a noisy
+        12-qubit GHZ on fake_kolkata: P(0…0) 0.47 with it, 0.43 without and with the density
+        matrix, 4,000 shots each) nor reproducible from ``seed_simulator``.
+        """
+        if method == "matrix_product_state":
+            options = {"matrix_product_state_truncation_threshold":
+                       self.config.mps_truncation_threshold}
+            if self.config.mps_max_bond_dimension:
+                options["matrix_product_state_max_bond_dimension"] = \
+                    self.config.mps_max_bond_dimension
+            return options
+        return {}
+
+    def plan_settings(self) -> PlanSettings:
+        """What the planner may use on this executor."""
+        forced = "" if self.method == "automatic" else self.method
+        return PlanSettings(
+            memory_limit_mb=self.cpu_memory_limit_mb, memory_setting=LocalExecutor.memory_setting,
+            threads=self.threads, forced_method=forced,
+            gpu_memory_mb=self.memory_limit_mb if self.device == "GPU" else 0,
+            gpu_setting=self.memory_setting, mps_max_bond=self.config.mps_max_bond_dimension,
+            approximation=self.config.noise_approximation.strip().lower(),
+            split_tasks=self.config.split_tasks, slots=self.slots,
+            split_min_seconds=self.config.split_min_seconds)
 
     # --------------------------------------------------------------- simulator
     def calibration(self, backend_name: str) -> str:
@@ -133,9 +168,9 @@ class LocalExecutor(BaseExecutor):
                 _NOISE_MODELS[key] = device_noise_model(self.metadata.get_backend(backend_name))
             return _NOISE_MODELS[key]
 
-    def simulator(self, backend_name: str) -> Any:
+    def simulator(self, backend_name: str, device: str | None = None) -> Any:
         """The cached ``AerSimulator`` for a backend, shared by every job of the process."""
-        options = self.simulator_options()
+        options = self.simulator_options(device)
         calibration = self.calibration(backend_name)
         key = (backend_name, calibration, self.noise,
                tuple(sorted((name, repr(value)) for name, value in options.items())))
@@ -148,59 +183,158 @@ class LocalExecutor(BaseExecutor):
                 sim = AerSimulator.from_backend(self.metadata.get_backend(backend_name),
                                                 noise_model=noise, **options)
                 _SIMULATORS[key] = sim
-                joblog.emit(f"Built {'noisy' if self.noise else 'ideal'} {self.device} "
+                joblog.emit(f"Built {'noisy' if self.noise else 'ideal'} {options['device']} "
                             f"simulator for {backend_name} (calibration {calibration or 'n/a'}).")
             return sim
 
-    def simulator_for(self, backend_name: str, pubs: list[Any], readout: bool = True) -> Any:
-        """The backend's simulator with its noise model cut down to the pubs' qubits
-        (and without readout errors for ``readout=False``)."""
-        sim = self.simulator(backend_name)
-        noise_model = sim.options.noise_model
-        if noise_model is None:
-            return sim
-        qubits = frozenset().union(*(pub_qubits(pub) for pub in pubs))
-        return _VIEWS.get((id(sim), qubits, readout), lambda: with_noise_model(
-            sim, restrict_noise_model(noise_model, qubits, readout)))
+    def job_noise_model(self, backend_name: str, run_options: dict[str, Any]) -> Any:
+        """The noise a job runs with: its own ``simulator.noise_model``, else the device's."""
+        if "noise_model" in run_options:
+            return run_options["noise_model"]
+        return self.noise_model(backend_name, self.calibration(backend_name)) if self.noise \
+            else None
 
-    def check_memory(self, pubs: list[Any]) -> None:
-        """Refuse a job whose state would not fit in this executor's memory limit."""
-        width = circuit_width(pubs)
-        needed = required_memory_mb(self.method, width)
-        if needed > self.memory_limit_mb:
-            raise JobRefused(
-                f"A {width}-qubit circuit needs about {needed:,.0f} MiB with the "
-                f"'{self.method}' method on the {self.device}, above this server's limit of "
-                f"{self.memory_limit_mb:,} MiB ({self.memory_setting}). Use fewer qubits or a "
-                "method such as matrix_product_state or stabilizer.")
+    def task_simulator(self, backend_name: str, task: splitting.Task,
+                       mapped: MappedOptions) -> Any:
+        """The simulator for one task: its method, noise cut down (and renumbered) to it.
+
+        A GPU task runs on the GPU only where this executor has one (a GPU executor that
+        fell back, or a plain worker, runs it on the CPU). Emulated IQ data
+        (``meas_type`` other than ``classified``) brings its own misreads: no readout error.
+        """
+        device = "GPU" if task.device == "GPU" and self.device == "GPU" else "CPU"
+        base = self.simulator(backend_name, device)
+        model = self.job_noise_model(backend_name, mapped.run)
+        readout = mapped.meas_type == "classified"
+        extra = {k: v for k, v in mapped.run.items() if k != "noise_model"
+                 and not (task.remapped and k == "coupling_map")}
+        extra = {**self.method_options(task.method), **extra, **dict(task.aer_options)}
+        key = (id(base), id(model), task.method, task.noise, task.qubits, task.remapped,
+               readout, json.dumps(extra, sort_keys=True, default=repr))
+
+        def build() -> Any:
+            noise = None
+            if model is not None and task.noise != "none":
+                mapping = ({q: i for i, q in enumerate(task.qubits)} if task.remapped
+                           else None)
+                noise = restrict_noise_model(model, task.qubits, readout, mapping,
+                                             compact=self.compacts(task),
+                                             pauli=task.noise == "pauli")
+            return simulator_with_options(base, noise_model=noise, method=task.method,
+                                          **extra)
+
+        return _VIEWS.get(key, build)
+
+    @staticmethod
+    def compacts(task: splitting.Task) -> bool:
+        """Whether a task's errors are compacted to Kraus form (``noise.py``).
+
+        It pays where Aer's noise set-up dominates (small parts, the density matrix); wide
+        trajectory parts sample mixtures as fast, and compacting 100 qubits' errors costs
+        tens of seconds; the stabilizer needs the mixtures.
+        """
+        if task.method == "stabilizer":
+            return False
+        return task.method == "density_matrix" or len(task.qubits) <= COMPACT_MAX_QUBITS
+
+    # ---------------------------------------------------------------- planning
+    def noise_facts(self, model: Any, twirled: bool) -> NoiseFacts:
+        if model is None:
+            return NoiseFacts(noisy=False, twirled=twirled)
+
+        def stabilizer_ok(qubits: tuple[int, ...]) -> bool:
+            return _STABILIZER_NOISE.get((id(model), qubits),
+                                         lambda: stabilizer_compatible(model, qubits))
+
+        return NoiseFacts(noisy=True, stabilizer_ok=stabilizer_ok, twirled=twirled,
+                          delay_noise=bool(getattr(model, "_custom_noise_passes", None)))
+
+    def plan(self, kind: str, index: int, pub: Any, facts: NoiseFacts,
+             say: Callable[[str], None] = joblog.emit) -> PubPlan:
+        """A pub's plan, logged (``say``); refusals name the pub."""
+        observed = observed_qubits(pub.observables) if kind == "estimator" else None
+        try:
+            plan = plan_pub(kind, pub, facts, self.plan_settings(), observed,
+                            probe=lambda part, order: probe_bond(pub, part, order, PROBE_BOND,
+                                                                 self.threads))
+        except JobRefused as exc:
+            raise JobRefused(f"Pub {index + 1}: {exc}") from None
+        say(f"Pub {index + 1} plan: {plan.describe()}")
+        return plan
+
+    def prepare(self, kind: str, pubs: list[Any], mapped: MappedOptions, backend_name: str,
+                say: Callable[[str], None] = joblog.emit) -> list[splitting.PubWork]:
+        """Plan every pub (refusing before any work), then cut each into tasks."""
+        twirled = _TWIRLED.get()
+        model = self.job_noise_model(backend_name, mapped.run)
+        facts = self.noise_facts(model, twirled)
+        plans = [self.plan(kind, index, pub, facts, say) for index, pub in enumerate(pubs)]
+        seed = mapped.primitive.get("seed_simulator")
+        readout = mapped.meas_type == "classified"
+        works = []
+        for index, (pub, plan) in enumerate(zip(pubs, plans)):
+            work = splitting.prepare(kind, index, pub, plan, seed)
+            work.flips = {q: readout_flip(model, q) if readout else 0.0
+                          for part in plan.passive for q in part.qubits}
+            works.append(work)
+        return works
 
     # -------------------------------------------------------------- primitives
-    def _sampler_pubs(self, mapped: MappedOptions, pubs: list[Any]) -> list[Any]:
-        """Coerce a Sampler job's pubs for its mapped options; refuses what cannot fit."""
-        coerced = coerce_pubs("sampler", pubs, mapped.primitive.get("default_shots", 1024))
-        self.check_memory(coerced)
-        return coerced
+    def run_task(self, task: splitting.Task, backend_name: str, mapped: MappedOptions) -> Any:
+        """Run one task through the reference primitive; its ``PubResult``."""
+        from qiskit.primitives import BackendEstimatorV2, BackendSamplerV2
 
-    def _sampler(self, mapped: Any, pubs: list[Any], backend_name: str) -> Any:
-        """A ``BackendSamplerV2`` on the backend's simulator, noise cut down to ``pubs``."""
-        from qiskit.primitives import BackendSamplerV2
+        sim = self.task_simulator(backend_name, task, mapped)
+        primitive = BackendSamplerV2 if task.kind == "sampler" else BackendEstimatorV2
+        return primitive(backend=sim, options={"seed_simulator": task.seed}).run(
+            [task.pub]).result()[0]
 
-        readout = mapped.meas_type == "classified"  # IQ emulation makes its own misreads
-        return BackendSamplerV2(backend=self.simulator_for(backend_name, pubs, readout),
-                                options={**mapped.primitive, "run_options": mapped.run})
+    @staticmethod
+    def coerce(kind: str, pubs: list[Any], mapped: MappedOptions) -> list[Any]:
+        """Decoded pubs as ``SamplerPub`` / ``EstimatorPub`` with the job's defaults."""
+        default = mapped.primitive.get("default_shots", 1024) if kind == "sampler" else \
+            mapped.primitive.get("default_precision", 0.015625)
+        return coerce_pubs(kind, pubs, default)
 
     def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
                         backend_name: str) -> Any:
-        """Twirling and DD through the client's engine (``mitigation``), else plain Aer."""
+        """Twirling and DD through the client's engine (``mitigation``), else planned Aer."""
         return mitigation.execute_sampler(self, pubs, options, backend_name, self._sample)
 
     def _sample(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
-        """The direct path: Sampler pubs on ``BackendSamplerV2``."""
-        coerced = self._sampler_pubs(mapped, pubs)
-        result = self._run_pubs(self._sampler(mapped, coerced, backend_name), coerced)
-        return self._measured_as(mapped, coerced, result, backend_name)
+        """The direct path: Sampler pubs, planned, on ``BackendSamplerV2``."""
+        works = self.prepare("sampler", self.coerce("sampler", pubs, mapped), mapped,
+                             backend_name)
+        return self.measured_as(mapped, works, self.run_works(works, mapped, backend_name),
+                                backend_name)
 
-    def _measured_as(self, mapped: Any, pubs: list[Any], result: Any, backend_name: str) -> Any:
+    def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
+                          backend_name: str) -> Any:
+        """IBM's resilience levels and options through the client's engine (``mitigation``);
+        planned Aer when a job asks for no suppression or mitigation."""
+        return mitigation.execute_estimator(self, pubs, options, backend_name, self._estimate)
+
+    def _estimate(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
+        """The direct path: Estimator pubs, planned, on ``BackendEstimatorV2``."""
+        works = self.prepare("estimator", self.coerce("estimator", pubs, mapped), mapped,
+                             backend_name)
+        return self.run_works(works, mapped, backend_name)
+
+    def execute_program(self, program: Any, options: dict[str, Any], backend_name: str) -> Any:
+        """The default program route, telling the planner whether the samplex twirls."""
+        token = _TWIRLED.set(twirls_gates(program))
+        try:
+            return super().execute_program(program, options, backend_name)
+        finally:
+            _TWIRLED.reset(token)
+
+    def execute_sampler_batch(self, jobs: list[tuple[list[Any], dict[str, Any]]],
+                              backend_name: str) -> list[Any]:
+        """Small jobs with equal options and plans in one Aer call (``batch.py``)."""
+        return batch.execute_sampler_batch(self, jobs, backend_name)
+
+    def measured_as(self, mapped: MappedOptions, works: list[splitting.PubWork], result: Any,
+                    backend_name: str) -> Any:
         """``result`` with each register as ``mapped.meas_type`` asks (IQ: see ``iq.py``)."""
         from qiskit.primitives import PrimitiveResult
 
@@ -211,89 +345,25 @@ class LocalExecutor(BaseExecutor):
         joblog.emit(f"meas_type={mapped.meas_type}: IQ points emulated from the calibrated "
                     "readout errors (docs/noise.md).")
         return PrimitiveResult(
-            [iq.convert_pub_result(pub_result, pub.circuit, mapped.meas_type, readout, rng)
-             for pub, pub_result in zip(pubs, result)], metadata=result.metadata)
+            [iq.convert_pub_result(pub_result, work.pub.circuit, mapped.meas_type, readout,
+                                   rng) for work, pub_result in zip(works, result)],
+            metadata=result.metadata)
 
-    def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
-                          backend_name: str) -> Any:
-        """IBM's resilience levels and options through the client's engine (``mitigation``);
-        plain Aer when a job asks for no suppression or mitigation."""
-        return mitigation.execute_estimator(self, pubs, options, backend_name, self._estimate)
-
-    def _estimate(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
-        """The direct path: Estimator pubs on ``BackendEstimatorV2``."""
-        from qiskit.primitives import BackendEstimatorV2
-
-        coerced = coerce_pubs("estimator", pubs,
-                              mapped.primitive.get("default_precision", 0.015625))
-        self.check_memory(coerced)
-        sim = self.simulator_for(backend_name, coerced)
-        if mapped.run:  # a per-job noise model or coupling map: leave the cached one alone
-            sim = simulator_with_options(sim, **mapped.run)
-        primitive = BackendEstimatorV2(backend=sim, options=mapped.primitive)
-        return self._run_pubs(primitive, coerced)
-
-    def execute_sampler_batch(self, jobs: list[tuple[list[Any], dict[str, Any]]],
-                              backend_name: str) -> list[Any]:
-        """Run jobs with equal options in one Aer call; split the results back per job.
-
-        Aer converts the noise model once per call instead of once per job. A job that
-        cannot be prepared fails alone; if the shared call fails, each job runs alone.
-        """
-        from qiskit.primitives import PrimitiveResult
-
-        results: list[Any] = [None] * len(jobs)
-        groups: dict[str, list[int]] = {}
-        for index, (_pubs, options) in enumerate(jobs):
-            groups.setdefault(json.dumps(options, sort_keys=True, default=str), []).append(index)
-        for members in groups.values():
-            prepared: list[tuple[int, list[Any]]] = []
-            mapped = None
-            for index in members:
-                try:
-                    plan = sampler_plan(jobs[index][1])
-                    if not plan.direct or plan.warnings:  # twirled, DD or warned: on its own
-                        results[index] = self.execute_sampler(jobs[index][0], jobs[index][1],
-                                                              backend_name)
-                        continue
-                    mapped = sampler_options(plan.rest)
-                    if mapped.ignored:
-                        joblog.emit(f"Options with no effect on the simulator: "
-                                    f"{mapped.ignored}")
-                    prepared.append((index, self._sampler_pubs(mapped, jobs[index][0])))
-                except Exception as exc:  # this job alone fails
-                    results[index] = exc
-            if not prepared:
-                continue
-            everything = [pub for _index, pubs in prepared for pub in pubs]
-            started = utc_now()
-            try:
-                combined = self._sampler(mapped, everything, backend_name).run(everything).result()
-            except Exception:  # find the culprit: every job on its own
-                for index, _pubs in prepared:
-                    results[index] = super().execute_sampler_batch([jobs[index]],
-                                                                   backend_name)[0]
-                continue
-            start, stopped = 0, utc_now()
-            for index, pubs in prepared:
-                mine = list(combined[start:start + len(pubs)])
-                span = data_span(started, stopped, dict(enumerate(mine)))  # the shared call
-                results[index] = self._measured_as(mapped, pubs, PrimitiveResult(
-                    mine, metadata={"version": 2, **execution_metadata([span])}), backend_name)
-                start += len(pubs)
-        return results
-
-    def _run_pubs(self, primitive: Any, pubs: list[Any]) -> Any:
+    def run_works(self, works: list[splitting.PubWork], mapped: MappedOptions,
+                  backend_name: str) -> Any:
         """Run pubs one at a time, logging progress; one ``PrimitiveResult`` for all."""
         from qiskit.primitives import PrimitiveResult
 
         results, spans = [], []
-        for index, pub in enumerate(pubs):
-            joblog.checkpoint()
-            start = utc_now()
-            results.append(primitive.run([pub]).result()[0])
+        for index, work in enumerate(works):
+            outputs, start = [], utc_now()
+            for task in work.tasks:
+                joblog.checkpoint()
+                outputs.append(self.run_task(task, backend_name, mapped))
+            results.append(splitting.merge(work, outputs))
             if is_sampler_pub_result(results[-1]):  # when this pub's shots were taken
                 spans.append(data_span(start, utc_now(), {index: results[-1]}))
-            joblog.emit(f"Pub {index + 1}/{len(pubs)} done ({pub.circuit.num_qubits} qubits, "
-                        f"shape {pub.shape}).")
+            joblog.emit(f"Pub {index + 1}/{len(works)} done ({work.pub.circuit.num_qubits} "
+                        f"qubits, shape {work.pub.shape}, {work.plan.method}"
+                        + (f", {len(work.tasks)} tasks" if len(work.tasks) > 1 else "") + ").")
         return PrimitiveResult(results, metadata={"version": 2, **execution_metadata(spans)})

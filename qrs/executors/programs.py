@@ -61,6 +61,16 @@ def _chunk_timing(program: "QuantumProgram", start: datetime, stop: datetime) ->
 SAMPLER_SIMULATOR_KEYS = ("seed_simulator", "noise_model", "coupling_map", "basis_gates")
 
 
+def twirls_gates(program: "QuantumProgram") -> bool:
+    """Whether some item's samplex draws gate twirls (its gate noise then averages to a
+    Pauli channel: the planner may use the Pauli approximation, ``QRS_NOISE_APPROXIMATION``)."""
+    from samplomatic.samplex.nodes import TwirlSamplingNode
+
+    return any(isinstance(node, TwirlSamplingNode)
+               for item in program.items if getattr(item, "samplex", None) is not None
+               for node in item.samplex.graph.nodes())
+
+
 def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram",
                    backend_name: str, options: dict[str, Any] | None = None
                    ) -> "QuantumProgramResult":

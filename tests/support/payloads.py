@@ -32,6 +32,39 @@ def bell(measure: bool = True) -> QuantumCircuit:
     return qc
 
 
+def ghz(width: int, measure: bool = True, angle: float | None = None) -> QuantumCircuit:
+    """The hello-world tutorial's GHZ: H then a CX chain; ``angle`` adds an rz on the
+    middle qubit (then not Clifford: noisy shots become trajectories)."""
+    qc = QuantumCircuit(width)
+    qc.h(0)
+    for qubit in range(width - 1):
+        qc.cx(qubit, qubit + 1)
+    if angle is not None:
+        qc.rz(angle, width // 2)
+    if measure:
+        qc.measure_all()
+    return qc
+
+
+def entangled(width: int, layers: int | None = None, seed: int = 5) -> QuantumCircuit:
+    """Random RY layers between CX bricks, measured: no simulation plan shortcuts it.
+
+    Not Clifford (no stabilizer), and entangled across every cut up to 2^(width/2)
+    (no cheap matrix-product state): its cost is a full state vector's.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    qc = QuantumCircuit(width)
+    for layer in range(layers or width):
+        for qubit in range(width):
+            qc.ry(float(rng.uniform(0.3, 2.8)), qubit)
+        for qubit in range(layer % 2, width - 1, 2):
+            qc.cx(qubit, qubit + 1)
+    qc.measure_all()
+    return qc
+
+
 #: Every transpile in the tests uses this seed: layout and routing are then the same on
 #: every run of one qiskit release. Tests still assert on structure, never exact widths.
 SEED_TRANSPILER = 1234

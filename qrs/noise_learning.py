@@ -89,8 +89,8 @@ def decode_request(params: str | dict[str, Any], backend: Any) -> LearningReques
 
 def _decode_v3(params: dict[str, Any]) -> LearningRequest:
     from pydantic import ValidationError
-    from qiskit_ibm_runtime.noise_learner_v3.params_converters import (
-        NOISE_LEARNER_V3_PARAMS_CONVERTERS)
+
+    from .compat import NOISE_LEARNER_V3_PARAMS_CONVERTERS
 
     version = params.get("schema_version")
     if version not in V3_SCHEMA_VERSIONS:
@@ -250,12 +250,11 @@ def learn_layer_noise(executor: "BaseExecutor", backend_name: str,
     ascending physical order: what the client-side Estimator's
     ``resilience.layer_noise_model = zip(layers, maps)`` expects.
     """
-    from qiskit_ibm_runtime.decoders.executor_noise_learner.post_processor_v0_1 import (
-        noise_learner_v3_post_processor_v0_1)
-    from qiskit_ibm_runtime.executor_noise_learner.prepare import prepare
     from qiskit_ibm_runtime.options_models import NoiseLearnerV3Options
     from qiskit_ibm_runtime.results import QuantumProgramResult
 
+    from .compat import noise_learner_prepare as prepare
+    from .compat import noise_learner_v3_post_processor_v0_1
     from .execution import execute_program
 
     if not layers:
@@ -339,9 +338,9 @@ def _encode_v3(request: LearningRequest, maps: list["PauliLindbladMap"],
                num_qubits: int) -> str:
     """The ``NoiseLearnerV3ResultsModel`` JSON, one result per box, with IBM's metadata."""
     from qiskit.quantum_info import QubitSparsePauliList
-    from qiskit_ibm_runtime.noise_learner_v3.converters.version_0_3 import (
-        noise_learner_v3_result_to_0_3)
     from qiskit_ibm_runtime.results import NoiseLearnerV3Result, NoiseLearnerV3Results
+
+    from .compat import noise_learner_v3_result_to_0_3
 
     results = []
     for layer, noise in zip(request.layers, maps):

@@ -193,7 +193,7 @@ def _is_extrapolator(value: str) -> bool:
     """ZNE extrapolator names travel as ``ndarray`` values that are plain strings."""
     from typing import get_args
 
-    from qiskit_ibm_runtime.options.zne_options import ExtrapolatorType
+    from .compat import ExtrapolatorType
 
     return value in get_args(ExtrapolatorType)
 

@@ -76,9 +76,9 @@ def describe_error(exc: Exception) -> str:
 def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
     """Decode executor params the way the client encodes them. Raises ``InvalidInput``."""
     from pydantic import ValidationError
-    from qiskit_ibm_runtime.quantum_program.params_converters import (
-        QUANTUM_PROGRAM_PARAMS_CONVERTERS)
     from samplomatic.quantum_program import SamplexItem
+
+    from .compat import QUANTUM_PROGRAM_PARAMS_CONVERTERS
 
     params = params_object(params, "with 'schema_version', 'quantum_program' and 'options'")
     program = params.get("quantum_program")
@@ -159,11 +159,10 @@ def check_program(decoded: DecodedProgram, limits: Limits) -> int:
 
 def encode_result(result: "QuantumProgramResult", decoded: DecodedProgram) -> str:
     """The ``QuantumProgramResultModel`` JSON the client's ``ExecutorResultDecoder`` reads."""
-    from ibm_quantum_schemas.common import CompressedTensorModel
-    from ibm_quantum_schemas.executor.version_2_0 import (ChunkPart, ChunkSpan,
-                                                          ItemMetadataModel, MetadataModel,
-                                                          QuantumProgramResultItemModel,
-                                                          QuantumProgramResultModel)
+    from .compat import (CompressedTensorModel, ItemMetadataModel, MetadataModel,
+                         QuantumProgramResultItemModel, QuantumProgramResultModel)
+    from .compat import SchemaChunkPart as ChunkPart
+    from .compat import SchemaChunkSpan as ChunkSpan
 
     items = [QuantumProgramResultItemModel(
         results={name: CompressedTensorModel.from_numpy(np.asarray(value))

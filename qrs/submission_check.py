@@ -121,10 +121,9 @@ def warm_up() -> None:
     from qiskit import QuantumCircuit
     from qiskit_ibm_runtime import QuantumProgram, RuntimeEncoder
     from qiskit_ibm_runtime.options_models import ExecutorOptions
-    from qiskit_ibm_runtime.quantum_program.params_converters import (
-        QUANTUM_PROGRAM_PARAMS_CONVERTERS,
-    )
     from samplomatic.quantum_program import CircuitItem
+
+    from .compat import QUANTUM_PROGRAM_PARAMS_CONVERTERS
 
     circuit = QuantumCircuit(1, 1)
     circuit.sx(0)

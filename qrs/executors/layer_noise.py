@@ -53,13 +53,12 @@ def learn(pubs: list[Any], plan: Plan, backend: Any, run_program: RunProgram) ->
     ``backend`` is the fake backend object (the learning circuits are built for its
     coupling map); ``run_program(program, executor_options)`` runs the learning program.
     """
-    from qiskit_ibm_runtime.decoders.executor_noise_learner.decoder import (
-        ClientSideNoiseLearnerResultDecoder,
-    )
     from qiskit_ibm_runtime.executor_estimator import Estimator
-    from qiskit_ibm_runtime.executor_noise_learner.prepare import prepare
     from qiskit_ibm_runtime.options_models import NoiseLearnerV3Options
     from qiskit_ibm_runtime.quantum_program import QuantumProgram
+
+    from ..compat import ClientSideNoiseLearnerResultDecoder, set_semantic_role
+    from ..compat import noise_learner_prepare as prepare
 
     options = plan.layer_learning
     layers = Estimator(mode=backend, options=plan.client).find_unique_layers(pubs)
@@ -72,7 +71,7 @@ def learn(pubs: list[Any], plan: Plan, backend: Any, run_program: RunProgram) ->
         layer_pair_depths=list(options["layer_pair_depths"]))
     program, executor_options = prepare(layers, learner_options, backend)
     program = QuantumProgram.from_(program)
-    program._semantic_role = "noise_learner_v3"
+    set_semantic_role(program, "noise_learner_v3")
     circuits = sum(item.size() for item in program.items)
     joblog.emit(f"Learning the noise of {len(layers)} layer(s): {circuits} circuits x "
                 f"{program.shots} shots (resilience.layer_noise_learning).")

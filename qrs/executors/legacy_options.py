@@ -169,8 +169,6 @@ def _suppression(rest: dict[str, Any]) -> tuple[dict, dict]:
 
 def estimator_plan(options: dict[str, Any]) -> Plan:
     """Check and translate an ``estimator`` job's options (``resilience_level`` included)."""
-    from ibm_quantum_schemas.estimator.version_0_1 import OptionsModel
-    from qiskit_ibm_runtime.executor_estimator.finalize_options import finalize_estimator_options
     from qiskit_ibm_runtime.options_models import (
         DynamicalDecouplingOptions,
         EstimatorOptions,
@@ -182,7 +180,9 @@ def estimator_plan(options: dict[str, Any]) -> Plan:
         ZneOptions,
     )
 
-    rest, notes = _start(OptionsModel, options)
+    from ..compat import EstimatorOptionsModel, finalize_estimator_options
+
+    rest, notes = _start(EstimatorOptionsModel, options)
     level = rest.pop("resilience_level", None)
     if level is not None and (isinstance(level, bool) or level not in (0, 1, 2)):
         raise InvalidInput(f"params.resilience_level: must be 0, 1 or 2, not {level!r}.")
@@ -232,11 +232,8 @@ def estimator_plan(options: dict[str, Any]) -> Plan:
 def _check_estimator_conflicts(plan: Plan, level: Any, flags: dict, trex: dict) -> None:
     """The combinations the client's preparation refuses, refused at submission instead."""
     from qiskit_ibm_runtime.exceptions import IBMInputValueError
-    from qiskit_ibm_runtime.executor_estimator.prepare import normalise_extrapolator
-    from qiskit_ibm_runtime.executor_estimator.utils import (
-        resolve_noise_factors,
-        validate_noise_factors,
-    )
+
+    from ..compat import normalise_extrapolator, resolve_noise_factors, validate_noise_factors
 
     resilience = plan.finalized.resilience
     if resilience.pec_mitigation and resilience.zne_mitigation:
@@ -260,10 +257,7 @@ def _check_estimator_conflicts(plan: Plan, level: Any, flags: dict, trex: dict) 
 
 def sampler_plan(options: dict[str, Any]) -> Plan:
     """Check and translate a ``sampler`` job's options (twirling, DD, execution)."""
-    from ibm_quantum_schemas.sampler.version_0_1 import OptionsModel
     from qiskit_ibm_runtime.exceptions import IBMInputValueError
-    from qiskit_ibm_runtime.executor_sampler.finalize_options import finalize_sampler_options
-    from qiskit_ibm_runtime.executor_sampler.utils import validate_meas_type_twirling
     from qiskit_ibm_runtime.options_models import (
         DynamicalDecouplingOptions,
         SamplerExecutionOptions,
@@ -271,7 +265,9 @@ def sampler_plan(options: dict[str, Any]) -> Plan:
         TwirlingOptions,
     )
 
-    rest, notes = _start(OptionsModel, options)
+    from ..compat import SamplerOptionsModel, finalize_sampler_options, validate_meas_type_twirling
+
+    rest, notes = _start(SamplerOptionsModel, options)
     twirling, dd = _suppression(rest)
     _execution_warnings(rest, notes)
     meas_type = (rest.get("execution") or {}).get("meas_type", "classified")

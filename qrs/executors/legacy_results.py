@@ -47,8 +47,7 @@ def suppression_metadata(plan: Plan) -> dict[str, Any]:
 
 def zne_settings(plan: Plan) -> dict[str, Any]:
     """Noise factors and extrapolators as resolved (the client's defaults filled in)."""
-    from qiskit_ibm_runtime.executor_estimator.prepare import normalise_extrapolator
-    from qiskit_ibm_runtime.executor_estimator.utils import resolve_noise_factors
+    from ..compat import normalise_extrapolator, resolve_noise_factors
 
     zne = plan.finalized.resilience.zne
     noise_factors, extrapolated = resolve_noise_factors(zne)

@@ -26,6 +26,7 @@ import numpy as np
 
 from .. import joblog
 from ..codec import coerce_pubs
+from .. import compat
 from ..compat import simulator_with_options
 from ..config import machine_memory_mb
 from ..spans import data_span, execution_metadata, is_sampler_pub_result, utc_now
@@ -247,7 +248,7 @@ class LocalExecutor(BaseExecutor):
                                          lambda: stabilizer_compatible(model, qubits))
 
         return NoiseFacts(noisy=True, stabilizer_ok=stabilizer_ok, twirled=twirled,
-                          delay_noise=bool(getattr(model, "_custom_noise_passes", None)))
+                          delay_noise=bool(compat.noise_passes(model)))
 
     def plan(self, kind: str, index: int, pub: Any, facts: NoiseFacts,
              say: Callable[[str], None] = joblog.emit) -> PubPlan:

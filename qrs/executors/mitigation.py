@@ -102,12 +102,8 @@ def run_program(executor: Any, plan: Plan, backend_name: str, program: Any,
     ZNE, PEC (up to ``pec.max_overhead`` times the shots) and layer noise learning
     multiply a job's circuits, and an ``executor`` job of that size would be refused.
     """
-    from qiskit_ibm_runtime.decoders.executor.decoder import ExecutorResultDecoder
-    from qiskit_ibm_runtime.quantum_program.params_converters import (
-        QUANTUM_PROGRAM_PARAMS_CONVERTERS,
-    )
-
     from .. import quantum_program
+    from ..compat import QUANTUM_PROGRAM_PARAMS_CONVERTERS, ExecutorResultDecoder
     from ..execution import execute_program
 
     version = quantum_program.SCHEMA_VERSIONS[0]
@@ -158,8 +154,9 @@ def _randomizations(program: Any, task: dict[str, Any]) -> int:
 def run_estimator(executor: Any, pubs: list[Any], plan: Plan, backend_name: str) -> Any:
     """Mitigated ``estimator`` pubs → a legacy ``PrimitiveResult`` of ``EstimatorPubResult``."""
     from qiskit.primitives import PrimitiveResult
-    from qiskit_ibm_runtime.decoders.executor_estimator.decoder import ClientSideEstimatorDecoder
-    from qiskit_ibm_runtime.executor_estimator.prepare import prepare
+
+    from ..compat import ClientSideEstimatorDecoder, set_semantic_role
+    from ..compat import estimator_prepare as prepare
 
     originals = coerce_pubs("estimator", pubs, None)
     coerced, backend, subset = _on_active_qubits(
@@ -185,7 +182,7 @@ def run_estimator(executor: Any, pubs: list[Any], plan: Plan, backend_name: str)
         # so injected noise is drawn independently for every layer instance.
         program, executor_options = _prepare(prepare, group, options, None, add_tags=True,
                                              backend=backend)
-        program._semantic_role = "estimator_v2"
+        set_semantic_role(program, "estimator_v2")
         joblog.emit(f"Running {len(program.items)} mitigation item(s) for {len(group)} pub(s) "
                     f"({sum(item.size() for item in program.items)} circuits x "
                     f"{program.shots} shots).")
@@ -216,8 +213,9 @@ def run_sampler(executor: Any, pubs: list[Any], plan: Plan, mapped: MappedOption
                 backend_name: str) -> Any:
     """Twirled and/or DD ``sampler`` pubs → a legacy ``PrimitiveResult`` of counts."""
     from qiskit.primitives import PrimitiveResult
-    from qiskit_ibm_runtime.decoders.executor_sampler.decoder import ClientSideSamplerResultDecoder
-    from qiskit_ibm_runtime.executor_sampler.prepare import prepare
+
+    from ..compat import ClientSideSamplerResultDecoder, set_semantic_role
+    from ..compat import sampler_prepare as prepare
 
     default_shots = mapped.primitive.get("default_shots", 4096)
     coerced, backend, subset = _on_active_qubits(
@@ -231,7 +229,7 @@ def run_sampler(executor: Any, pubs: list[Any], plan: Plan, mapped: MappedOption
         group = [coerced[index] for index in indices]
         program, executor_options = _prepare(prepare, group, plan.client, shots,
                                              add_tags=True, backend=backend)
-        program._semantic_role = "sampler_v2"
+        set_semantic_role(program, "sampler_v2")
         decoded = ClientSideSamplerResultDecoder.decode(
             run_program(executor, plan, backend_name, program, executor_options, subset))
         for index, item, pub_result in zip(indices, program.items, decoded):

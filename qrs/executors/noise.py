@@ -35,6 +35,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Callable, Iterable
 
+from .. import compat
 from ..compat import noise_tables, simulator_with_options
 
 #: Errors that are mixtures of more circuits than this are compacted to Kraus form.
@@ -106,7 +107,8 @@ def _frozen_model_class() -> type:
             lock = self.__dict__.setdefault("_qrs_lock", threading.Lock())
             with lock:
                 grown = self.__dict__.get("_qrs_grown")
-                if grown is None or len(grown._default_quantum_errors) > MAX_DELAY_ERRORS:
+                if grown is None or \
+                        len(noise_tables(grown).default_quantum) > MAX_DELAY_ERRORS:
                     grown = GrowingNoiseModel.__new__(GrowingNoiseModel)
                     for name, value in self.__dict__.items():
                         if not name.startswith("_qrs_"):
@@ -127,14 +129,14 @@ def _memoized_pass(noise_pass: Any, device: dict[int, int] | None = None,
     pass looks up; ``shrink`` is applied to each error (the Pauli twirl, for stabilizer).
     """
     fast = copy.copy(noise_pass)
-    func, cache = noise_pass._func, LRUCache(MAX_DELAY_ERRORS)
+    func, cache = compat.noise_pass_function(noise_pass), LRUCache(MAX_DELAY_ERRORS)
 
     def error_for(op: Any, qubits: list[int]) -> Any:
         physical = [device[q] for q in qubits] if device else list(qubits)
         key = (op.name, op.duration, op.unit, tuple(physical))
         return cache.get(key, lambda: shrink(func(op, physical)))
 
-    fast._func = error_for
+    compat.set_noise_pass_function(fast, error_for)
     return fast
 
 
@@ -169,9 +171,9 @@ def restrict_noise_model(noise_model: Any, qubits: Iterable[int], readout: bool 
             sub.add_readout_error(error, rename(qargs), warnings=False)
     device = {simulated: physical for physical, simulated in mapping.items()} if mapping \
         else None
-    sub._custom_noise_passes = [_memoized_pass(p, device, cached_pauli_twirl if pauli
-                                               else lambda error: error)
-                                for p in noise_model._custom_noise_passes]
+    compat.set_noise_passes(sub, [_memoized_pass(p, device, cached_pauli_twirl if pauli
+                                                 else lambda error: error)
+                                  for p in compat.noise_passes(noise_model)])
     return sub
 
 

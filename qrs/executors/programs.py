@@ -64,7 +64,7 @@ SAMPLER_SIMULATOR_KEYS = ("seed_simulator", "noise_model", "coupling_map", "basi
 def twirls_gates(program: "QuantumProgram") -> bool:
     """Whether some item's samplex draws gate twirls (its gate noise then averages to a
     Pauli channel: the planner may use the Pauli approximation, ``QRS_NOISE_APPROXIMATION``)."""
-    from samplomatic.samplex.nodes import TwirlSamplingNode
+    from ..compat import TwirlSamplingNode
 
     return any(isinstance(node, TwirlSamplingNode)
                for item in program.items if getattr(item, "samplex", None) is not None

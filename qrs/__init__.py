@@ -65,7 +65,7 @@ def prepare_data_dir(config: Config) -> None:
     load_secret(Path(config.data_dir) / "secret.key")
 
 
-def create_app(config: Config | None = None, executor: "BaseExecutor | None" = None) -> Flask:
+def create_app(config: Config | None = None, executor: BaseExecutor | None = None) -> Flask:
     """Build the WSGI app: the only place where QRS's parts are wired together.
 
     ``config`` defaults to ``Config.from_env()``; ``executor`` defaults to the one
@@ -79,8 +79,10 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
 
     config = config or Config.from_env()
     private_files()
-    from . import metrics  # before anything imports prometheus_client: see metrics.py
-    from . import compat
+    from . import (
+        compat,
+        metrics,  # before anything imports prometheus_client: see metrics.py
+    )
 
     metrics.enable(config.data_dir)
     from . import http_guard

@@ -34,7 +34,7 @@ class BatchRule:
     program: str = Program.SAMPLER.value
 
     @classmethod
-    def from_config(cls, config: "Config") -> "BatchRule":
+    def from_config(cls, config: Config) -> BatchRule:
         return cls(max_jobs=max(1, config.batch_max_jobs), max_qubits=config.batch_max_qubits)
 
     def admits(self, program_id: str, session_id: str | None, width: int) -> bool:

@@ -7,7 +7,8 @@ as wide as the device, but only the qubits an instruction touches are simulated.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

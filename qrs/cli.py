@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .config import Config
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-def _store(config: Config) -> "Store":
+def _store(config: Config) -> Store:
     """The server's store, opened on ``QRS_DATA_DIR`` (safe while a server runs on it)."""
     from .store import Store
 

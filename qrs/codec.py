@@ -100,7 +100,7 @@ def decode_params(text: str | dict, program_id: str) -> DecodedParams:
     return DecodedParams(pubs=decoded, options=options, extra=raw)
 
 
-def coerce_pubs(program_id: str, pubs: list[tuple], default: float | int | None) -> list[Any]:
+def coerce_pubs(program_id: str, pubs: list[tuple], default: float | None) -> list[Any]:
     """Turn decoded pub tuples into qiskit ``SamplerPub``/``EstimatorPub`` objects."""
     from qiskit.primitives.containers.estimator_pub import EstimatorPub
     from qiskit.primitives.containers.sampler_pub import SamplerPub

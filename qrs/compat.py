@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import copy
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata as dist_metadata
-from typing import Any, Callable
+from typing import Any
 
 #: Packages whose versions a compatibility failure names.
 PACKAGES = ("qiskit", "qiskit-ibm-runtime", "qiskit-aer", "samplomatic")
@@ -124,7 +125,8 @@ class IncompatibleDependency(RuntimeError):
 def broadcast_sample(samplex: Any, arguments: Any, shape: tuple[int, ...], rng: Any) -> Any:
     """The client reference's samplex draw over an item's broadcast axes."""
     from qiskit_ibm_runtime.fake_provider.executor.broadcast_sample import (
-        broadcast_sample as sample)
+        broadcast_sample as sample,
+    )
 
     return sample(samplex, arguments, shape, rng)
 
@@ -237,7 +239,8 @@ def _checks() -> list[tuple[str, Callable[[], object]]]:
 
     def converters() -> object:
         from qiskit_ibm_runtime.quantum_program.params_converters import (
-            QUANTUM_PROGRAM_PARAMS_CONVERTERS)
+            QUANTUM_PROGRAM_PARAMS_CONVERTERS,
+        )
 
         return QUANTUM_PROGRAM_PARAMS_CONVERTERS["v2.0"]
 

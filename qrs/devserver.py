@@ -52,7 +52,7 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 90.0) -> "ServerProcess":
+    def start(self, timeout: float = 90.0) -> ServerProcess:
         """Start the server; raise with its log if it exits or is not healthy in time."""
         env = {**os.environ, "QRS_DATA_DIR": str(self.data_dir), "QRS_HOST": "127.0.0.1",
                "QRS_PORT": str(self.port), "QRS_LOG_LEVEL": "INFO",

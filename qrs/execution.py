@@ -64,7 +64,7 @@ class Failed:
 JobOutcome = Completed | Failed
 
 
-def run_tasks(executor: BaseExecutor, tasks: "Sequence[JobTask]") -> list[JobOutcome]:
+def run_tasks(executor: BaseExecutor, tasks: Sequence[JobTask]) -> list[JobOutcome]:
     """Run one task (a job, or a batch of small Sampler jobs); one outcome per job."""
     if len(tasks) == 1 and tasks[0].program_id == EXECUTOR_PROGRAM:
         return [_run_program(executor, tasks[0])]
@@ -112,7 +112,8 @@ def _run_program(executor: BaseExecutor, task: JobTask) -> JobOutcome:
     """One ``executor`` job: a QuantumProgram, never batched (or a dry run on a mock)."""
     from .executors.programs import random_result
     from .metadata import MOCK_PREFIX
-    from .quantum_program import decode_program, encode_result as encode_program, log_options
+    from .quantum_program import decode_program, log_options
+    from .quantum_program import encode_result as encode_program
 
     try:
         decoded = decode_program(task.params_text)
@@ -152,7 +153,7 @@ def execute_program(executor: Any, program: Any, options: dict[str, Any],
 
 
 def _encode(task: JobTask, result: Any,
-            window: "tuple[datetime, datetime] | None" = None) -> JobOutcome:
+            window: tuple[datetime, datetime] | None = None) -> JobOutcome:
     """A primitive's result (or the exception it raised) as the job's outcome."""
     if isinstance(result, BaseException):
         return _failure(task, result)

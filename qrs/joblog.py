@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 _log = logging.getLogger("qrs.job")
 

@@ -84,7 +84,7 @@ class JobProcess:
 
     # --------------------------------------------------------------- lifecycle
     @classmethod
-    def start(cls, config: "Config", executor_blob: bytes) -> "JobProcess":
+    def start(cls, config: Config, executor_blob: bytes) -> JobProcess:
         """Start a job process and wait until its executor is set up.
 
         Raises ``ExecutorUnavailable`` with the executor's own message when its
@@ -154,7 +154,7 @@ class JobProcess:
         self.conn.close()
 
     # ---------------------------------------------------------------- talking
-    def run(self, tasks: list["JobTask"]) -> None:
+    def run(self, tasks: list[JobTask]) -> None:
         """Hand the process one task; its messages arrive through ``receive``."""
         self.tasks_run += 1
         self.conn.send(("run", tasks))

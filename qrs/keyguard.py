@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 import threading
+from types import FrameType
 from typing import Any
 
 #: Top-level packages whose connections are guarded: the client and its IBM Cloud SDKs.
@@ -57,7 +58,7 @@ def _normal(host: Any) -> str:
 
 
 def _from_client() -> bool:
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         if str(frame.f_globals.get("__name__", "")).partition(".")[0] in CLIENT_PACKAGES:
             return True

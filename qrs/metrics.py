@@ -18,8 +18,9 @@ import os
 import shutil
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .store import Job, Store
@@ -146,7 +147,7 @@ def count_cancelled(program: str, backend: str) -> None:
     _get().cancelled.labels(program, backend).inc()
 
 
-def on_job_event(kind: str, job: "Job", seconds: float) -> None:
+def on_job_event(kind: str, job: Job, seconds: float) -> None:
     """The runner's ``on_event`` hook: started/completed/failed/cancelled/released.
 
     Never raises: a metrics problem must not leave a claimed job unrun.
@@ -157,7 +158,7 @@ def on_job_event(kind: str, job: "Job", seconds: float) -> None:
         log.exception("metrics: could not record %s of job %s", kind, job.id)
 
 
-def _record_event(kind: str, job: "Job", seconds: float) -> None:
+def _record_event(kind: str, job: Job, seconds: float) -> None:
     metrics = _get()
     if kind == "started":
         metrics.busy.inc()
@@ -173,7 +174,7 @@ def _record_event(kind: str, job: "Job", seconds: float) -> None:
 class _StoreCollector:
     """Gauges read from the store when scraped: right whichever worker changed them."""
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     def collect(self) -> Iterable:
@@ -193,7 +194,7 @@ class _StoreCollector:
         yield free
 
 
-def exposition(store: "Store") -> tuple[bytes, str]:
+def exposition(store: Store) -> tuple[bytes, str]:
     """The text a scrape returns, and its content type."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector

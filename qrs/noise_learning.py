@@ -65,8 +65,8 @@ BASES_PER_DEPTH = 9
 class LearningRequest:
     """A decoded noise-learner job: the boxes to learn and how."""
 
-    layers: list["CircuitInstruction"]
-    options: "NoiseLearnerV3Options"
+    layers: list[CircuitInstruction]
+    options: NoiseLearnerV3Options
     legacy: dict[str, Any] | None = None  # legacy NoiseLearnerOptions as sent; None for V3
 
     @property
@@ -159,8 +159,8 @@ def _legacy_error(exc: Exception) -> str:
     return "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in errors[:5]) or str(exc)
 
 
-def legacy_layers(circuits: list["QuantumCircuit"], twirling_strategy: str,
-                  max_layers: int | None) -> list["CircuitInstruction"]:
+def legacy_layers(circuits: list[QuantumCircuit], twirling_strategy: str,
+                  max_layers: int | None) -> list[CircuitInstruction]:
     """The unique two-qubit-gate layers of ``circuits``, most frequent first.
 
     Boxes are drawn by samplomatic's boxing pass manager with ``twirling_strategy``
@@ -189,13 +189,13 @@ def legacy_layers(circuits: list["QuantumCircuit"], twirling_strategy: str,
     return [first[key] for key in ranked]
 
 
-def _two_qubit_gates(instruction: "CircuitInstruction") -> int:
+def _two_qubit_gates(instruction: CircuitInstruction) -> int:
     return sum(1 for inner in instruction.operation.blocks[0].data
                if len(inner.qubits) == 2 and inner.operation.name != "barrier")
 
 
 # -------------------------------------------------------------------- checks
-def check_request(request: LearningRequest, backend: Any, limits: "Limits") -> int:
+def check_request(request: LearningRequest, backend: Any, limits: Limits) -> int:
     """Check the layers against the backend and the shots against the limits.
 
     Returns the estimated number of shots.
@@ -239,10 +239,10 @@ def check_request(request: LearningRequest, backend: Any, limits: "Limits") -> i
 
 
 # ------------------------------------------------------------------ learning
-def learn_layer_noise(executor: "BaseExecutor", backend_name: str,
-                      layers: list["CircuitInstruction"],
-                      options: "NoiseLearnerV3Options | dict | None" = None,
-                      ) -> list["PauliLindbladMap"]:
+def learn_layer_noise(executor: BaseExecutor, backend_name: str,
+                      layers: list[CircuitInstruction],
+                      options: NoiseLearnerV3Options | dict | None = None,
+                      ) -> list[PauliLindbladMap]:
     """Learn the Pauli-Lindblad noise of each twirl-annotated box in ``layers``.
 
     Runs IBM's learning program (see the module docstring) on ``executor``'s simulator of
@@ -279,7 +279,7 @@ def learn_layer_noise(executor: "BaseExecutor", backend_name: str,
             for datum in noise_learner_v3_post_processor_v0_1(result)]
 
 
-def layer_qubits(layer: "CircuitInstruction", num_qubits: int) -> list[int]:
+def layer_qubits(layer: CircuitInstruction, num_qubits: int) -> list[int]:
     """Physical qubits of a box, ascending (the order learned maps use)."""
     from qiskit import QuantumRegister
 
@@ -287,7 +287,7 @@ def layer_qubits(layer: "CircuitInstruction", num_qubits: int) -> list[int]:
     return sorted(register.index(qubit) for qubit in layer.qubits)
 
 
-def layer_errors(layers: list["CircuitInstruction"], maps: list["PauliLindbladMap"],
+def layer_errors(layers: list[CircuitInstruction], maps: list[PauliLindbladMap],
                  num_qubits: int) -> list[Any]:
     """Learned maps as the legacy ``LayerError``\\ s (layer circuit, qubits, generators, rates)."""
     from qiskit import QuantumCircuit, QuantumRegister
@@ -317,7 +317,7 @@ def layer_errors(layers: list["CircuitInstruction"], maps: list["PauliLindbladMa
 
 
 # ---------------------------------------------------------------- the program
-def run_job(executor: "BaseExecutor", params_text: str, backend_name: str) -> str:
+def run_job(executor: BaseExecutor, params_text: str, backend_name: str) -> str:
     """Decode, learn and encode one noise-learner job (either payload)."""
     backend = executor.metadata.get_backend(backend_name)
     request = decode_request(params_text, backend)
@@ -334,7 +334,7 @@ def run_job(executor: "BaseExecutor", params_text: str, backend_name: str) -> st
     return _encode_v3(request, maps, backend.num_qubits)
 
 
-def _encode_v3(request: LearningRequest, maps: list["PauliLindbladMap"],
+def _encode_v3(request: LearningRequest, maps: list[PauliLindbladMap],
                num_qubits: int) -> str:
     """The ``NoiseLearnerV3ResultsModel`` JSON, one result per box, with IBM's metadata."""
     from qiskit.quantum_info import QubitSparsePauliList

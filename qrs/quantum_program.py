@@ -51,7 +51,7 @@ _UNSIMULATED = {
 class DecodedProgram:
     """A decoded executor payload: the program and what travels with it unchanged."""
 
-    program: "QuantumProgram"
+    program: QuantumProgram
     options: dict[str, Any]
     model: Any  # the validated ParamsModel (passthrough data is returned from it as sent)
 
@@ -157,10 +157,15 @@ def check_program(decoded: DecodedProgram, limits: Limits) -> int:
     return elements
 
 
-def encode_result(result: "QuantumProgramResult", decoded: DecodedProgram) -> str:
+def encode_result(result: QuantumProgramResult, decoded: DecodedProgram) -> str:
     """The ``QuantumProgramResultModel`` JSON the client's ``ExecutorResultDecoder`` reads."""
-    from .compat import (CompressedTensorModel, ItemMetadataModel, MetadataModel,
-                         QuantumProgramResultItemModel, QuantumProgramResultModel)
+    from .compat import (
+        CompressedTensorModel,
+        ItemMetadataModel,
+        MetadataModel,
+        QuantumProgramResultItemModel,
+        QuantumProgramResultModel,
+    )
     from .compat import SchemaChunkPart as ChunkPart
     from .compat import SchemaChunkSpan as ChunkSpan
 

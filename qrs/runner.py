@@ -29,8 +29,16 @@ from .executors.base import BaseExecutor, ExecutorUnavailable
 from .jobprocess import JobProcess, pickled_executor
 from .states import JobStatus, ReasonCode
 from .store import Job, Store
-from .supervision import (Crashed, Ending, Finished, OutOfMemory, Stopped, TimedOut, Watch,
-                          supervise)
+from .supervision import (
+    Crashed,
+    Ending,
+    Finished,
+    OutOfMemory,
+    Stopped,
+    TimedOut,
+    Watch,
+    supervise,
+)
 from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)

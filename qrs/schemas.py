@@ -8,7 +8,6 @@ validated dicts only.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Mapping
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate

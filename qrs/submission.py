@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .registry import Registry
 
 
-def submit_job(registry: "Registry", user: User, body: dict[str, Any],
+def submit_job(registry: Registry, user: User, body: dict[str, Any],
                idempotency_key: str | None = None) -> Job:
     """Check and store a job; ``body`` is the ``JobCreate`` schema's output.
 
@@ -68,7 +68,7 @@ def submit_job(registry: "Registry", user: User, body: dict[str, Any],
         idempotency_key=idempotency_key))
 
 
-def check_session(registry: "Registry", user: User, session_id: str, backend: str) -> None:
+def check_session(registry: Registry, user: User, session_id: str, backend: str) -> None:
     """A job may join only an open session of its caller, on the session's backend."""
     session = registry.store.get_session(session_id)
     if session is None or not can_see(user, session.user_id):

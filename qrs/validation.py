@@ -39,7 +39,7 @@ class Limits:
     operations: frozenset[str] = frozenset()
 
     @classmethod
-    def from_config(cls, config: "Config", backend: Any = None) -> "Limits":
+    def from_config(cls, config: Config, backend: Any = None) -> Limits:
         """The server's limits from ``config`` and, with a ``backend`` (a ``BackendV2``,
         as ``BackendMetadataProvider.get_backend`` returns), the device's."""
         server = cls(max_pubs=config.max_pubs, max_shots=config.max_shots,

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def run_worker(config: Config, executor: "BaseExecutor | None" = None) -> int:
+def run_worker(config: Config, executor: BaseExecutor | None = None) -> int:
     """Run jobs until SIGTERM or SIGINT; returns the exit status."""
     from . import _import_qiskit_in_this_thread, metrics
     from .executors.base import resolve

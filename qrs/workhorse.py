@@ -113,8 +113,8 @@ def serve(conn: Connection) -> int:
         channel.send(("unavailable", str(exc)))
         return 2
     except Exception as exc:
-        channel.send(("unavailable", f"the executor could not be set up in its job process: "
-                                     f"{type(exc).__name__}: {exc}"))
+        channel.send(("unavailable", (f"the executor could not be set up in its job process: "
+                                     f"{type(exc).__name__}: {exc}")))
         return 2
     _limit_address_space(init.config.job_memory_mb)
     channel.send(("ready", executor.name, os.getpid()))

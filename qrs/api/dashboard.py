@@ -14,8 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import (Blueprint, g, make_response, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, g, make_response, redirect, render_template, request, url_for
 
 from ..errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from ..http_guard import secure_cookies

@@ -32,10 +32,10 @@ class JobRefused(ValueError):
 class BaseExecutor(ABC):
     """Abstract executor. Subclasses implement the two primitives and ``name``."""
 
-    config: "Config"
-    metadata: "BackendMetadataProvider"
+    config: Config
+    metadata: BackendMetadataProvider
 
-    def setup(self, config: "Config", metadata: "BackendMetadataProvider") -> None:
+    def setup(self, config: Config, metadata: BackendMetadataProvider) -> None:
         """Receive the server's config and metadata provider.
 
         Called once in each job process (``qrs.workhorse``) before its first job — never
@@ -61,12 +61,12 @@ class BaseExecutor(ABC):
 
     @abstractmethod
     def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
-                        backend_name: str) -> "PrimitiveResult":
+                        backend_name: str) -> PrimitiveResult:
         """Run Sampler pubs ``(circuit, parameter values, shots)`` on ``backend_name``."""
 
     @abstractmethod
     def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
-                          backend_name: str) -> "PrimitiveResult":
+                          backend_name: str) -> PrimitiveResult:
         """Run Estimator pubs ``(circuit, observables, parameter values, precision)``."""
 
     def execute_sampler_batch(self, jobs: list[tuple[list[Any], dict[str, Any]]],
@@ -85,8 +85,8 @@ class BaseExecutor(ABC):
                 results.append(exc)
         return results
 
-    def execute_program(self, program: "QuantumProgram", options: dict[str, Any],
-                        backend_name: str) -> "QuantumProgramResult":
+    def execute_program(self, program: QuantumProgram, options: dict[str, Any],
+                        backend_name: str) -> QuantumProgramResult:
         """Run an ``executor`` QuantumProgram (the client's new Sampler/Estimator/Executor).
 
         The default draws the samplex randomizations and runs one Sampler pub per item

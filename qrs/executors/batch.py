@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 Member = tuple[int, Any, list[splitting.PubWork]]
 
 
-def execute_sampler_batch(executor: "LocalExecutor", jobs: list[tuple[list[Any], dict]],
+def execute_sampler_batch(executor: LocalExecutor, jobs: list[tuple[list[Any], dict]],
                           backend_name: str) -> list[Any]:
     """One ``PrimitiveResult`` or exception per job, in order."""
     results: list[Any] = [None] * len(jobs)
@@ -65,7 +65,7 @@ def execute_sampler_batch(executor: "LocalExecutor", jobs: list[tuple[list[Any],
     return results
 
 
-def _run_together(executor: "LocalExecutor", members: list[Member], backend_name: str,
+def _run_together(executor: LocalExecutor, members: list[Member], backend_name: str,
                   results: list[Any]) -> None:
     from qiskit.primitives import BackendSamplerV2, PrimitiveResult
 
@@ -88,7 +88,7 @@ def _run_together(executor: "LocalExecutor", members: list[Member], backend_name
         start += len(works)
 
 
-def attempt(executor: "LocalExecutor", works: list[splitting.PubWork], mapped: Any,
+def attempt(executor: LocalExecutor, works: list[splitting.PubWork], mapped: Any,
             backend_name: str) -> Any:
     """``executor.run_works``, with a failure returned rather than raised (batch results)."""
     try:

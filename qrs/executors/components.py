@@ -19,9 +19,11 @@ interacting qubits sit in that order, and a device's numbering snakes across its
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -93,7 +95,7 @@ def find_parts(circuit: Any) -> list[Part]:
     groups: dict[int, list[int]] = {}
     for qubit in sorted(used):
         groups.setdefault(joins.find(qubit), []).append(qubit)
-    stats = {root: {"ops": 0, "active": False, "per_shot": False, "links": [],
+    stats: dict[int, dict[str, Any]] = {root: {"ops": 0, "active": False, "per_shot": False, "links": [],
                     "clbits": set(), "delays": False} for root in groups}
     measured: set[int] = set()
     for operation, qubits, clbits in instructions:
@@ -262,4 +264,4 @@ def mps_memory_mb(exponents: Sequence[int], cap: int = 0) -> float:
         return min(value, float(cap)) if cap else value
 
     bonds = [1.0] + [bond(e) for e in exponents] + [1.0]
-    return sum(2 * 16 * left * right for left, right in zip(bonds, bonds[1:])) / 2**20
+    return sum(2 * 16 * left * right for left, right in itertools.pairwise(bonds)) / 2**20

@@ -102,7 +102,7 @@ class DaskExecutor(LocalExecutor):
     #: Small jobs are not combined into one call here: each runs as its own tasks.
     execute_sampler_batch = BaseExecutor.execute_sampler_batch
 
-    def setup(self, config: Config, metadata: "BackendMetadataProvider") -> None:
+    def setup(self, config: Config, metadata: BackendMetadataProvider) -> None:
         """Connect (or start a LocalCluster) now: an unreachable scheduler stops start-up."""
         super().setup(config, metadata)
         try:

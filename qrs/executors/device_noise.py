@@ -29,7 +29,7 @@ def readout_errors(backend: Any) -> dict[int, tuple[float, float]]:
     from qiskit_aer.noise.device import basic_device_readout_errors
 
     found: dict[int, tuple[float, float]] = {}
-    measure = backend.target["measure"] if "measure" in backend.target else {}
+    measure = backend.target["measure"] if "measure" in backend.target else {}  # noqa: SIM401 (a Target has no .get)
     for qargs, props in measure.items():
         if props is not None and props.error is not None:
             found[qargs[0]] = (float(props.error), float(props.error))

@@ -108,7 +108,7 @@ class GPUExecutor(LocalExecutor):
     def name(self) -> str:
         return "gpu-fallback-cpu" if self.fell_back else "gpu"
 
-    def setup(self, config: "Config", metadata: "BackendMetadataProvider") -> None:
+    def setup(self, config: Config, metadata: BackendMetadataProvider) -> None:
         """Check the GPU now: fail (or, if opted in, fall back to the CPU) at start-up."""
         super().setup(config, metadata)
         fallback = config.gpu_fallback.strip().lower()

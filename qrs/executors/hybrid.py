@@ -34,7 +34,7 @@ class HybridExecutor(BaseExecutor):
     def name(self) -> str:
         return f"hybrid({self.small.name}|{self.large.name if self.large else '?'})"
 
-    def setup(self, config: "Config", metadata: "BackendMetadataProvider") -> None:
+    def setup(self, config: Config, metadata: BackendMetadataProvider) -> None:
         """Set up both sides now, so a missing GPU or cluster stops the start-up."""
         super().setup(config, metadata)
         if config.hybrid_large.strip().lower() == "hybrid":

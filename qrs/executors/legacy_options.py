@@ -100,7 +100,7 @@ def _describe(exc: Exception, where: str) -> str:
     return "; ".join(parts)
 
 
-def _ibm_check(model: type, options: dict[str, Any]) -> None:
+def _ibm_check(model: Any, options: dict[str, Any]) -> None:
     """Validate with IBM's model of the program's options (``ibm_quantum_schemas``).
 
     ``simulator`` (QRS's own schema checks it) and ``layer_noise_model`` arrive decoded
@@ -156,7 +156,7 @@ def _execution_warnings(rest: dict[str, Any], notes: list[str]) -> None:
                      "shot from a fresh |0> state, so there is no wait between shots to set.")
 
 
-def _start(model: type, options: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+def _start(model: Any, options: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """IBM's check, then a copy of the options to consume and an empty list of warnings."""
     _ibm_check(model, options)
     return copy.deepcopy(options), []

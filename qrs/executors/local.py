@@ -20,13 +20,13 @@ from __future__ import annotations
 import contextvars
 import json
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .. import joblog
+from .. import compat, joblog
 from ..codec import coerce_pubs
-from .. import compat
 from ..compat import simulator_with_options
 from ..config import machine_memory_mb
 from ..spans import data_span, execution_metadata, is_sampler_pub_result, utc_now

@@ -33,7 +33,8 @@ import copy
 import functools
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from .. import compat
 from ..compat import noise_tables, simulator_with_options

@@ -20,8 +20,9 @@ part. The time model is coarse (CPU-seconds from per-amplitude costs measured on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .base import JobRefused
 from .clifford import non_clifford_qubits
@@ -241,8 +242,8 @@ def _stabilizer(part: Part, non_clifford: set[int], example: str, noise: NoiseFa
     if settings.approximation == "pauli":
         return "pauli", "Clifford circuit, noise Pauli-twirled (QRS_NOISE_APPROXIMATION=pauli)"
     if settings.approximation == "twirled" and noise.twirled:
-        return "pauli", "Clifford circuit, program twirled: noise Pauli-twirled " \
-            "(QRS_NOISE_APPROXIMATION=twirled)"
+        return "pauli", ("Clifford circuit, program twirled: noise Pauli-twirled " \
+            "(QRS_NOISE_APPROXIMATION=twirled)")
     return None, ("noise not a Pauli channel (T2 > T1 relaxation); "
                   "QRS_NOISE_APPROXIMATION=pauli would allow it")
 
@@ -298,8 +299,8 @@ def _plan_part(part: Part, work: Workload, noise: NoiseFacts, settings: PlanSett
     if forced:
         why = f"QRS_SIMULATION_METHOD={forced}"
     elif best.method != "stabilizer":
-        others = [f"{e.method} ~{_seconds(e.cpu_seconds)}" for e in fitting if e is not best]
-        why = "fastest that fits" + (f" (vs {', '.join(others)})" if others else "")
+        rivals = [f"{e.method} ~{_seconds(e.cpu_seconds)}" for e in fitting if e is not best]
+        why = "fastest that fits" + (f" (vs {', '.join(rivals)})" if rivals else "")
         if best.method == "matrix_product_state":
             why += f", {best.note}"
     if best.method != "matrix_product_state":

@@ -12,8 +12,9 @@ local, GPU, Dask and plug-in executors all run programs; ``random_result`` is th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def _item_inputs(item: Any, rng: np.random.Generator) -> tuple[np.ndarray, dict[
     return _round_to_clifford(np.asarray(values, dtype=float)), outputs
 
 
-def _chunk_timing(program: "QuantumProgram", start: datetime, stop: datetime) -> list[Any]:
+def _chunk_timing(program: QuantumProgram, start: datetime, stop: datetime) -> list[Any]:
     """One chunk covering every element of every item (the job ran as one shot loop)."""
     from samplomatic.quantum_program import ChunkPart, ChunkSpan
 
@@ -61,7 +62,7 @@ def _chunk_timing(program: "QuantumProgram", start: datetime, stop: datetime) ->
 SAMPLER_SIMULATOR_KEYS = ("seed_simulator", "noise_model", "coupling_map", "basis_gates")
 
 
-def twirls_gates(program: "QuantumProgram") -> bool:
+def twirls_gates(program: QuantumProgram) -> bool:
     """Whether some item's samplex draws gate twirls (its gate noise then averages to a
     Pauli channel: the planner may use the Pauli approximation, ``QRS_NOISE_APPROXIMATION``)."""
     from ..compat import TwirlSamplingNode
@@ -71,9 +72,9 @@ def twirls_gates(program: "QuantumProgram") -> bool:
                for node in item.samplex.graph.nodes())
 
 
-def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram",
+def run_on_sampler(execute_sampler: Callable[..., Any], program: QuantumProgram,
                    backend_name: str, options: dict[str, Any] | None = None
-                   ) -> "QuantumProgramResult":
+                   ) -> QuantumProgramResult:
     """Run ``program`` through a Sampler-pub executor: one pub per item, shots per element.
 
     Works for any executor, so local, GPU, Dask and plug-in executors all run programs.
@@ -119,7 +120,7 @@ def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram
     return program_result
 
 
-def random_result(program: "QuantumProgram") -> "QuantumProgramResult":
+def random_result(program: QuantumProgram) -> QuantumProgramResult:
     """A dry run: every register's bits drawn uniformly, shapes as a real run's, no simulation.
 
     Samplex outputs are drawn for real (they are classical and cheap) so the client's

@@ -21,14 +21,20 @@ same on every run, whichever executor or worker runs it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .components import (binding_values, merge_bits, part_circuit, passive_measurements,
-                         sample_passive)
+from .components import (
+    binding_values,
+    merge_bits,
+    part_circuit,
+    passive_measurements,
+    sample_passive,
+)
 from .observables import combine, factor, local_observables
 from .planning import PubPlan
 
@@ -74,7 +80,7 @@ def derive_seed(seed: int | None, *path: int) -> int | None:
 def _ranges(total: int, chunks: int) -> list[tuple[int, int]]:
     """``chunks`` contiguous, near-equal ranges covering ``range(total)``."""
     bounds = [total * i // chunks for i in range(chunks + 1)]
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _whole(kind: str, plan: PubPlan) -> bool:
@@ -220,7 +226,8 @@ def merge(work: PubWork, results: list[Any]) -> Any:
     if work.layout and work.layout[0].get("whole"):
         result = results[0]
         return type(result)(result.data, metadata={**result.metadata, **summary})
-    pub, start, pieces = work.pub, 0, []
+    pub, start = work.pub, 0
+    pieces: list[Any] = []
     for layout in work.layout:
         chunk = results[start:start + layout["tasks"]]
         start += layout["tasks"]

@@ -6,8 +6,9 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..states import FINAL_JOB_STATES, PENDING_JOB_STATES, JobStatus
 from .db import Database, marks

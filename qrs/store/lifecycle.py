@@ -11,12 +11,17 @@ from __future__ import annotations
 import json
 import os
 import time
-
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..batching import BatchRule
-from ..states import FINAL_JOB_STATES, PENDING_JOB_STATES, JobStatus, ReasonCode
-from ..states import SessionMode, SessionState
+from ..states import (
+    FINAL_JOB_STATES,
+    PENDING_JOB_STATES,
+    JobStatus,
+    ReasonCode,
+    SessionMode,
+    SessionState,
+)
 from .db import marks
 from .jobs import JobRecords
 from .models import JOB_COLUMNS, Job

@@ -10,8 +10,9 @@ job's session learns that a job started or ended.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..states import FINAL_JOB_STATES, PENDING_JOB_STATES, JobStatus, SessionState
 from .db import marks

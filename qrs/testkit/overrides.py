@@ -57,7 +57,7 @@ def install(app: Flask, state: ScenarioState) -> None:
                     f"{scenario.usage.limit_seconds:g} s used; QRS test scenario 'usage'). "
                     "Workloads will not run until time is made available.")
         if view == "jobs.read_job" and scenario.queue.polls_before_running:
-            polls = state.count_poll(str(request.view_args.get("job_id", "")))
+            polls = state.count_poll(str((request.view_args or {}).get("job_id", "")))
             if polls == scenario.queue.polls_before_running + 1:
                 get_registry().runner.announce()  # this read releases the job: run it now
         return None
@@ -76,7 +76,7 @@ def install(app: Flask, state: ScenarioState) -> None:
             for device in data.get("devices", []):
                 _patch_device(device, scenario)
         elif view == "backends.status" and scenario.backends:
-            _patch_status(data, scenario, str(request.view_args.get("name", "")))
+            _patch_status(data, scenario, str((request.view_args or {}).get("name", "")))
         elif view == "jobs.usage" and scenario.usage is not None:
             _patch_usage(data, scenario)
         else:

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-_INI = (
+_INI: tuple[tuple[str, str, Any, Any], ...] = (
     ("qrs_executor", "QRS executor of the qrs_server fixture (QRS_EXECUTOR)", None, "local"),
     ("qrs_noise", "noise from backend calibrations (QRS_NOISE)", "bool", True),
     ("qrs_keys", "key mode: a user key for qrs_service, an admin key for qrs_control", "bool",

@@ -39,5 +39,9 @@ class BatchRule:
 
     def admits(self, program_id: str, session_id: str | None, width: int) -> bool:
         """Whether a job like this may lead a batch (and so be joined by others)."""
-        return (self.max_jobs > 1 and program_id == self.program and session_id is None
-                and width <= self.max_qubits)
+        return (
+            self.max_jobs > 1
+            and program_id == self.program
+            and session_id is None
+            and width <= self.max_qubits
+        )

@@ -41,14 +41,29 @@ from typing import Any
 PACKAGES = ("qiskit", "qiskit-ibm-runtime", "qiskit-aer", "samplomatic")
 
 #: Error tables of a NoiseModel, by attribute (all private).
-_NOISE_TABLES = ("_default_quantum_errors", "_default_readout_error", "_local_quantum_errors",
-                 "_local_readout_errors")
+_NOISE_TABLES = (
+    "_default_quantum_errors",
+    "_default_readout_error",
+    "_local_quantum_errors",
+    "_local_readout_errors",
+)
 #: Names ``payload_guard`` reads from ``qiskit.qpy.formats``.
-_QPY_NAMES = ("FILE_HEADER", "FILE_HEADER_PACK", "FILE_HEADER_SIZE", "FILE_HEADER_V10",
-              "FILE_HEADER_V10_PACK", "FILE_HEADER_V10_SIZE", "CIRCUIT_TABLE_ENTRY_PACK",
-              "CIRCUIT_TABLE_ENTRY_SIZE", "CIRCUIT_HEADER_V12", "CIRCUIT_HEADER_V12_PACK",
-              "CIRCUIT_HEADER_V12_SIZE", "CIRCUIT_HEADER_V2", "CIRCUIT_HEADER_V2_PACK",
-              "CIRCUIT_HEADER_V2_SIZE")
+_QPY_NAMES = (
+    "FILE_HEADER",
+    "FILE_HEADER_PACK",
+    "FILE_HEADER_SIZE",
+    "FILE_HEADER_V10",
+    "FILE_HEADER_V10_PACK",
+    "FILE_HEADER_V10_SIZE",
+    "CIRCUIT_TABLE_ENTRY_PACK",
+    "CIRCUIT_TABLE_ENTRY_SIZE",
+    "CIRCUIT_HEADER_V12",
+    "CIRCUIT_HEADER_V12_PACK",
+    "CIRCUIT_HEADER_V12_SIZE",
+    "CIRCUIT_HEADER_V2",
+    "CIRCUIT_HEADER_V2_PACK",
+    "CIRCUIT_HEADER_V2_SIZE",
+)
 
 
 _RUNTIME = "qiskit_ibm_runtime"
@@ -57,39 +72,55 @@ _RUNTIME = "qiskit_ibm_runtime"
 INTERNAL: dict[str, tuple[str, str]] = {
     # The client-side Estimator/Sampler/NoiseLearner machinery (legacy options mapped on it).
     "estimator_prepare": (f"{_RUNTIME}.executor_estimator.prepare", "prepare"),
-    "normalise_extrapolator": (f"{_RUNTIME}.executor_estimator.prepare",
-                               "normalise_extrapolator"),
-    "finalize_estimator_options": (f"{_RUNTIME}.executor_estimator.finalize_options",
-                                   "finalize_estimator_options"),
+    "normalise_extrapolator": (f"{_RUNTIME}.executor_estimator.prepare", "normalise_extrapolator"),
+    "finalize_estimator_options": (
+        f"{_RUNTIME}.executor_estimator.finalize_options",
+        "finalize_estimator_options",
+    ),
     "resolve_noise_factors": (f"{_RUNTIME}.executor_estimator.utils", "resolve_noise_factors"),
-    "validate_noise_factors": (f"{_RUNTIME}.executor_estimator.utils",
-                               "validate_noise_factors"),
+    "validate_noise_factors": (f"{_RUNTIME}.executor_estimator.utils", "validate_noise_factors"),
     "sampler_prepare": (f"{_RUNTIME}.executor_sampler.prepare", "prepare"),
-    "finalize_sampler_options": (f"{_RUNTIME}.executor_sampler.finalize_options",
-                                 "finalize_sampler_options"),
-    "validate_meas_type_twirling": (f"{_RUNTIME}.executor_sampler.utils",
-                                    "validate_meas_type_twirling"),
+    "finalize_sampler_options": (
+        f"{_RUNTIME}.executor_sampler.finalize_options",
+        "finalize_sampler_options",
+    ),
+    "validate_meas_type_twirling": (
+        f"{_RUNTIME}.executor_sampler.utils",
+        "validate_meas_type_twirling",
+    ),
     "noise_learner_prepare": (f"{_RUNTIME}.executor_noise_learner.prepare", "prepare"),
     "ExtrapolatorType": (f"{_RUNTIME}.options.zne_options", "ExtrapolatorType"),
     # The client's result decoders and post-processors.
     "ExecutorResultDecoder": (f"{_RUNTIME}.decoders.executor.decoder", "ExecutorResultDecoder"),
-    "ClientSideEstimatorDecoder": (f"{_RUNTIME}.decoders.executor_estimator.decoder",
-                                   "ClientSideEstimatorDecoder"),
-    "ClientSideSamplerResultDecoder": (f"{_RUNTIME}.decoders.executor_sampler.decoder",
-                                       "ClientSideSamplerResultDecoder"),
+    "ClientSideEstimatorDecoder": (
+        f"{_RUNTIME}.decoders.executor_estimator.decoder",
+        "ClientSideEstimatorDecoder",
+    ),
+    "ClientSideSamplerResultDecoder": (
+        f"{_RUNTIME}.decoders.executor_sampler.decoder",
+        "ClientSideSamplerResultDecoder",
+    ),
     "ClientSideNoiseLearnerResultDecoder": (
         f"{_RUNTIME}.decoders.executor_noise_learner.decoder",
-        "ClientSideNoiseLearnerResultDecoder"),
+        "ClientSideNoiseLearnerResultDecoder",
+    ),
     "noise_learner_v3_post_processor_v0_1": (
         f"{_RUNTIME}.decoders.executor_noise_learner.post_processor_v0_1",
-        "noise_learner_v3_post_processor_v0_1"),
+        "noise_learner_v3_post_processor_v0_1",
+    ),
     # Params converters: the wire format of executor and NoiseLearnerV3 jobs.
-    "QUANTUM_PROGRAM_PARAMS_CONVERTERS": (f"{_RUNTIME}.quantum_program.params_converters",
-                                          "QUANTUM_PROGRAM_PARAMS_CONVERTERS"),
-    "NOISE_LEARNER_V3_PARAMS_CONVERTERS": (f"{_RUNTIME}.noise_learner_v3.params_converters",
-                                           "NOISE_LEARNER_V3_PARAMS_CONVERTERS"),
-    "noise_learner_v3_result_to_0_3": (f"{_RUNTIME}.noise_learner_v3.converters.version_0_3",
-                                       "noise_learner_v3_result_to_0_3"),
+    "QUANTUM_PROGRAM_PARAMS_CONVERTERS": (
+        f"{_RUNTIME}.quantum_program.params_converters",
+        "QUANTUM_PROGRAM_PARAMS_CONVERTERS",
+    ),
+    "NOISE_LEARNER_V3_PARAMS_CONVERTERS": (
+        f"{_RUNTIME}.noise_learner_v3.params_converters",
+        "NOISE_LEARNER_V3_PARAMS_CONVERTERS",
+    ),
+    "noise_learner_v3_result_to_0_3": (
+        f"{_RUNTIME}.noise_learner_v3.converters.version_0_3",
+        "noise_learner_v3_result_to_0_3",
+    ),
     # Wire schemas (pydantic models) the client validates against.
     "EstimatorOptionsModel": ("ibm_quantum_schemas.estimator.version_0_1", "OptionsModel"),
     "SamplerOptionsModel": ("ibm_quantum_schemas.sampler.version_0_1", "OptionsModel"),
@@ -98,10 +129,14 @@ INTERNAL: dict[str, tuple[str, str]] = {
     "SchemaChunkSpan": ("ibm_quantum_schemas.executor.version_2_0", "ChunkSpan"),
     "ItemMetadataModel": ("ibm_quantum_schemas.executor.version_2_0", "ItemMetadataModel"),
     "MetadataModel": ("ibm_quantum_schemas.executor.version_2_0", "MetadataModel"),
-    "QuantumProgramResultItemModel": ("ibm_quantum_schemas.executor.version_2_0",
-                                      "QuantumProgramResultItemModel"),
-    "QuantumProgramResultModel": ("ibm_quantum_schemas.executor.version_2_0",
-                                  "QuantumProgramResultModel"),
+    "QuantumProgramResultItemModel": (
+        "ibm_quantum_schemas.executor.version_2_0",
+        "QuantumProgramResultItemModel",
+    ),
+    "QuantumProgramResultModel": (
+        "ibm_quantum_schemas.executor.version_2_0",
+        "QuantumProgramResultModel",
+    ),
     # samplomatic's samplex internals.
     "TwirlSamplingNode": ("samplomatic.samplex.nodes", "TwirlSamplingNode"),
 }
@@ -257,19 +292,25 @@ def _checks() -> list[tuple[str, Callable[[], object]]]:
         model._custom_noise_passes  # noqa: B018 (the probe is the attribute lookup)
         return LocalNoisePass(lambda *_: None)._func
 
-    internal = [(f"{module}.{attribute}",
-                 lambda module=module, attribute=attribute: getattr(
-                     importlib.import_module(module), attribute))
-                for module, attribute in INTERNAL.values()]
+    internal = [
+        (
+            f"{module}.{attribute}",
+            lambda module=module, attribute=attribute: getattr(
+                importlib.import_module(module), attribute
+            ),
+        )
+        for module, attribute in INTERNAL.values()
+    ]
     return internal + [
-            ("qiskit_ibm_runtime QuantumProgram._semantic_role", role),
-            ("qiskit_aer NoiseModel._custom_noise_passes, LocalNoisePass._func", passes),
-            ("qiskit_ibm_runtime.fake_provider.executor.broadcast_sample", samplex),
-            ("qiskit_ibm_runtime FakeBackendV2._load_json", load_json),
-            ("qiskit_aer NoiseModel error tables (" + ", ".join(_NOISE_TABLES) + ")", tables),
-            ("qiskit_aer AerSimulator._options.update_options", options),
-            ("qiskit.qpy.formats header layouts", qpy),
-            ("qiskit_ibm_runtime.quantum_program.params_converters v2.0", converters)]
+        ("qiskit_ibm_runtime QuantumProgram._semantic_role", role),
+        ("qiskit_aer NoiseModel._custom_noise_passes, LocalNoisePass._func", passes),
+        ("qiskit_ibm_runtime.fake_provider.executor.broadcast_sample", samplex),
+        ("qiskit_ibm_runtime FakeBackendV2._load_json", load_json),
+        ("qiskit_aer NoiseModel error tables (" + ", ".join(_NOISE_TABLES) + ")", tables),
+        ("qiskit_aer AerSimulator._options.update_options", options),
+        ("qiskit.qpy.formats header layouts", qpy),
+        ("qiskit_ibm_runtime.quantum_program.params_converters v2.0", converters),
+    ]
 
 
 def check() -> None:
@@ -283,6 +324,10 @@ def check() -> None:
             missing.append(f"{what} ({type(exc).__name__}: {exc})")
     if missing:
         raise IncompatibleDependency(
-            "QRS cannot run with the installed qiskit packages (" + versions() + "): "
-            + "; ".join(missing) + ". Install the versions setup.cfg allows "
-            "(pip install -e .), or a QRS release made for these.")
+            "QRS cannot run with the installed qiskit packages ("
+            + versions()
+            + "): "
+            + "; ".join(missing)
+            + ". Install the versions setup.cfg allows "
+            "(pip install -e .), or a QRS release made for these."
+        )

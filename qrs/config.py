@@ -177,8 +177,9 @@ class Config:
         if self.auth not in ("auto", "keys", "open"):
             raise ValueError(f"QRS_AUTH={self.auth!r}: use auto, keys or open")
         if self.validation_process not in ("auto", "1", "0"):
-            raise ValueError(f"QRS_VALIDATION_PROCESS={self.validation_process!r}: use auto, "
-                             "1 or 0")
+            raise ValueError(
+                f"QRS_VALIDATION_PROCESS={self.validation_process!r}: use auto, 1 or 0"
+            )
         if self.cookie_secure not in ("auto", "1", "0"):
             raise ValueError(f"QRS_COOKIE_SECURE={self.cookie_secure!r}: use auto, 1 or 0")
 

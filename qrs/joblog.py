@@ -32,7 +32,8 @@ class JobContext:
 
 
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
-    "qrs_job_context", default=None)
+    "qrs_job_context", default=None
+)
 
 
 def emit(message: str) -> None:

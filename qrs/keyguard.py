@@ -79,7 +79,8 @@ def _audit(event: str, args: tuple) -> None:
         f"QRS key-leak guard: the Qiskit client tried to connect to {target}, which is not "
         f"the QRS server ({', '.join(sorted(_allowed)) or 'loopback'}). Nothing was sent. "
         "A client without IAM_URL sends its API key to IBM Cloud (iam.cloud.ibm.com): use "
-        "qrs.client.connect(), or set IAM_URL to the QRS URL before creating the service.")
+        "qrs.client.connect(), or set IAM_URL to the QRS URL before creating the service."
+    )
 
 
 def arm(*hosts: str) -> None:

@@ -65,7 +65,9 @@ def device_noise_model(backend: Any) -> Any:
         model = NoiseModel.from_backend(backend, readout_error=False)
     for qubit, (p1_given_0, p0_given_1) in sorted(readout_errors(backend).items()):
         if p1_given_0 or p0_given_1:
-            model.add_readout_error(ReadoutError([[1 - p1_given_0, p1_given_0],
-                                                  [p0_given_1, 1 - p0_given_1]]),
-                                    [qubit], warnings=False)
+            model.add_readout_error(
+                ReadoutError([[1 - p1_given_0, p1_given_0], [p0_given_1, 1 - p0_given_1]]),
+                [qubit],
+                warnings=False,
+            )
     return None if model.is_ideal() else model

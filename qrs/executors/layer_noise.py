@@ -41,9 +41,11 @@ def select_layers(layers: list[Any], limit: int | None, notes: list[str]) -> lis
     if limit is None or len(layers) <= limit:
         return list(layers)
     kept = sorted(layers, key=_two_qubit_gates, reverse=True)[:limit]
-    notes.append(f"resilience.layer_noise_learning.max_layers_to_learn={limit}: "
-                 f"{len(layers) - limit} of {len(layers)} unique layers were not learned "
-                 "and are not mitigated (ranked by two-qubit gates).")
+    notes.append(
+        f"resilience.layer_noise_learning.max_layers_to_learn={limit}: "
+        f"{len(layers) - limit} of {len(layers)} unique layers were not learned "
+        "and are not mitigated (ranked by two-qubit gates)."
+    )
     return kept
 
 
@@ -68,13 +70,15 @@ def learn(pubs: list[Any], plan: Plan, backend: Any, run_program: RunProgram) ->
     learner_options = NoiseLearnerV3Options(
         num_randomizations=options["num_randomizations"],
         shots_per_randomization=options["shots_per_randomization"],
-        layer_pair_depths=list(options["layer_pair_depths"]))
+        layer_pair_depths=list(options["layer_pair_depths"]),
+    )
     program, executor_options = prepare(layers, learner_options, backend)
     program = QuantumProgram.from_(program)
     set_semantic_role(program, "noise_learner_v3")
     circuits = sum(item.size() for item in program.items)
-    joblog.emit(f"Learning the noise of {len(layers)} layer(s): {circuits} circuits x "
-                f"{program.shots} shots (resilience.layer_noise_learning).")
-    learned = ClientSideNoiseLearnerResultDecoder.decode(
-        run_program(program, executor_options))
+    joblog.emit(
+        f"Learning the noise of {len(layers)} layer(s): {circuits} circuits x "
+        f"{program.shots} shots (resilience.layer_noise_learning)."
+    )
+    learned = ClientSideNoiseLearnerResultDecoder.decode(run_program(program, executor_options))
     return list(zip(layers, learned.to_pauli_lindblad_maps()))

@@ -27,7 +27,7 @@ from .config import Config
 from .execution import Completed, JobTask
 from .executors.base import BaseExecutor, ExecutorUnavailable
 from .jobprocess import JobProcess, pickled_executor
-from .states import JobStatus, ReasonCode
+from .states import JobStatus
 from .store import Job, Store
 from .supervision import (
     Crashed,
@@ -35,8 +35,9 @@ from .supervision import (
     Finished,
     OutOfMemory,
     Stopped,
-    TimedOut,
     Watch,
+    failure,
+    how_ended,
     supervise,
 )
 from .wakeup import Wakeup
@@ -337,7 +338,7 @@ class Runner:
             # Find the culprit: every job of the batch again, alone, in a fresh process.
             self.store.log(
                 ids,
-                f"The batch's job process {_how(ending)}; each job of the "
+                f"The batch's job process {how_ended(ending)}; each job of the "
                 "batch runs again on its own.",
             )
             for job in jobs:
@@ -372,32 +373,7 @@ class Runner:
             return
         if isinstance(ending, Stopped):  # cancelled (already recorded) or shutting down
             return
-        status, code, message = JobStatus.FAILED, ReasonCode.PROCESS_CRASHED, ""
-        if isinstance(ending, TimedOut):
-            status, code = JobStatus.CANCELLED, ReasonCode.RAN_TOO_LONG
-            message = (
-                f"Job ran longer than its maximum execution time of {ending.limit:.0f} s "
-                "(options.max_execution_time / QRS_MAX_EXECUTION_TIME); its process "
-                "was stopped."
-            )
-        elif isinstance(ending, OutOfMemory):
-            code = ReasonCode.MEMORY_LIMIT
-            message = (
-                f"The job used {ending.rss_mb:,.0f} MiB of memory, over its limit of "
-                f"{ending.limit_mb:,} MiB (QRS_JOB_MEMORY_MB); its process was stopped "
-                "and the job was not retried. Use fewer qubits, shots or parameter "
-                "sets per pub, or a method such as matrix_product_state."
-            )
-        elif isinstance(ending, Crashed):
-            hint = (
-                " (for example by the kernel's out-of-memory killer)"
-                if "SIGKILL" in ending.how
-                else ""
-            )
-            message = (
-                f"The job's process {ending.how}{hint} while running it: a crash in "
-                "the simulator or executor. The job was not retried."
-            )
+        status, code, message = failure(ending)
         for job in jobs:
             if self.store.fail(
                 job.id, self.worker_id, message, code, usage_seconds=seconds, status=status
@@ -425,9 +401,3 @@ class Runner:
                 return job
             with self._finished:
                 self._finished.wait(min(remaining, 0.02))
-
-
-def _how(ending: Ending) -> str:
-    if isinstance(ending, OutOfMemory):
-        return f"passed its memory limit ({ending.rss_mb:,.0f} MiB)"
-    return getattr(ending, "how", "ended")

@@ -26,42 +26,18 @@ from typing import Any
 
 from .base import JobRefused
 from .clifford import non_clifford_qubits
-from .components import Part, bond_exponents, find_parts, mps_memory_mb, simulation_order
+from .components import Part, bond_exponents, find_parts, simulation_order
+from .estimates import Estimate, PlanSettings, Workload, estimate_method, mib, seconds, workload
 
 #: Methods the planner chooses between, in order of preference on equal cost.
 METHODS = ("stabilizer", "density_matrix", "statevector", "matrix_product_state")
 READOUT = "readout"
-#: State bytes of methods the planner does not model, for a forced QRS_SIMULATION_METHOD.
-_OTHER_STATE_BYTES = {"unitary": lambda n: 16 * 4.0**n, "superop": lambda n: 16 * 16.0**n}
-#: Rough single-thread costs (seconds) per amplitude·gate, per tableau-row·gate, per
-#: MPS gate and per sampled bit; see the module docstring.
-_AMPLITUDE_GATE = 7e-9
-_TABLEAU_GATE = 5e-8
-_MEASURE_ROW = 6e-8
-_MPS_TWO, _MPS_ONE, _MPS_SAMPLE = 1e-4, 3e-5, 2e-6
 #: Bond dimension an entanglement probe runs with (see ``plan_pub``'s ``probe``).
 PROBE_BOND = 16
 #: Parts at least this wide whose structural MPS bound exceeds PROBE_BOND are probed...
 PROBE_MIN_QUBITS = 12
 #: ...unless another method that fits is estimated below this many CPU-seconds.
 PROBE_UNLESS_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class PlanSettings:
-    """What the executor lets the planner use (built by ``LocalExecutor.plan_settings``)."""
-
-    memory_limit_mb: float
-    memory_setting: str
-    threads: int = 1
-    forced_method: str = ""  # "" = choose; else QRS_SIMULATION_METHOD
-    gpu_memory_mb: float = 0  # > 0: statevector / density_matrix parts run on the GPU
-    gpu_setting: str = "QRS_GPU_MEMORY_LIMIT"
-    mps_max_bond: int = 0
-    approximation: str = "none"  # none | pauli | twirled
-    split_tasks: int = 0  # 0 = as many as the executor runs at once (slots)
-    slots: int = 1
-    split_min_seconds: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,25 +48,6 @@ class NoiseFacts:
     stabilizer_ok: Callable[[tuple[int, ...]], bool] = lambda qubits: True
     twirled: bool = False  # the job's program twirls its gates
     delay_noise: bool = False  # delays relax (the device model's relaxation pass)
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """One candidate method for a part: what it would need, and whether that fits."""
-
-    method: str
-    memory_mb: float
-    cpu_seconds: float
-    fits: bool
-    device: str = "CPU"
-    note: str = ""
-
-    def describe(self) -> str:
-        if math.isnan(self.memory_mb):
-            return f"'{self.method}' not possible ({self.note})"
-        where = " on the GPU" if self.device == "GPU" else ""
-        need = f"about {_mib(self.memory_mb)} MiB{where}, ~{_seconds(self.cpu_seconds)} CPU"
-        return f"'{self.method}' {need}" + (f" ({self.note})" if self.note else "")
 
 
 @dataclass
@@ -158,8 +115,8 @@ class PubPlan:
         """One log line: the parts, their methods and why."""
         pieces = [
             f"{plan.part.width}-qubit part → {plan.method} on {plan.device} "
-            f"({plan.reason}; {_mib(plan.estimate.memory_mb)} MiB, "
-            f"~{_seconds(plan.estimate.cpu_seconds)} CPU"
+            f"({plan.reason}; {mib(plan.estimate.memory_mb)} MiB, "
+            f"~{seconds(plan.estimate.cpu_seconds)} CPU"
             + (f", {plan.chunks} tasks by {plan.split}" if plan.chunks > 1 else "")
             + ")"
             for plan in self.parts
@@ -170,95 +127,6 @@ class PubPlan:
         count = len(self.parts) + len(self.passive)
         head = f"{count} independent part(s)" if count > 1 else "one part"
         return f"{head}: " + "; ".join(pieces or ["nothing to simulate"])
-
-
-@dataclass(frozen=True)
-class Workload:
-    """How much simulating a pub takes, whatever the method."""
-
-    shots: int  # per binding (and per measurement basis for the estimator)
-    bindings: int
-    bases: int = 1  # estimator measurement bases
-
-
-def _mib(value: float) -> str:
-    if not math.isfinite(value):
-        return "∞"
-    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
-
-
-def _seconds(value: float) -> str:
-    if value >= 1e6:
-        return f"{value:.1e} s"
-    return f"{value:,.0f} s" if value >= 10 else f"{value:.2g} s"
-
-
-def _runs(part: Part, work: Workload, per_shot: bool) -> int:
-    """Independent simulations: one per shot for trajectories, else one per state."""
-    states = work.bindings * work.bases
-    return states * work.shots if per_shot else states
-
-
-def _estimate(
-    method: str,
-    part: Part,
-    order: tuple[int, ...],
-    work: Workload,
-    noisy: bool,
-    settings: PlanSettings,
-    probed: int = 0,
-) -> Estimate:
-    """Memory and CPU time of ``method`` on ``part``; ``fits`` against the device's limit."""
-    k = part.width
-    gates = part.operations * (2 if noisy else 1)  # each noisy gate is followed by its error
-    trajectories = noisy or part.per_shot
-    samples = work.shots * work.bindings * work.bases
-    device, limit = "CPU", settings.memory_limit_mb
-    note = ""
-    if method in ("statevector", "density_matrix"):
-        exponent = k if method == "statevector" else 2 * k
-        memory = math.ldexp(16.0, exponent) / 2**20 if exponent < 1000 else math.inf
-        per_shot = trajectories and method == "statevector" or part.per_shot
-        runs = _runs(part, work, per_shot)
-        cpu = (
-            runs * (gates * math.ldexp(_AMPLITUDE_GATE, min(exponent, 1000)) + 2e-5)
-            + samples * k * 1e-7
-        )
-        if settings.gpu_memory_mb:
-            device, limit = "GPU", settings.gpu_memory_mb
-    elif method == "stabilizer":
-        memory = (2 * k) ** 2 / 8 / 2**20
-        runs = _runs(part, work, True)
-        measures = max(1, len(part.clbits))
-        cpu = (
-            runs * measures * k * _MEASURE_ROW
-            + _runs(part, work, trajectories) * gates * k * _TABLEAU_GATE
-        )
-    elif method == "matrix_product_state":
-        exponents = bond_exponents(part, order)
-        if probed:
-            exponents = [min(e, math.ceil(math.log2(probed))) for e in exponents]
-        memory = mps_memory_mb(exponents, settings.mps_max_bond)
-        top = max(exponents, default=0)
-        chi = min(math.ldexp(1.0, min(top, 1000)), settings.mps_max_bond or math.inf)
-        two = sum(1 for _ in part.links)
-        cpu = (
-            _runs(part, work, trajectories)
-            * (two * (chi**3 * 2e-8 + _MPS_TWO) + (gates - two) * _MPS_ONE)
-            + samples * k * chi**2 * _MPS_SAMPLE
-        )
-        note = (
-            f"bond dimension up to 2^{top}"
-            if not settings.mps_max_bond or chi < settings.mps_max_bond
-            else f"bond dimension capped at {settings.mps_max_bond}"
-        )
-        if probed:
-            note += f", {probed} measured on an ideal run"
-    else:
-        size = _OTHER_STATE_BYTES.get(method)
-        memory = size(k) / 2**20 if size else 0.0
-        cpu = 0.0
-    return Estimate(method, memory, cpu, memory <= limit, device, note)
 
 
 def _stabilizer(
@@ -332,7 +200,7 @@ def _plan_part(
         if method == "matrix_product_state":
             others = [e.cpu_seconds for e in considered if e.fits]
             probed = _probed_bond(part, order, settings, probe, min(others, default=math.inf))
-        estimate = _estimate(method, part, order, work, noise.noisy, settings, probed)
+        estimate = estimate_method(method, part, order, work, noise.noisy, settings, probed)
         if method == "stabilizer":
             kind, why = _stabilizer(part, non_clifford, example, noise, settings)
             if kind is None:
@@ -349,7 +217,7 @@ def _plan_part(
     if forced:
         why = f"QRS_SIMULATION_METHOD={forced}"
     elif best.method != "stabilizer":
-        rivals = [f"{e.method} ~{_seconds(e.cpu_seconds)}" for e in fitting if e is not best]
+        rivals = [f"{e.method} ~{seconds(e.cpu_seconds)}" for e in fitting if e is not best]
         why = "fastest that fits" + (f" (vs {', '.join(rivals)})" if rivals else "")
         if best.method == "matrix_product_state":
             why += f", {best.note}"
@@ -419,20 +287,6 @@ def _refusal(part: Part, considered: list[Estimate], settings: PlanSettings) -> 
         f"No simulation plan fits: a {part.width}-qubit circuit part (qubits {shown}) needs "
         + "; ".join(e.describe() for e in considered)
         + f" — above {limits}. {hint}"
-    )
-
-
-def workload(kind: str, pub: Any) -> Workload:
-    """Shots, bindings and measurement bases of a coerced Sampler or Estimator pub."""
-    bindings = max(1, pub.parameter_values.size)
-    if kind == "sampler":
-        return Workload(shots=int(pub.shots), bindings=bindings)
-    from .observables import measurement_bases
-
-    return Workload(
-        shots=math.ceil(1.0 / pub.precision**2),
-        bindings=bindings,
-        bases=measurement_bases(pub.observables),
     )
 
 

@@ -37,7 +37,7 @@ lint: $(LINT_STAMP)
 	$(BIN)/ruff format --check qrs
 	$(BIN)/mypy
 
-## Apply ruff's fixes and formatting to qrs/ (then `make lint` passes its ruff half).
+## Apply ruff's safe fixes and its formatting to qrs/ (then `make lint` passes its ruff half).
 format: $(LINT_STAMP)
 	$(BIN)/ruff check --fix qrs
 	$(BIN)/ruff format qrs

@@ -65,7 +65,7 @@ def prepare_data_dir(config: Config) -> None:
     load_secret(Path(config.data_dir) / "secret.key")
 
 
-def create_app(config: Config | None = None, executor: "BaseExecutor | None" = None) -> Flask:
+def create_app(config: Config | None = None, executor: BaseExecutor | None = None) -> Flask:
     """Build the WSGI app: the only place where QRS's parts are wired together.
 
     ``config`` defaults to ``Config.from_env()``; ``executor`` defaults to the one
@@ -79,8 +79,10 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
 
     config = config or Config.from_env()
     private_files()
-    from . import metrics  # before anything imports prometheus_client: see metrics.py
-    from . import compat
+    from . import (
+        compat,
+        metrics,  # before anything imports prometheus_client: see metrics.py
+    )
 
     metrics.enable(config.data_dir)
     from . import http_guard
@@ -110,15 +112,28 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     metadata = BackendMetadataProvider()
     executor = executor or resolve(config.executor)
     testkit = create_testkit(config, store)  # None unless QRS_CONTROL_API or QRS_SCENARIO
-    runner = Runner(store, executor, config, on_event=metrics.on_job_event,
-                    claim=testkit.claim if testkit else None)
+    runner = Runner(
+        store,
+        executor,
+        config,
+        on_event=metrics.on_job_event,
+        claim=testkit.claim if testkit else None,
+    )
     if config.start_runner:
         runner.preflight()
-    auth = Auth(store, config.data_dir, config.api_keys_file, config.token_ttl_seconds,
-                mode=config.auth)
+    auth = Auth(
+        store, config.data_dir, config.api_keys_file, config.token_ttl_seconds, mode=config.auth
+    )
     auth.check_at_start()
-    registry = Registry(config=config, store=store, metadata=metadata, executor=executor,
-                        runner=runner, auth=auth, validator=make_validator(config))
+    registry = Registry(
+        config=config,
+        store=store,
+        metadata=metadata,
+        executor=executor,
+        runner=runner,
+        auth=auth,
+        validator=make_validator(config),
+    )
     app.extensions["qrs"] = registry
 
     register_error_handlers(app)
@@ -141,16 +156,22 @@ def create_app(config: Config | None = None, executor: "BaseExecutor | None" = N
     if testkit is not None:
         testkit.install(app)  # outermost: faults and the journal see what the client sent
     logging.getLogger(__name__).info(
-        "QRS %s: data in %s, %s executor, %s mode", __version__, config.data_dir,
+        "QRS %s: data in %s, %s executor, %s mode",
+        __version__,
+        config.data_dir,
         runner.executor_name,
-        "open" if registry.auth.open_mode else "API-key")
+        "open" if registry.auth.open_mode else "API-key",
+    )
     if config.auth == "open" and store.has_api_keys():
         logging.getLogger(__name__).warning(
             "QRS_AUTH=open: the API keys that exist are ignored and every caller is the "
-            "shared admin user.")
+            "shared admin user."
+        )
     if registry.auth.open_mode and not is_loopback(config.host):
         logging.getLogger(__name__).warning(
             "Open mode on %s: no API key is configured, so anyone who can reach this "
             "address may submit jobs and read every job. Create a key with "
-            "'qrs keys create --user NAME' (or set QRS_API_KEYS_FILE).", config.host)
+            "'qrs keys create --user NAME' (or set QRS_API_KEYS_FILE).",
+            config.host,
+        )
     return app

@@ -110,8 +110,14 @@ class Auth:
     server stays in key mode, so revoking the last key cannot turn authentication off.
     """
 
-    def __init__(self, store: Store, data_dir: str, keys_file: str = "",
-                 token_ttl_seconds: int = 3600, mode: str = "auto") -> None:
+    def __init__(
+        self,
+        store: Store,
+        data_dir: str,
+        keys_file: str = "",
+        token_ttl_seconds: int = 3600,
+        mode: str = "auto",
+    ) -> None:
         self.store = store
         self.keys_file = Path(keys_file) if keys_file else None
         self.token_ttl = token_ttl_seconds
@@ -126,9 +132,12 @@ class Auth:
             return
         parsed = self._file_keys()
         if parsed.error:
-            log.error("QRS_API_KEYS_FILE=%s cannot be read (%s): none of its keys is "
-                      "accepted, and the server stays in key mode.", self.keys_file,
-                      parsed.error)
+            log.error(
+                "QRS_API_KEYS_FILE=%s cannot be read (%s): none of its keys is "
+                "accepted, and the server stays in key mode.",
+                self.keys_file,
+                parsed.error,
+            )
 
     def _file_keys(self) -> KeysFile:
         """The keys file, re-read when it changes (so edits apply at once)."""
@@ -153,13 +162,17 @@ class Auth:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
-            log.error("QRS_API_KEYS_FILE=%s cannot be read (%s); its keys are refused.",
-                      path, reason)
+            log.error(
+                "QRS_API_KEYS_FILE=%s cannot be read (%s); its keys are refused.", path, reason
+            )
             return KeysFile({}, reason)
         if info is not None and info.st_mode & 0o077:
-            log.warning("QRS_API_KEYS_FILE=%s is readable by other users (mode %o); "
-                        "'chmod 600' it, or list hashed keys (user:sha256:<hex>).",
-                        path, info.st_mode & 0o777)
+            log.warning(
+                "QRS_API_KEYS_FILE=%s is readable by other users (mode %o); "
+                "'chmod 600' it, or list hashed keys (user:sha256:<hex>).",
+                path,
+                info.st_mode & 0o777,
+            )
         keys, problems = parse_keys_file(text)
         for problem in problems:
             log.warning("QRS_API_KEYS_FILE=%s: %s.", path, problem)
@@ -188,8 +201,10 @@ class Auth:
             return User(row["user_id"], bool(row["admin"])), row["id"]
         user = self._file_keys().keys.get(digest)
         if user is None:
-            raise Unauthorized("Invalid API key: it is unknown or was revoked. Ask the server's "
-                               "operator for a key ('qrs keys create --user NAME').")
+            raise Unauthorized(
+                "Invalid API key: it is unknown or was revoked. Ask the server's "
+                "operator for a key ('qrs keys create --user NAME')."
+            )
         return user, "file:" + digest[:16]
 
     def _key_active(self, key_id: str) -> bool:
@@ -202,41 +217,60 @@ class Auth:
         """The IAM-style token answer the client expects."""
         user, key_id = (User(SHARED_USER), "") if self.open_mode else self.user_for_key(key)
         now = int(time.time())
-        claims = {"sub": user.id, "admin": user.admin, "iat": now, "exp": now + self.token_ttl,
-                  "kid": key_id}
+        claims = {
+            "sub": user.id,
+            "admin": user.admin,
+            "iat": now,
+            "exp": now + self.token_ttl,
+            "kid": key_id,
+        }
         token = jwt.encode(claims, self.secret, algorithm="HS256")
-        return {"access_token": token, "refresh_token": "not_supported", "token_type": "Bearer",
-                "expires_in": self.token_ttl, "expiration": now + self.token_ttl,
-                "scope": "ibm openid"}
+        return {
+            "access_token": token,
+            "refresh_token": "not_supported",
+            "token_type": "Bearer",
+            "expires_in": self.token_ttl,
+            "expiration": now + self.token_ttl,
+            "scope": "ibm openid",
+        }
 
     def user_for_header(self, header: str | None) -> User:
         """Verify ``Authorization: Bearer <token>``; raise ``Unauthorized`` with the reason."""
         if self.open_mode:
             return User(SHARED_USER, admin=True)
         if not header:
-            raise Unauthorized("Missing Authorization header; the client sends "
-                               "'Bearer <token>' obtained from POST /identity/token.")
+            raise Unauthorized(
+                "Missing Authorization header; the client sends "
+                "'Bearer <token>' obtained from POST /identity/token."
+            )
         scheme, _, token = header.partition(" ")
         if scheme.lower() == "apikey":
             return self.user_for_key(token.strip())[0]
         if scheme.lower() != "bearer" or not token.strip():
             raise Unauthorized("Malformed Authorization header; expected 'Bearer <token>'.")
         try:
-            claims = jwt.decode(token.strip(), self.secret, algorithms=["HS256"],
-                                options={"require": ["exp", "iat", "sub"]})
+            claims = jwt.decode(
+                token.strip(),
+                self.secret,
+                algorithms=["HS256"],
+                options={"require": ["exp", "iat", "sub"]},
+            )
         except jwt.ExpiredSignatureError:
-            raise Unauthorized("The access token has expired; the client fetches a new one "
-                               "from POST /identity/token.") from None
+            raise Unauthorized(
+                "The access token has expired; the client fetches a new one "
+                "from POST /identity/token."
+            ) from None
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"Invalid access token: {exc}.") from None
         key_id = str(claims.get("kid", ""))
         if not key_id:
-            raise Unauthorized("This token was issued before the server had API keys; "
-                               "connect again with an API key.")
+            raise Unauthorized(
+                "This token was issued before the server had API keys; "
+                "connect again with an API key."
+            )
         if not self._key_active(key_id):
             raise Unauthorized("The API key behind this token was revoked.")
         return User(str(claims["sub"]), bool(claims.get("admin")))
-
 
 
 def load_secret(path: Path) -> bytes:
@@ -265,5 +299,6 @@ def load_secret(path: Path) -> bytes:
         raise StartupError(
             f"{path} holds a {len(secret)}-byte signing secret; at least {MIN_SECRET_BYTES} "
             "bytes are needed. Delete the file to have a new one made (tokens signed with "
-            "the old one stop working).")
+            "the old one stop working)."
+        )
     return secret

@@ -34,10 +34,14 @@ class BatchRule:
     program: str = Program.SAMPLER.value
 
     @classmethod
-    def from_config(cls, config: "Config") -> "BatchRule":
+    def from_config(cls, config: Config) -> BatchRule:
         return cls(max_jobs=max(1, config.batch_max_jobs), max_qubits=config.batch_max_qubits)
 
     def admits(self, program_id: str, session_id: str | None, width: int) -> bool:
         """Whether a job like this may lead a batch (and so be joined by others)."""
-        return (self.max_jobs > 1 and program_id == self.program and session_id is None
-                and width <= self.max_qubits)
+        return (
+            self.max_jobs > 1
+            and program_id == self.program
+            and session_id is None
+            and width <= self.max_qubits
+        )

@@ -7,7 +7,8 @@ as wide as the device, but only the qubits an instruction touches are simulated.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -75,8 +76,9 @@ def unsupported_instructions(circuit: Any, supported: frozenset[str]) -> set[str
     return missing
 
 
-def check_instructions(circuits: Iterable[Any], supported: frozenset[str], backend: str,
-                       where: str) -> None:
+def check_instructions(
+    circuits: Iterable[Any], supported: frozenset[str], backend: str, where: str
+) -> None:
     """Refuse circuits the device cannot run (not transpiled for it), as IBM does at submit.
 
     ``where`` names the list the circuits came from in the message (``params.pubs``,
@@ -88,4 +90,5 @@ def check_instructions(circuits: Iterable[Any], supported: frozenset[str], backe
             raise InvalidInput(
                 f"{where}[{index}]: the circuit uses {', '.join(sorted(missing))}, which "
                 f"{backend} does not support. Transpile it for the backend first, e.g. with "
-                "generate_preset_pass_manager(backend=backend).run(circuit).")
+                "generate_preset_pass_manager(backend=backend).run(circuit)."
+            )

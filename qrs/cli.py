@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from .config import Config
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
     from .store import Store
 
 
-def _store(config: Config) -> "Store":
+def _store(config: Config) -> Store:
     """The server's store, opened on ``QRS_DATA_DIR`` (safe while a server runs on it)."""
     from .store import Store
 
@@ -83,8 +84,10 @@ def cmd_keys(args: argparse.Namespace, config: Config) -> int:
     if args.keys_command == "create":
         key = new_key()
         key_id = store.add_api_key(args.user, hash_key(key), admin=args.admin)
-        print(f"Created {'admin ' if args.admin else ''}key {key_id} for user {args.user}. "
-              f"Keep it secret; it is shown only once:\n{key}")
+        print(
+            f"Created {'admin ' if args.admin else ''}key {key_id} for user {args.user}. "
+            f"Keep it secret; it is shown only once:\n{key}"
+        )
     elif args.keys_command == "list":
         for row in store.list_api_keys():
             state = "revoked" if row["revoked_at"] else "active"
@@ -132,9 +135,11 @@ def cmd_backup(args: argparse.Namespace, config: Config) -> int:
     except (FileNotFoundError, FileExistsError) as exc:
         print(f"qrs backup: {exc}", file=sys.stderr)
         return 1
-    print(f"Backed up {config.data_dir} to {summary.path}: database "
-          f"{summary.database_bytes / 2**20:.1f} MiB, {summary.files} payload files. "
-          f"Serve it with QRS_DATA_DIR={summary.path}.")
+    print(
+        f"Backed up {config.data_dir} to {summary.path}: database "
+        f"{summary.database_bytes / 2**20:.1f} MiB, {summary.files} payload files. "
+        f"Serve it with QRS_DATA_DIR={summary.path}."
+    )
     return 0
 
 
@@ -168,8 +173,10 @@ def cmd_bench(args: argparse.Namespace, config: Config) -> int:
 
     script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
     if not script.exists():
-        print(f"No benchmarks at {script}: 'qrs bench' runs from a source checkout of QRS.",
-              file=sys.stderr)
+        print(
+            f"No benchmarks at {script}: 'qrs bench' runs from a source checkout of QRS.",
+            file=sys.stderr,
+        )
         return 1
     return subprocess.call([sys.executable, str(script), *args.extra])
 
@@ -182,8 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="start the server")
     serve.add_argument("--dev", action="store_true", help="werkzeug dev server, one process")
     serve.add_argument("--gunicorn-config", default="gunicorn.conf.py")
-    serve.add_argument("--scenario", metavar="FILE",
-                       help="a test scenario (JSON) in force from the start; see docs/testing.md")
+    serve.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="a test scenario (JSON) in force from the start; see docs/testing.md",
+    )
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run jobs without serving HTTP (production layout)")
@@ -198,8 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id, or all keys of a user")
     revoke.add_argument("key_id")
     hashed = keys_sub.add_parser(
-        "hash", help="print sha256:<hex> of a key, for 'user:sha256:<hex>' lines in "
-                     "QRS_API_KEYS_FILE")
+        "hash",
+        help="print sha256:<hex> of a key, for 'user:sha256:<hex>' lines in QRS_API_KEYS_FILE",
+    )
     hashed.add_argument("key", nargs="?", help="the key (default: read one line from stdin)")
     keys.set_defaults(func=cmd_keys)
 
@@ -214,10 +225,13 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("job_id")
     jobs.set_defaults(func=cmd_jobs)
 
-    backup = sub.add_parser("backup", help="copy the data directory (safe while serving)",
-                            description="Copy QRS_DATA_DIR to the new directory PATH: the "
-                                        "database with SQLite's online backup API, then the "
-                                        "payload files. PATH works as a QRS_DATA_DIR.")
+    backup = sub.add_parser(
+        "backup",
+        help="copy the data directory (safe while serving)",
+        description="Copy QRS_DATA_DIR to the new directory PATH: the "
+        "database with SQLite's online backup API, then the "
+        "payload files. PATH works as a QRS_DATA_DIR.",
+    )
     backup.add_argument("path")
     backup.set_defaults(func=cmd_backup)
 
@@ -225,13 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
     backends.set_defaults(func=cmd_backends)
 
     site = sub.add_parser("nginx-site", help="print the nginx site for these settings")
-    site.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                      help="a template field, e.g. QRS_TOKEN_RATE=30r/m")
+    site.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a template field, e.g. QRS_TOKEN_RATE=30r/m",
+    )
     site.set_defaults(func=cmd_nginx_site)
 
-    bench = sub.add_parser("bench", help="run the benchmarks and print their table",
-                           description="Arguments after 'bench' go to benchmarks/bench.py "
-                                       "(--quick, --only heavy,tiny,client,cache,list).")
+    bench = sub.add_parser(
+        "bench",
+        help="run the benchmarks and print their table",
+        description="Arguments after 'bench' go to benchmarks/bench.py "
+        "(--quick, --only heavy,tiny,client,cache,list).",
+    )
     bench.set_defaults(func=cmd_bench)
     return parser
 

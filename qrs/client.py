@@ -40,8 +40,9 @@ def _bypass_proxies(host: str) -> None:
             os.environ[name] = ",".join([*entries, host])
 
 
-def connect(url: str = "http://127.0.0.1:8000", token: str = "qrs", guard: bool = True,
-            **kwargs: Any):
+def connect(
+    url: str = "http://127.0.0.1:8000", token: str = "qrs", guard: bool = True, **kwargs: Any
+):
     """A ``QiskitRuntimeService`` talking to the QRS server at ``url``.
 
     Sets ``IAM_URL`` (process-wide) before the client exists, so the key goes to QRS's
@@ -57,6 +58,11 @@ def connect(url: str = "http://127.0.0.1:8000", token: str = "qrs", guard: bool 
     _bypass_proxies(host)
     if guard:  # the host, and the names the client derives from it (qrs/hosts.py)
         keyguard.arm(*([host] if _is_address(host) else public_names(host)))
-    return QiskitRuntimeService(channel="ibm_quantum_platform", token=token, url=base,
-                                instance=INSTANCE,
-                                url_resolver=lambda u, *_: u.rstrip("/") + "/api/v1", **kwargs)
+    return QiskitRuntimeService(
+        channel="ibm_quantum_platform",
+        token=token,
+        url=base,
+        instance=INSTANCE,
+        url_resolver=lambda u, *_: u.rstrip("/") + "/api/v1",
+        **kwargs,
+    )

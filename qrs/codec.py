@@ -56,22 +56,26 @@ def decode_runtime_json(text: str | dict) -> Any:
 
     try:
         with _DECODE_LOCK:
-            return json.loads(text if isinstance(text, str) else json.dumps(text),
-                              cls=RestrictedDecoder)
+            return json.loads(
+                text if isinstance(text, str) else json.dumps(text), cls=RestrictedDecoder
+            )
     except InvalidInput:
         raise
     except (KeyboardInterrupt, SystemExit):
         raise
     except MemoryError:
-        raise PayloadTooLarge("params could not be decoded within the memory this server "
-                              "allows for it (QRS_VALIDATION_MEMORY_MB); send a smaller "
-                              "job.") from None
+        raise PayloadTooLarge(
+            "params could not be decoded within the memory this server "
+            "allows for it (QRS_VALIDATION_MEMORY_MB); send a smaller "
+            "job."
+        ) from None
     except BaseException as exc:  # noqa: B036 - qiskit's Rust QPY reader panics as BaseException
         # Malformed QPY, base64, zlib or JSON: all the user's input. Rust errors carry a
         # multi-line coloured backtrace; the first line says what was wrong.
         reason = (str(exc).strip().splitlines() or [""])[0][:300]
-        raise InvalidInput(f"params could not be decoded: {type(exc).__name__}: {reason}") \
-            from None
+        raise InvalidInput(
+            f"params could not be decoded: {type(exc).__name__}: {reason}"
+        ) from None
 
 
 def decode_params(text: str | dict, program_id: str) -> DecodedParams:
@@ -100,7 +104,7 @@ def decode_params(text: str | dict, program_id: str) -> DecodedParams:
     return DecodedParams(pubs=decoded, options=options, extra=raw)
 
 
-def coerce_pubs(program_id: str, pubs: list[tuple], default: float | int | None) -> list[Any]:
+def coerce_pubs(program_id: str, pubs: list[tuple], default: float | None) -> list[Any]:
     """Turn decoded pub tuples into qiskit ``SamplerPub``/``EstimatorPub`` objects."""
     from qiskit.primitives.containers.estimator_pub import EstimatorPub
     from qiskit.primitives.containers.sampler_pub import SamplerPub
@@ -111,11 +115,10 @@ def coerce_pubs(program_id: str, pubs: list[tuple], default: float | int | None)
         try:
             out.append(coerce(pub, default))
         except Exception as exc:
-            raise InvalidInput(f"params.pubs[{index}] is not a valid {program_id} pub: {exc}") \
-                from None
+            raise InvalidInput(
+                f"params.pubs[{index}] is not a valid {program_id} pub: {exc}"
+            ) from None
     return out
-
-
 
 
 def encode_result(result: Any, window: tuple[datetime, datetime] | None = None) -> str:

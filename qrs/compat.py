@@ -15,28 +15,142 @@ What                                                   Used by
 ``AerSimulator._options``                              simulator views with other options
 ``qiskit.qpy.formats``                                 QPY headers read before decoding
 ``quantum_program.params_converters``                  executor params decoding
+``QuantumProgram._semantic_role``                      the client's mitigation programs
+``NoiseModel._custom_noise_passes``, ``_func``         delay relaxation, memoized
+``INTERNAL``: the client's ``executor_*``, ``decoders``  legacy options and results on
+  and ``noise_learner_v3`` modules, and the wire          the client's own mitigation,
+  schemas of ``ibm_quantum_schemas``, samplomatic's      noise learning and result
+  internals                                               encoding
 =====================================================  ==================================
+
+Names in ``INTERNAL`` are imported from here (``from qrs.compat import
+finalize_estimator_options``): the module resolves them lazily, on first use, so that
+importing ``qrs.compat`` stays cheap, and ``check()`` resolves all of them.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata as dist_metadata
-from typing import Any, Callable
+from typing import Any
 
 #: Packages whose versions a compatibility failure names.
 PACKAGES = ("qiskit", "qiskit-ibm-runtime", "qiskit-aer", "samplomatic")
 
 #: Error tables of a NoiseModel, by attribute (all private).
-_NOISE_TABLES = ("_default_quantum_errors", "_default_readout_error", "_local_quantum_errors",
-                 "_local_readout_errors")
+_NOISE_TABLES = (
+    "_default_quantum_errors",
+    "_default_readout_error",
+    "_local_quantum_errors",
+    "_local_readout_errors",
+)
 #: Names ``payload_guard`` reads from ``qiskit.qpy.formats``.
-_QPY_NAMES = ("FILE_HEADER", "FILE_HEADER_PACK", "FILE_HEADER_SIZE", "FILE_HEADER_V10",
-              "FILE_HEADER_V10_PACK", "FILE_HEADER_V10_SIZE", "CIRCUIT_TABLE_ENTRY_PACK",
-              "CIRCUIT_TABLE_ENTRY_SIZE", "CIRCUIT_HEADER_V12", "CIRCUIT_HEADER_V12_PACK",
-              "CIRCUIT_HEADER_V12_SIZE", "CIRCUIT_HEADER_V2", "CIRCUIT_HEADER_V2_PACK",
-              "CIRCUIT_HEADER_V2_SIZE")
+_QPY_NAMES = (
+    "FILE_HEADER",
+    "FILE_HEADER_PACK",
+    "FILE_HEADER_SIZE",
+    "FILE_HEADER_V10",
+    "FILE_HEADER_V10_PACK",
+    "FILE_HEADER_V10_SIZE",
+    "CIRCUIT_TABLE_ENTRY_PACK",
+    "CIRCUIT_TABLE_ENTRY_SIZE",
+    "CIRCUIT_HEADER_V12",
+    "CIRCUIT_HEADER_V12_PACK",
+    "CIRCUIT_HEADER_V12_SIZE",
+    "CIRCUIT_HEADER_V2",
+    "CIRCUIT_HEADER_V2_PACK",
+    "CIRCUIT_HEADER_V2_SIZE",
+)
+
+
+_RUNTIME = "qiskit_ibm_runtime"
+#: Internal names of the client and its companions, by the name QRS imports them under:
+#: ``(module, attribute)``. None is part of a package's documented API.
+INTERNAL: dict[str, tuple[str, str]] = {
+    # The client-side Estimator/Sampler/NoiseLearner machinery (legacy options mapped on it).
+    "estimator_prepare": (f"{_RUNTIME}.executor_estimator.prepare", "prepare"),
+    "normalise_extrapolator": (f"{_RUNTIME}.executor_estimator.prepare", "normalise_extrapolator"),
+    "finalize_estimator_options": (
+        f"{_RUNTIME}.executor_estimator.finalize_options",
+        "finalize_estimator_options",
+    ),
+    "resolve_noise_factors": (f"{_RUNTIME}.executor_estimator.utils", "resolve_noise_factors"),
+    "validate_noise_factors": (f"{_RUNTIME}.executor_estimator.utils", "validate_noise_factors"),
+    "sampler_prepare": (f"{_RUNTIME}.executor_sampler.prepare", "prepare"),
+    "finalize_sampler_options": (
+        f"{_RUNTIME}.executor_sampler.finalize_options",
+        "finalize_sampler_options",
+    ),
+    "validate_meas_type_twirling": (
+        f"{_RUNTIME}.executor_sampler.utils",
+        "validate_meas_type_twirling",
+    ),
+    "noise_learner_prepare": (f"{_RUNTIME}.executor_noise_learner.prepare", "prepare"),
+    "ExtrapolatorType": (f"{_RUNTIME}.options.zne_options", "ExtrapolatorType"),
+    # The client's result decoders and post-processors.
+    "ExecutorResultDecoder": (f"{_RUNTIME}.decoders.executor.decoder", "ExecutorResultDecoder"),
+    "ClientSideEstimatorDecoder": (
+        f"{_RUNTIME}.decoders.executor_estimator.decoder",
+        "ClientSideEstimatorDecoder",
+    ),
+    "ClientSideSamplerResultDecoder": (
+        f"{_RUNTIME}.decoders.executor_sampler.decoder",
+        "ClientSideSamplerResultDecoder",
+    ),
+    "ClientSideNoiseLearnerResultDecoder": (
+        f"{_RUNTIME}.decoders.executor_noise_learner.decoder",
+        "ClientSideNoiseLearnerResultDecoder",
+    ),
+    "noise_learner_v3_post_processor_v0_1": (
+        f"{_RUNTIME}.decoders.executor_noise_learner.post_processor_v0_1",
+        "noise_learner_v3_post_processor_v0_1",
+    ),
+    # Params converters: the wire format of executor and NoiseLearnerV3 jobs.
+    "QUANTUM_PROGRAM_PARAMS_CONVERTERS": (
+        f"{_RUNTIME}.quantum_program.params_converters",
+        "QUANTUM_PROGRAM_PARAMS_CONVERTERS",
+    ),
+    "NOISE_LEARNER_V3_PARAMS_CONVERTERS": (
+        f"{_RUNTIME}.noise_learner_v3.params_converters",
+        "NOISE_LEARNER_V3_PARAMS_CONVERTERS",
+    ),
+    "noise_learner_v3_result_to_0_3": (
+        f"{_RUNTIME}.noise_learner_v3.converters.version_0_3",
+        "noise_learner_v3_result_to_0_3",
+    ),
+    # Wire schemas (pydantic models) the client validates against.
+    "EstimatorOptionsModel": ("ibm_quantum_schemas.estimator.version_0_1", "OptionsModel"),
+    "SamplerOptionsModel": ("ibm_quantum_schemas.sampler.version_0_1", "OptionsModel"),
+    "CompressedTensorModel": ("ibm_quantum_schemas.common", "CompressedTensorModel"),
+    "SchemaChunkPart": ("ibm_quantum_schemas.executor.version_2_0", "ChunkPart"),
+    "SchemaChunkSpan": ("ibm_quantum_schemas.executor.version_2_0", "ChunkSpan"),
+    "ItemMetadataModel": ("ibm_quantum_schemas.executor.version_2_0", "ItemMetadataModel"),
+    "MetadataModel": ("ibm_quantum_schemas.executor.version_2_0", "MetadataModel"),
+    "QuantumProgramResultItemModel": (
+        "ibm_quantum_schemas.executor.version_2_0",
+        "QuantumProgramResultItemModel",
+    ),
+    "QuantumProgramResultModel": (
+        "ibm_quantum_schemas.executor.version_2_0",
+        "QuantumProgramResultModel",
+    ),
+    # samplomatic's samplex internals.
+    "TwirlSamplingNode": ("samplomatic.samplex.nodes", "TwirlSamplingNode"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """``from qrs.compat import <a name of INTERNAL>``: imported on first use (PEP 562)."""
+    try:
+        module, attribute = INTERNAL[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module), attribute)
+    globals()[name] = value
+    return value
 
 
 class IncompatibleDependency(RuntimeError):
@@ -46,7 +160,8 @@ class IncompatibleDependency(RuntimeError):
 def broadcast_sample(samplex: Any, arguments: Any, shape: tuple[int, ...], rng: Any) -> Any:
     """The client reference's samplex draw over an item's broadcast axes."""
     from qiskit_ibm_runtime.fake_provider.executor.broadcast_sample import (
-        broadcast_sample as sample)
+        broadcast_sample as sample,
+    )
 
     return sample(samplex, arguments, shape, rng)
 
@@ -90,6 +205,34 @@ def qpy_formats() -> Any:
     return formats
 
 
+def set_semantic_role(program: Any, role: str) -> None:
+    """Mark a client QuantumProgram as the ``role`` program (``estimator_v2``, ...).
+
+    The client's own Estimator/Sampler set this private field; its decoders dispatch on it.
+    """
+    program._semantic_role = role
+
+
+def noise_passes(noise_model: Any) -> list[Any]:
+    """The custom noise passes of an Aer NoiseModel (delay relaxation of device models)."""
+    return list(getattr(noise_model, "_custom_noise_passes", None) or [])
+
+
+def set_noise_passes(noise_model: Any, passes: list[Any]) -> None:
+    """Replace a NoiseModel's custom noise passes (Aer has no public setter)."""
+    noise_model._custom_noise_passes = passes
+
+
+def noise_pass_function(noise_pass: Any) -> Callable[..., Any]:
+    """The error function of an Aer ``LocalNoisePass``."""
+    return noise_pass._func
+
+
+def set_noise_pass_function(noise_pass: Any, func: Callable[..., Any]) -> None:
+    """Replace a ``LocalNoisePass``'s error function (to memoize it)."""
+    noise_pass._func = func
+
+
 def versions() -> str:
     """``qiskit 2.6.2, qiskit-ibm-runtime 0.51.0, ...`` as installed."""
     found = []
@@ -131,16 +274,43 @@ def _checks() -> list[tuple[str, Callable[[], object]]]:
 
     def converters() -> object:
         from qiskit_ibm_runtime.quantum_program.params_converters import (
-            QUANTUM_PROGRAM_PARAMS_CONVERTERS)
+            QUANTUM_PROGRAM_PARAMS_CONVERTERS,
+        )
 
         return QUANTUM_PROGRAM_PARAMS_CONVERTERS["v2.0"]
 
-    return [("qiskit_ibm_runtime.fake_provider.executor.broadcast_sample", samplex),
-            ("qiskit_ibm_runtime FakeBackendV2._load_json", load_json),
-            ("qiskit_aer NoiseModel error tables (" + ", ".join(_NOISE_TABLES) + ")", tables),
-            ("qiskit_aer AerSimulator._options.update_options", options),
-            ("qiskit.qpy.formats header layouts", qpy),
-            ("qiskit_ibm_runtime.quantum_program.params_converters v2.0", converters)]
+    def role() -> object:
+        from qiskit_ibm_runtime import QuantumProgram
+
+        return QuantumProgram(shots=1)._semantic_role
+
+    def passes() -> object:
+        from qiskit_aer.noise import NoiseModel
+        from qiskit_aer.noise.passes import LocalNoisePass
+
+        model = NoiseModel()
+        model._custom_noise_passes  # noqa: B018 (the probe is the attribute lookup)
+        return LocalNoisePass(lambda *_: None)._func
+
+    internal = [
+        (
+            f"{module}.{attribute}",
+            lambda module=module, attribute=attribute: getattr(
+                importlib.import_module(module), attribute
+            ),
+        )
+        for module, attribute in INTERNAL.values()
+    ]
+    return internal + [
+        ("qiskit_ibm_runtime QuantumProgram._semantic_role", role),
+        ("qiskit_aer NoiseModel._custom_noise_passes, LocalNoisePass._func", passes),
+        ("qiskit_ibm_runtime.fake_provider.executor.broadcast_sample", samplex),
+        ("qiskit_ibm_runtime FakeBackendV2._load_json", load_json),
+        ("qiskit_aer NoiseModel error tables (" + ", ".join(_NOISE_TABLES) + ")", tables),
+        ("qiskit_aer AerSimulator._options.update_options", options),
+        ("qiskit.qpy.formats header layouts", qpy),
+        ("qiskit_ibm_runtime.quantum_program.params_converters v2.0", converters),
+    ]
 
 
 def check() -> None:
@@ -154,6 +324,10 @@ def check() -> None:
             missing.append(f"{what} ({type(exc).__name__}: {exc})")
     if missing:
         raise IncompatibleDependency(
-            "QRS cannot run with the installed qiskit packages (" + versions() + "): "
-            + "; ".join(missing) + ". Install the versions setup.cfg allows "
-            "(pip install -e .), or a QRS release made for these.")
+            "QRS cannot run with the installed qiskit packages ("
+            + versions()
+            + "): "
+            + "; ".join(missing)
+            + ". Install the versions setup.cfg allows "
+            "(pip install -e .), or a QRS release made for these."
+        )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, Mapping
+from typing import Any
 
 
 def _cpu_count() -> int:
@@ -176,13 +177,14 @@ class Config:
         if self.auth not in ("auto", "keys", "open"):
             raise ValueError(f"QRS_AUTH={self.auth!r}: use auto, keys or open")
         if self.validation_process not in ("auto", "1", "0"):
-            raise ValueError(f"QRS_VALIDATION_PROCESS={self.validation_process!r}: use auto, "
-                             "1 or 0")
+            raise ValueError(
+                f"QRS_VALIDATION_PROCESS={self.validation_process!r}: use auto, 1 or 0"
+            )
         if self.cookie_secure not in ("auto", "1", "0"):
             raise ValueError(f"QRS_COOKIE_SECURE={self.cookie_secure!r}: use auto, 1 or 0")
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Config":
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Config:
         """Build a config from ``QRS_*`` variables; ``overrides`` win over the environment."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -202,7 +204,7 @@ class Config:
         client's default URL resolver sends its API calls to ``quantum.<host>/api/v1``."""
         return f"crn:v1:qrs:public:quantum-computing:us-east:a/qrs:{self.instance_name}::"
 
-    def replace(self, **changes: Any) -> "Config":
+    def replace(self, **changes: Any) -> Config:
         """A copy with some fields changed (tests use this)."""
         return dataclasses.replace(self, **changes)
 

@@ -40,8 +40,10 @@ class RestrictedDecoder(RuntimeDecoder):
         if "__type__" in obj:
             kind = obj["__type__"]
             if why := refusal(obj):
-                raise InvalidInput(f"params: values of type {str(kind)[:40]!r} are not "
-                                   f"accepted in job params: {why}.")
+                raise InvalidInput(
+                    f"params: values of type {str(kind)[:40]!r} are not "
+                    f"accepted in job params: {why}."
+                )
             if kind == "BindingsArray":
                 check_bindings_keys("params", obj.get("__value__"))
         return super().object_hook(obj)

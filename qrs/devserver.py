@@ -41,8 +41,13 @@ def _healthy(url: str) -> bool:
 class ServerProcess:
     """Start, stop and restart one server on one data directory."""
 
-    def __init__(self, data_dir: str | os.PathLike, env: dict[str, str] | None = None,
-                 gunicorn: bool = False, workers: int = 1) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        env: dict[str, str] | None = None,
+        gunicorn: bool = False,
+        workers: int = 1,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -52,12 +57,18 @@ class ServerProcess:
         self.proc: subprocess.Popen | None = None
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
 
-    def start(self, timeout: float = 90.0) -> "ServerProcess":
+    def start(self, timeout: float = 90.0) -> ServerProcess:
         """Start the server; raise with its log if it exits or is not healthy in time."""
-        env = {**os.environ, "QRS_DATA_DIR": str(self.data_dir), "QRS_HOST": "127.0.0.1",
-               "QRS_PORT": str(self.port), "QRS_LOG_LEVEL": "INFO",
-               "QRS_WORKERS": str(self.workers), "PYTHONFAULTHANDLER": "1",
-               **self.extra_env}
+        env = {
+            **os.environ,
+            "QRS_DATA_DIR": str(self.data_dir),
+            "QRS_HOST": "127.0.0.1",
+            "QRS_PORT": str(self.port),
+            "QRS_LOG_LEVEL": "INFO",
+            "QRS_WORKERS": str(self.workers),
+            "PYTHONFAULTHANDLER": "1",
+            **self.extra_env,
+        }
         if "PROMETHEUS_MULTIPROC_DIR" not in self.extra_env:
             env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # set by an in-process create_app
         cmd = [sys.executable, "-m", "qrs.cli", "serve"]
@@ -65,8 +76,14 @@ class ServerProcess:
             cmd.append("--dev")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

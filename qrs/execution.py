@@ -64,7 +64,7 @@ class Failed:
 JobOutcome = Completed | Failed
 
 
-def run_tasks(executor: BaseExecutor, tasks: "Sequence[JobTask]") -> list[JobOutcome]:
+def run_tasks(executor: BaseExecutor, tasks: Sequence[JobTask]) -> list[JobOutcome]:
     """Run one task (a job, or a batch of small Sampler jobs); one outcome per job."""
     if len(tasks) == 1 and tasks[0].program_id == EXECUTOR_PROGRAM:
         return [_run_program(executor, tasks[0])]
@@ -80,14 +80,17 @@ def run_tasks(executor: BaseExecutor, tasks: "Sequence[JobTask]") -> list[JobOut
     runnable = [task for task in tasks if task.job_id in decoded]
     if runnable:
         pubs = sum(len(decoded[task.job_id].pubs) for task in runnable)
-        joblog.emit(f"Executing {pubs} pub(s) on {tasks[0].backend} with the {executor.name} "
-                    "executor" + (f", batched with {len(runnable) - 1} other job(s)."
-                                  if len(runnable) > 1 else "."))
+        joblog.emit(
+            f"Executing {pubs} pub(s) on {tasks[0].backend} with the {executor.name} "
+            "executor"
+            + (f", batched with {len(runnable) - 1} other job(s)." if len(runnable) > 1 else ".")
+        )
         started = utc_now()
         if len(runnable) > 1:
             results = executor.execute_sampler_batch(
                 [(decoded[task.job_id].pubs, decoded[task.job_id].options) for task in runnable],
-                tasks[0].backend)
+                tasks[0].backend,
+            )
         else:
             results = [_call(executor, runnable[0], decoded[runnable[0].job_id])]
         window = (started, utc_now())  # dates results that carry no spans of their own
@@ -98,8 +101,9 @@ def run_tasks(executor: BaseExecutor, tasks: "Sequence[JobTask]") -> list[JobOut
 
 def _call(executor: BaseExecutor, task: JobTask, params: Any) -> Any:
     """One job's pubs through its primitive; an exception is returned, like batch results."""
-    run = {"sampler": executor.execute_sampler,
-           "estimator": executor.execute_estimator}.get(task.program_id)
+    run = {"sampler": executor.execute_sampler, "estimator": executor.execute_estimator}.get(
+        task.program_id
+    )
     try:
         if run is None:
             raise JobRefused(f"Program '{task.program_id}' is not supported.")
@@ -112,19 +116,24 @@ def _run_program(executor: BaseExecutor, task: JobTask) -> JobOutcome:
     """One ``executor`` job: a QuantumProgram, never batched (or a dry run on a mock)."""
     from .executors.programs import random_result
     from .metadata import MOCK_PREFIX
-    from .quantum_program import decode_program, encode_result as encode_program, log_options
+    from .quantum_program import decode_program, log_options
+    from .quantum_program import encode_result as encode_program
 
     try:
         decoded = decode_program(task.params_text)
         program = decoded.program
         elements = sum(math.prod(item.shape) for item in program.items)
         if task.backend.startswith(MOCK_PREFIX):
-            joblog.emit(f"Dry run on {task.backend}: {len(program.items)} item(s), {elements} "
-                        f"element(s) x {program.shots} shots of random bits; nothing simulated.")
+            joblog.emit(
+                f"Dry run on {task.backend}: {len(program.items)} item(s), {elements} "
+                f"element(s) x {program.shots} shots of random bits; nothing simulated."
+            )
             return Completed(task.job_id, encode_program(random_result(program), decoded))
-        joblog.emit(f"Executing a quantum program of {len(program.items)} item(s), {elements} "
-                    f"element(s) x {program.shots} shots on {task.backend} with the "
-                    f"{executor.name} executor.")
+        joblog.emit(
+            f"Executing a quantum program of {len(program.items)} item(s), {elements} "
+            f"element(s) x {program.shots} shots on {task.backend} with the "
+            f"{executor.name} executor."
+        )
         log_options(decoded, executor.name)
         result = execute_program(executor, program, decoded.options, task.backend)
         return Completed(task.job_id, encode_program(result, decoded))
@@ -142,8 +151,9 @@ def _run_learning(executor: BaseExecutor, task: JobTask) -> JobOutcome:
         return _failure(task, exc)
 
 
-def execute_program(executor: Any, program: Any, options: dict[str, Any],
-                    backend_name: str) -> Any:
+def execute_program(
+    executor: Any, program: Any, options: dict[str, Any], backend_name: str
+) -> Any:
     """``executor.execute_program``; plug-ins that only duck-type the interface (no
     ``BaseExecutor``, no ``execute_program``) get its default, the Sampler route."""
     if getattr(executor, "execute_program", None) is None:
@@ -151,8 +161,9 @@ def execute_program(executor: Any, program: Any, options: dict[str, Any],
     return executor.execute_program(program, options, backend_name)
 
 
-def _encode(task: JobTask, result: Any,
-            window: "tuple[datetime, datetime] | None" = None) -> JobOutcome:
+def _encode(
+    task: JobTask, result: Any, window: tuple[datetime, datetime] | None = None
+) -> JobOutcome:
     """A primitive's result (or the exception it raised) as the job's outcome."""
     if isinstance(result, BaseException):
         return _failure(task, result)
@@ -166,9 +177,14 @@ def _encode(task: JobTask, result: Any,
 def _failure(task: JobTask, exc: BaseException) -> Failed:
     """A failed job's outcome; unexpected exception types are logged with their trace."""
     if isinstance(exc, MemoryError):
-        return Failed(task.job_id, "The job ran out of memory: an allocation failed in its "
-                      "process (QRS_JOB_MEMORY_MB bounds it). Use fewer qubits, shots or "
-                      "parameter sets per pub.", int(ReasonCode.MEMORY_LIMIT), recycle=True)
+        return Failed(
+            task.job_id,
+            "The job ran out of memory: an allocation failed in its "
+            "process (QRS_JOB_MEMORY_MB bounds it). Use fewer qubits, shots or "
+            "parameter sets per pub.",
+            int(ReasonCode.MEMORY_LIMIT),
+            recycle=True,
+        )
     if not isinstance(exc, (JobRefused, QRSError, ValueError, TypeError)):
         log.error("job %s failed: %r", task.job_id, exc, exc_info=exc)
     return Failed(task.job_id, message_of(exc))

@@ -76,16 +76,25 @@ class HostPolicy:
     def from_config(cls, config: Config) -> HostPolicy:
         """Loopback names, this machine's name, the bind address, the public names
         (``QRS_PUBLIC_HOST``, ``QRS_EXTRA_NAMES``) and ``QRS_TRUSTED_HOSTS``."""
-        names = ["localhost", socket.gethostname(), config.host,
-                 *served_names(config.public_host, config.extra_names),
-                 *config.trusted_hosts.split(",")]
+        names = [
+            "localhost",
+            socket.gethostname(),
+            config.host,
+            *served_names(config.public_host, config.extra_names),
+            *config.trusted_hosts.split(","),
+        ]
         return cls(names)
 
     def allows(self, header: str) -> bool:
         """Whether a request with this ``Host`` header may be answered."""
         host = _bare_host(header).rstrip(".")
-        return (self.any or not host or _is_ip(host) or host in self.exact
-                or any(host.endswith(suffix) for suffix in self.suffixes))
+        return (
+            self.any
+            or not host
+            or _is_ip(host)
+            or host in self.exact
+            or any(host.endswith(suffix) for suffix in self.suffixes)
+        )
 
 
 def secure_cookies(config: Config) -> bool:
@@ -108,7 +117,8 @@ def init_app(app: Flask, config: Config) -> None:
             raise InvalidInput(
                 f"This server does not answer to the host name {_bare_host(host)[:100]!r}. "
                 "Its operator lists the names clients use in QRS_TRUSTED_HOSTS "
-                "(protection against DNS rebinding).")
+                "(protection against DNS rebinding)."
+            )
 
     @app.after_request
     def security_headers(response: Response) -> Response:

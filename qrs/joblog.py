@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 _log = logging.getLogger("qrs.job")
 
@@ -32,7 +32,8 @@ class JobContext:
 
 
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
-    "qrs_job_context", default=None)
+    "qrs_job_context", default=None
+)
 
 
 def emit(message: str) -> None:

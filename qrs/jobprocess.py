@@ -65,7 +65,8 @@ def pickled_executor(executor: Any) -> bytes:
         raise ExecutorUnavailable(
             f"The executor {type(executor).__qualname__} cannot be sent to a job process "
             f"({type(exc).__name__}: {exc}). Jobs run in separate processes: give the "
-            "executor picklable attributes and build heavy state in setup().") from None
+            "executor picklable attributes and build heavy state in setup()."
+        ) from None
 
 
 class JobProcess:
@@ -84,7 +85,7 @@ class JobProcess:
 
     # --------------------------------------------------------------- lifecycle
     @classmethod
-    def start(cls, config: "Config", executor_blob: bytes) -> "JobProcess":
+    def start(cls, config: Config, executor_blob: bytes) -> JobProcess:
         """Start a job process and wait until its executor is set up.
 
         Raises ``ExecutorUnavailable`` with the executor's own message when its
@@ -93,17 +94,26 @@ class JobProcess:
         ours, theirs = Pipe(duplex=True)
         package_root = str(Path(__file__).resolve().parent.parent)
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            [package_root, *filter(None, [env.get("PYTHONPATH")])])
+        env["PYTHONPATH"] = os.pathsep.join([package_root, *filter(None, [env.get("PYTHONPATH")])])
         env.setdefault("MALLOC_ARENA_MAX", "4")  # bounded arenas keep RLIMIT_AS meaningful
         proc = subprocess.Popen(
             [sys.executable, "-m", "qrs.workhorse", str(theirs.fileno()), str(os.getpid())],
-            pass_fds=[theirs.fileno()], env=env, start_new_session=True, close_fds=True)
+            pass_fds=[theirs.fileno()],
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
         theirs.close()
         process = cls(proc, ours)
         try:
-            ours.send(("init", Init(config=config, executor=executor_blob,
-                                    sys_path=[p for p in sys.path if p])))
+            ours.send(
+                (
+                    "init",
+                    Init(
+                        config=config, executor=executor_blob, sys_path=[p for p in sys.path if p]
+                    ),
+                )
+            )
             message = process.receive_one(config.job_process_start_timeout)
         except ProcessExited as exc:
             raise ExecutorUnavailable(f"The job process {exc}; see the server log.") from None
@@ -114,7 +124,8 @@ class JobProcess:
             process.kill()
             raise ExecutorUnavailable(
                 f"The job process did not set its executor up within "
-                f"{config.job_process_start_timeout:.0f} s (QRS_JOB_PROCESS_START_TIMEOUT).")
+                f"{config.job_process_start_timeout:.0f} s (QRS_JOB_PROCESS_START_TIMEOUT)."
+            )
         if message[0] == "unavailable":
             process.kill()
             raise ExecutorUnavailable(message[1])
@@ -154,7 +165,7 @@ class JobProcess:
         self.conn.close()
 
     # ---------------------------------------------------------------- talking
-    def run(self, tasks: list["JobTask"]) -> None:
+    def run(self, tasks: list[JobTask]) -> None:
         """Hand the process one task; its messages arrive through ``receive``."""
         self.tasks_run += 1
         self.conn.send(("run", tasks))
@@ -167,8 +178,10 @@ class JobProcess:
             handles: list[Any] = [self.conn]
             if self._pidfd is not None:
                 handles.append(self._pidfd)
-            ready = wait(handles, timeout=max(0.0, min(remaining, 0.5 if self._pidfd is None
-                                                       else remaining)))
+            ready = wait(
+                handles,
+                timeout=max(0.0, min(remaining, 0.5 if self._pidfd is None else remaining)),
+            )
             if self.conn in ready:
                 try:
                     return self.conn.recv()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 import threading
+from types import FrameType
 from typing import Any
 
 #: Top-level packages whose connections are guarded: the client and its IBM Cloud SDKs.
@@ -57,7 +58,7 @@ def _normal(host: Any) -> str:
 
 
 def _from_client() -> bool:
-    frame = sys._getframe(2)
+    frame: FrameType | None = sys._getframe(2)
     while frame is not None:
         if str(frame.f_globals.get("__name__", "")).partition(".")[0] in CLIENT_PACKAGES:
             return True
@@ -78,7 +79,8 @@ def _audit(event: str, args: tuple) -> None:
         f"QRS key-leak guard: the Qiskit client tried to connect to {target}, which is not "
         f"the QRS server ({', '.join(sorted(_allowed)) or 'loopback'}). Nothing was sent. "
         "A client without IAM_URL sends its API key to IBM Cloud (iam.cloud.ibm.com): use "
-        "qrs.client.connect(), or set IAM_URL to the QRS URL before creating the service.")
+        "qrs.client.connect(), or set IAM_URL to the QRS URL before creating the service."
+    )
 
 
 def arm(*hosts: str) -> None:

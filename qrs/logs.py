@@ -27,9 +27,12 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line, for log shippers."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
-                 "level": record.levelname, "logger": record.name,
-                 "message": record.getMessage()}
+        entry = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         job_id = getattr(record, "job_id", None)  # set by JobIdFilter
         if job_id:
             entry["job_id"] = job_id
@@ -56,7 +59,10 @@ def configure_logging(config: Config) -> None:
     handler = logging.StreamHandler()
     handler._qrs = True  # type: ignore[attr-defined]
     handler.addFilter(JobIdFilter())
-    handler.setFormatter(JsonFormatter() if config.log_json else TextFormatter(
-        "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if config.log_json
+        else TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     logger.addHandler(handler)
     logger.propagate = False

@@ -69,7 +69,7 @@ class BackendMetadataProvider:
     def base_name(self, name: str) -> str:
         """The backend a mock twins (``mock_manila`` → ``fake_manila``); else ``name``."""
         if name.startswith(MOCK_PREFIX):
-            twin = "fake_" + name[len(MOCK_PREFIX):]
+            twin = "fake_" + name[len(MOCK_PREFIX) :]
             if twin in self._backends:
                 return twin
         return name
@@ -94,8 +94,10 @@ class BackendMetadataProvider:
     def check_calibration(self, name: str, calibration_id: str | None) -> None:
         """Refuse a calibration id this backend has no snapshot for (404, as IBM does)."""
         if calibration_id is not None and calibration_id != self.calibration_id(name):
-            raise NotFound(f"Calibration '{calibration_id}' was not found for backend "
-                           f"'{name}'; its calibration is '{self.calibration_id(name)}'.")
+            raise NotFound(
+                f"Calibration '{calibration_id}' was not found for backend "
+                f"'{name}'; its calibration is '{self.calibration_id(name)}'."
+            )
 
     def get_configuration(self, name: str, calibration_id: str | None = None) -> dict[str, Any]:
         """The configuration JSON with ``backend_name`` set to the served name."""

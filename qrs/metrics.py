@@ -18,8 +18,9 @@ import os
 import shutil
 import sys
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .store import Job, Store
@@ -27,8 +28,24 @@ if TYPE_CHECKING:
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 #: Job duration buckets, seconds: tiny noisy jobs take milliseconds, heavy ones minutes.
-DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
-                    900, 3600)
+DURATION_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    900,
+    3600,
+)
 
 
 def _pid_of(path: Path) -> int | None:
@@ -111,15 +128,26 @@ class _Metrics:
         self.started = Counter("qrs_jobs_started", "Jobs a runner claimed and started.", labels)
         self.completed = Counter("qrs_jobs_completed", "Jobs that completed.", labels)
         self.failed = Counter("qrs_jobs_failed", "Jobs that failed.", labels)
-        self.cancelled = Counter("qrs_jobs_cancelled",
-                                 "Jobs cancelled (by a user or a time limit).", labels)
-        self.duration = Histogram("qrs_job_duration_seconds",
-                                  "Execution time of finished jobs.", labels,
-                                  buckets=DURATION_BUCKETS)
-        self.busy = Gauge("qrs_executor_busy_threads", "Runner threads executing a job now.",
-                          multiprocess_mode="livesum")
-        self.by_kind = {"completed": self.completed, "failed": self.failed,
-                        "cancelled": self.cancelled, "started": self.started}
+        self.cancelled = Counter(
+            "qrs_jobs_cancelled", "Jobs cancelled (by a user or a time limit).", labels
+        )
+        self.duration = Histogram(
+            "qrs_job_duration_seconds",
+            "Execution time of finished jobs.",
+            labels,
+            buckets=DURATION_BUCKETS,
+        )
+        self.busy = Gauge(
+            "qrs_executor_busy_threads",
+            "Runner threads executing a job now.",
+            multiprocess_mode="livesum",
+        )
+        self.by_kind = {
+            "completed": self.completed,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "started": self.started,
+        }
 
 
 _metrics: _Metrics | None = None
@@ -146,7 +174,7 @@ def count_cancelled(program: str, backend: str) -> None:
     _get().cancelled.labels(program, backend).inc()
 
 
-def on_job_event(kind: str, job: "Job", seconds: float) -> None:
+def on_job_event(kind: str, job: Job, seconds: float) -> None:
     """The runner's ``on_event`` hook: started/completed/failed/cancelled/released.
 
     Never raises: a metrics problem must not leave a claimed job unrun.
@@ -157,7 +185,7 @@ def on_job_event(kind: str, job: "Job", seconds: float) -> None:
         log.exception("metrics: could not record %s of job %s", kind, job.id)
 
 
-def _record_event(kind: str, job: "Job", seconds: float) -> None:
+def _record_event(kind: str, job: Job, seconds: float) -> None:
     metrics = _get()
     if kind == "started":
         metrics.busy.inc()
@@ -173,7 +201,7 @@ def _record_event(kind: str, job: "Job", seconds: float) -> None:
 class _StoreCollector:
     """Gauges read from the store when scraped: right whichever worker changed them."""
 
-    def __init__(self, store: "Store") -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
 
     def collect(self) -> Iterable:
@@ -182,18 +210,20 @@ class _StoreCollector:
         depth = GaugeMetricFamily("qrs_queue_depth", "Jobs waiting to run (Queued).")
         depth.add_metric([], self.store.queue_depth())
         yield depth
-        pending = GaugeMetricFamily("qrs_backend_pending_jobs",
-                                    "Queued or running jobs per backend.", labels=["backend"])
+        pending = GaugeMetricFamily(
+            "qrs_backend_pending_jobs", "Queued or running jobs per backend.", labels=["backend"]
+        )
         for backend, count in sorted(self.store.backend_queue_lengths().items()):
             pending.add_metric([backend], count)
         yield pending
-        free = GaugeMetricFamily("qrs_data_disk_free_bytes",
-                                 "Free space on the data directory's file system.")
+        free = GaugeMetricFamily(
+            "qrs_data_disk_free_bytes", "Free space on the data directory's file system."
+        )
         free.add_metric([], shutil.disk_usage(self.store.data_dir).free)
         yield free
 
 
-def exposition(store: "Store") -> tuple[bytes, str]:
+def exposition(store: Store) -> tuple[bytes, str]:
     """The text a scrape returns, and its content type."""
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
     from prometheus_client.multiprocess import MultiProcessCollector

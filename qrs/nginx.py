@@ -43,8 +43,9 @@ def monitoring_geo(allow: str) -> str:
         try:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
-            raise SiteError(f"QRS_MONITORING_ALLOW: {item!r} is not an address or network.") \
-                from None
+            raise SiteError(
+                f"QRS_MONITORING_ALLOW: {item!r} is not an address or network."
+            ) from None
         lines.append(f"    {item} 1;")
     return "\n".join(lines)
 
@@ -53,9 +54,11 @@ def render_site(config: Config, **overrides: str) -> str:
     """The site file for ``config`` (``overrides``: template fields, e.g. rate limits)."""
     names = served_names(config.public_host, config.extra_names)
     if not names:
-        raise SiteError("Set QRS_PUBLIC_HOST to the name users put in their account url "
-                        "(e.g. qrs.lab.example); the site serves it and the names derived "
-                        "from it.")
+        raise SiteError(
+            "Set QRS_PUBLIC_HOST to the name users put in their account url "
+            "(e.g. qrs.lab.example); the site serves it and the names derived "
+            "from it."
+        )
     upstream_host = f"[{config.host}]" if ":" in config.host else config.host
     fields = {
         "QRS_PUBLIC_HOST": names[0],

@@ -22,8 +22,9 @@ three routes agree. IBM's analysis reports no uncertainty on gate rates, so ``ra
 is 0, as the client-side learner reports it.
 
 ``learn_layer_noise`` is the entry point for other server code (the legacy Estimator's PEC
-and PEA): boxes in, ``PauliLindbladMap``\\ s out; ``layer_errors`` wraps them as the
-legacy ``LayerError``\\ s. ``run_job`` is what a job process runs (``qrs.execution``).
+and PEA): boxes in, ``PauliLindbladMap``\\ s out; ``noise_learning_results.layer_errors``
+wraps them as the legacy ``LayerError``\\ s. ``run_job`` is what a job process runs
+(``qrs.execution``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from . import joblog
 from .circuits import check_instructions, unsupported_instructions
 from .codec import decode_runtime_json, encode_result, params_object
 from .errors import InvalidInput, LimitExceeded
+from .noise_learning_results import encode_v3, layer_errors
 from .quantum_program import describe_error
 from .states import Program
 
@@ -65,23 +67,30 @@ BASES_PER_DEPTH = 9
 class LearningRequest:
     """A decoded noise-learner job: the boxes to learn and how."""
 
-    layers: list["CircuitInstruction"]
-    options: "NoiseLearnerV3Options"
+    layers: list[CircuitInstruction]
+    options: NoiseLearnerV3Options
     legacy: dict[str, Any] | None = None  # legacy NoiseLearnerOptions as sent; None for V3
 
     @property
     def estimated_shots(self) -> int:
         """Shots the learning program will take (an upper estimate, for the job limits)."""
-        per_layer = (BASES_PER_DEPTH * len(self.options.layer_pair_depths) + 2)
-        return (len(self.layers) * per_layer * self.options.num_randomizations
-                * self.options.shots_per_randomization)
+        per_layer = BASES_PER_DEPTH * len(self.options.layer_pair_depths) + 2
+        return (
+            len(self.layers)
+            * per_layer
+            * self.options.num_randomizations
+            * self.options.shots_per_randomization
+        )
 
 
 # ------------------------------------------------------------------ decoding
 def decode_request(params: str | dict[str, Any], backend: Any) -> LearningRequest:
     """Decode either payload (see the module docstring). Raises ``InvalidInput``."""
-    params = params_object(params, "(NoiseLearner's circuits and options, or NoiseLearnerV3's "
-                                   "schema_version, instructions and options)")
+    params = params_object(
+        params,
+        "(NoiseLearner's circuits and options, or NoiseLearnerV3's "
+        "schema_version, instructions and options)",
+    )
     if "schema_version" in params:
         return _decode_v3(params)
     return _decode_legacy(params, backend)
@@ -89,28 +98,31 @@ def decode_request(params: str | dict[str, Any], backend: Any) -> LearningReques
 
 def _decode_v3(params: dict[str, Any]) -> LearningRequest:
     from pydantic import ValidationError
-    from qiskit_ibm_runtime.noise_learner_v3.params_converters import (
-        NOISE_LEARNER_V3_PARAMS_CONVERTERS)
+
+    from .compat import NOISE_LEARNER_V3_PARAMS_CONVERTERS
 
     version = params.get("schema_version")
     if version not in V3_SCHEMA_VERSIONS:
         raise InvalidInput(
             f"params.schema_version {version!r} is not supported; this server reads "
             f"noise-learner params {', '.join(V3_SCHEMA_VERSIONS)} (what qiskit-ibm-runtime "
-            "0.51's NoiseLearnerV3 sends).")
+            "0.51's NoiseLearnerV3 sends)."
+        )
     converter = NOISE_LEARNER_V3_PARAMS_CONVERTERS[version]
     body = {key: value for key, value in params.items() if key != "version"}
     try:
         layers, options = converter.decoder(converter.model.model_validate(body))
     except ValidationError as exc:
-        raise InvalidInput(f"noise-learner params are malformed: {describe_error(exc)}") \
-            from None
+        raise InvalidInput(f"noise-learner params are malformed: {describe_error(exc)}") from None
     except Exception as exc:  # bad base64 / QPY / options
-        raise InvalidInput(f"noise-learner params could not be decoded: {describe_error(exc)}") \
-            from None
+        raise InvalidInput(
+            f"noise-learner params could not be decoded: {describe_error(exc)}"
+        ) from None
     if params.get("options", {}).get("post_selection", {}).get("enable"):
-        joblog.emit("options.post_selection ignored: NoiseLearnerV3 itself drops it "
-                    "(bit_flip_checks replaces it).")
+        joblog.emit(
+            "options.post_selection ignored: NoiseLearnerV3 itself drops it "
+            "(bit_flip_checks replaces it)."
+        )
     return LearningRequest(layers=list(layers), options=options)
 
 
@@ -122,10 +134,15 @@ def _decode_legacy(params: dict[str, Any], backend: Any) -> LearningRequest:
 
     raw = decode_runtime_json(params)
     circuits = raw.get("circuits")
-    if not isinstance(circuits, list) or not circuits or \
-            not all(isinstance(c, QuantumCircuit) for c in circuits):
-        raise InvalidInput("params.circuits must be a non-empty list of circuits "
-                           "(what NoiseLearner.run(circuits) sends).")
+    if (
+        not isinstance(circuits, list)
+        or not circuits
+        or not all(isinstance(c, QuantumCircuit) for c in circuits)
+    ):
+        raise InvalidInput(
+            "params.circuits must be a non-empty list of circuits "
+            "(what NoiseLearner.run(circuits) sends)."
+        )
     options = dict(raw.get("options") or {})
     options.pop("support_qiskit", None)
     try:
@@ -134,19 +151,25 @@ def _decode_legacy(params: dict[str, Any], backend: Any) -> LearningRequest:
         raise InvalidInput(f"params.options: {_legacy_error(exc)}") from None
     except TypeError as exc:
         raise InvalidInput(f"params.options: {exc}") from None
-    legacy_dict = {key: value for key, value in asdict(legacy).items()
-                   if key in options}
-    v3 = {key: options[key] for key in ("shots_per_randomization", "num_randomizations",
-                                        "layer_pair_depths") if options.get(key) is not None}
-    check_instructions(circuits, frozenset(backend.target.operation_names), backend.name,
-                       "params.circuits")
+    legacy_dict = {key: value for key, value in asdict(legacy).items() if key in options}
+    v3 = {
+        key: options[key]
+        for key in ("shots_per_randomization", "num_randomizations", "layer_pair_depths")
+        if options.get(key) is not None
+    }
+    check_instructions(
+        circuits, frozenset(backend.target.operation_names), backend.name, "params.circuits"
+    )
     strategy = options.get("twirling_strategy") or LEGACY_TWIRLING_STRATEGY
     max_layers = options.get("max_layers_to_learn", LEGACY_MAX_LAYERS)
-    layers = legacy_layers(circuits, strategy,
-                           LEGACY_MAX_LAYERS if max_layers is None and
-                           "max_layers_to_learn" not in options else max_layers)
-    return LearningRequest(layers=layers, options=NoiseLearnerV3Options(**v3),
-                           legacy=legacy_dict)
+    layers = legacy_layers(
+        circuits,
+        strategy,
+        LEGACY_MAX_LAYERS
+        if max_layers is None and "max_layers_to_learn" not in options
+        else max_layers,
+    )
+    return LearningRequest(layers=layers, options=NoiseLearnerV3Options(**v3), legacy=legacy_dict)
 
 
 def _legacy_error(exc: Exception) -> str:
@@ -159,8 +182,9 @@ def _legacy_error(exc: Exception) -> str:
     return "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in errors[:5]) or str(exc)
 
 
-def legacy_layers(circuits: list["QuantumCircuit"], twirling_strategy: str,
-                  max_layers: int | None) -> list["CircuitInstruction"]:
+def legacy_layers(
+    circuits: list[QuantumCircuit], twirling_strategy: str, max_layers: int | None
+) -> list[CircuitInstruction]:
     """The unique two-qubit-gate layers of ``circuits``, most frequent first.
 
     Boxes are drawn by samplomatic's boxing pass manager with ``twirling_strategy``
@@ -171,8 +195,10 @@ def legacy_layers(circuits: list["QuantumCircuit"], twirling_strategy: str,
     from samplomatic.utils import BoxKey, find_unique_box_instructions
 
     manager = generate_boxing_pass_manager(
-        enable_gates=True, enable_measures=False,
-        twirling_strategy=twirling_strategy.replace("-", "_"))
+        enable_gates=True,
+        enable_measures=False,
+        twirling_strategy=twirling_strategy.replace("-", "_"),
+    )
     counts: Counter = Counter()
     first: dict[Any, CircuitInstruction] = {}
     for circuit in circuits:
@@ -189,13 +215,16 @@ def legacy_layers(circuits: list["QuantumCircuit"], twirling_strategy: str,
     return [first[key] for key in ranked]
 
 
-def _two_qubit_gates(instruction: "CircuitInstruction") -> int:
-    return sum(1 for inner in instruction.operation.blocks[0].data
-               if len(inner.qubits) == 2 and inner.operation.name != "barrier")
+def _two_qubit_gates(instruction: CircuitInstruction) -> int:
+    return sum(
+        1
+        for inner in instruction.operation.blocks[0].data
+        if len(inner.qubits) == 2 and inner.operation.name != "barrier"
+    )
 
 
 # -------------------------------------------------------------------- checks
-def check_request(request: LearningRequest, backend: Any, limits: "Limits") -> int:
+def check_request(request: LearningRequest, backend: Any, limits: Limits) -> int:
     """Check the layers against the backend and the shots against the limits.
 
     Returns the estimated number of shots.
@@ -206,23 +235,30 @@ def check_request(request: LearningRequest, backend: Any, limits: "Limits") -> i
     supported = frozenset(backend.target.operation_names)
     for index, layer in enumerate(request.layers):
         if layer.operation.name != "box":
-            raise InvalidInput(f"instructions[{index}] is a '{layer.operation.name}', not a "
-                               "box; NoiseLearnerV3 learns twirl-annotated boxes.")
+            raise InvalidInput(
+                f"instructions[{index}] is a '{layer.operation.name}', not a "
+                "box; NoiseLearnerV3 learns twirl-annotated boxes."
+            )
         if any(qubit not in register for qubit in layer.qubits):
             raise InvalidInput(
                 f"instructions[{index}] acts on qubits outside the backend's register "
-                f"QuantumRegister({backend.num_qubits}, 'q'); transpile for the backend first.")
+                f"QuantumRegister({backend.num_qubits}, 'q'); transpile for the backend first."
+            )
         if foreign := sorted(unsupported_instructions(layer.operation.blocks[0], supported)):
             raise InvalidInput(
                 f"instructions[{index}] uses {', '.join(foreign)}, which {backend.name} does "
-                "not support; transpile the circuit for the backend first.")
+                "not support; transpile the circuit for the backend first."
+            )
     checks = request.options.bit_flip_checks
-    for where, check in (("pre_circuit", checks.pre_circuit),
-                         ("post_circuit", checks.post_circuit)):
+    for where, check in (
+        ("pre_circuit", checks.pre_circuit),
+        ("post_circuit", checks.post_circuit),
+    ):
         if check.enable and check.x_pulse_type not in supported:
             raise InvalidInput(
                 f"options.bit_flip_checks.{where} needs the '{check.x_pulse_type}' pulse, which "
-                f"{backend.name} does not have; turn the check off or pick another backend.")
+                f"{backend.name} does not have; turn the check off or pick another backend."
+            )
     shots = request.estimated_shots
     if shots > limits.max_shots:
         raise LimitExceeded(
@@ -230,19 +266,23 @@ def check_request(request: LearningRequest, backend: Any, limits: "Limits") -> i
             f"({request.options.num_randomizations} randomizations x "
             f"{request.options.shots_per_randomization} shots x {BASES_PER_DEPTH} bases x "
             f"{len(request.options.layer_pair_depths)} depths per layer); the limit per job is "
-            f"{limits.max_shots} (QRS_MAX_SHOTS). Use fewer layers, depths or randomizations.")
+            f"{limits.max_shots} (QRS_MAX_SHOTS). Use fewer layers, depths or randomizations."
+        )
     if request.options.shots_per_randomization > limits.max_pub_shots:
         raise LimitExceeded(
             f"shots_per_randomization is {request.options.shots_per_randomization}; the limit "
-            f"is {limits.max_pub_shots} (QRS_MAX_PUB_SHOTS).")
+            f"is {limits.max_pub_shots} (QRS_MAX_PUB_SHOTS)."
+        )
     return shots
 
 
 # ------------------------------------------------------------------ learning
-def learn_layer_noise(executor: "BaseExecutor", backend_name: str,
-                      layers: list["CircuitInstruction"],
-                      options: "NoiseLearnerV3Options | dict | None" = None,
-                      ) -> list["PauliLindbladMap"]:
+def learn_layer_noise(
+    executor: BaseExecutor,
+    backend_name: str,
+    layers: list[CircuitInstruction],
+    options: NoiseLearnerV3Options | dict | None = None,
+) -> list[PauliLindbladMap]:
     """Learn the Pauli-Lindblad noise of each twirl-annotated box in ``layers``.
 
     Runs IBM's learning program (see the module docstring) on ``executor``'s simulator of
@@ -250,12 +290,11 @@ def learn_layer_noise(executor: "BaseExecutor", backend_name: str,
     ascending physical order: what the client-side Estimator's
     ``resilience.layer_noise_model = zip(layers, maps)`` expects.
     """
-    from qiskit_ibm_runtime.decoders.executor_noise_learner.post_processor_v0_1 import (
-        noise_learner_v3_post_processor_v0_1)
-    from qiskit_ibm_runtime.executor_noise_learner.prepare import prepare
     from qiskit_ibm_runtime.options_models import NoiseLearnerV3Options
     from qiskit_ibm_runtime.results import QuantumProgramResult
 
+    from .compat import noise_learner_prepare as prepare
+    from .compat import noise_learner_v3_post_processor_v0_1
     from .execution import execute_program
 
     if not layers:
@@ -267,98 +306,46 @@ def learn_layer_noise(executor: "BaseExecutor", backend_name: str,
     supported = frozenset(backend.target.operation_names)
     for item in program.items:
         if foreign := sorted(unsupported_instructions(item.circuit, supported)):
-            raise InvalidInput(f"The learning circuits need {', '.join(foreign)}, which "
-                               f"{backend_name} does not have (bit_flip_checks x_pulse_type?).")
+            raise InvalidInput(
+                f"The learning circuits need {', '.join(foreign)}, which "
+                f"{backend_name} does not have (bit_flip_checks x_pulse_type?)."
+            )
     elements = sum(item.size() for item in program.items)
-    joblog.emit(f"Learning the noise of {len(layers)} layer(s): {len(program.items)} item(s), "
-                f"{elements} circuit(s) x {program.shots} shots.")
+    joblog.emit(
+        f"Learning the noise of {len(layers)} layer(s): {len(program.items)} item(s), "
+        f"{elements} circuit(s) x {program.shots} shots."
+    )
     result = execute_program(executor, program, {}, backend_name)
-    result = QuantumProgramResult(list(result), metadata=result.metadata,
-                                  passthrough_data=program.passthrough_data)
+    result = QuantumProgramResult(
+        list(result), metadata=result.metadata, passthrough_data=program.passthrough_data
+    )
     joblog.checkpoint()
-    return [datum.to_pauli_lindblad_map()
-            for datum in noise_learner_v3_post_processor_v0_1(result)]
-
-
-def layer_qubits(layer: "CircuitInstruction", num_qubits: int) -> list[int]:
-    """Physical qubits of a box, ascending (the order learned maps use)."""
-    from qiskit import QuantumRegister
-
-    register = QuantumRegister(num_qubits, "q")
-    return sorted(register.index(qubit) for qubit in layer.qubits)
-
-
-def layer_errors(layers: list["CircuitInstruction"], maps: list["PauliLindbladMap"],
-                 num_qubits: int) -> list[Any]:
-    """Learned maps as the legacy ``LayerError``\\ s (layer circuit, qubits, generators, rates)."""
-    from qiskit import QuantumCircuit, QuantumRegister
-    from qiskit.quantum_info import PauliList, SparsePauliOp
-    from qiskit_ibm_runtime.results import LayerError, PauliLindbladError
-    from samplomatic.utils import undress_box
-
-    register = QuantumRegister(num_qubits, "q")
-    errors = []
-    for layer, noise in zip(layers, maps):
-        qubits = layer_qubits(layer, num_qubits)
-        position = {physical: i for i, physical in enumerate(qubits)}
-        body = undress_box(layer.operation).blocks[0]
-        circuit = QuantumCircuit(len(qubits))
-        for inner in body.data:
-            targets = [position[register.index(layer.qubits[body.find_bit(q).index])]
-                       for q in inner.qubits]
-            circuit.append(inner.operation, targets)
-        terms = noise.to_sparse_list()
-        generators = PauliList([SparsePauliOp.from_sparse_list([(paulis, indices, 1)],
-                                                               len(qubits)).paulis[0]
-                                for paulis, indices, _rate in terms]) if terms else \
-            PauliList(["I" * len(qubits)])[:0]
-        errors.append(LayerError(circuit, qubits,
-                                 PauliLindbladError(generators, [rate for *_, rate in terms])))
-    return errors
+    return [
+        datum.to_pauli_lindblad_map() for datum in noise_learner_v3_post_processor_v0_1(result)
+    ]
 
 
 # ---------------------------------------------------------------- the program
-def run_job(executor: "BaseExecutor", params_text: str, backend_name: str) -> str:
+def run_job(executor: BaseExecutor, params_text: str, backend_name: str) -> str:
     """Decode, learn and encode one noise-learner job (either payload)."""
     backend = executor.metadata.get_backend(backend_name)
     request = decode_request(params_text, backend)
-    joblog.emit(f"Noise learning on {backend_name} with the {executor.name} executor: "
-                f"{len(request.layers)} layer(s), {request.options.num_randomizations} "
-                f"randomizations x {request.options.shots_per_randomization} shots at depths "
-                f"{list(request.options.layer_pair_depths)}.")
+    joblog.emit(
+        f"Noise learning on {backend_name} with the {executor.name} executor: "
+        f"{len(request.layers)} layer(s), {request.options.num_randomizations} "
+        f"randomizations x {request.options.shots_per_randomization} shots at depths "
+        f"{list(request.options.layer_pair_depths)}."
+    )
     maps = learn_layer_noise(executor, backend_name, request.layers, request.options)
     if request.legacy is not None:  # the client's NoiseLearnerResultDecoder reads this dict
-        return encode_result({
-            "data": layer_errors(request.layers, maps, backend.num_qubits),
-            "metadata": {"backend": backend_name, "input_options": request.legacy,
-                         "learning_protocol": "lindblad"}})
-    return _encode_v3(request, maps, backend.num_qubits)
-
-
-def _encode_v3(request: LearningRequest, maps: list["PauliLindbladMap"],
-               num_qubits: int) -> str:
-    """The ``NoiseLearnerV3ResultsModel`` JSON, one result per box, with IBM's metadata."""
-    from qiskit.quantum_info import QubitSparsePauliList
-    from qiskit_ibm_runtime.noise_learner_v3.converters.version_0_3 import (
-        noise_learner_v3_result_to_0_3)
-    from qiskit_ibm_runtime.results import NoiseLearnerV3Result, NoiseLearnerV3Results
-
-    results = []
-    for layer, noise in zip(request.layers, maps):
-        qubits = layer_qubits(layer, num_qubits)
-        measures = any(inner.operation.name == "measure"
-                       for inner in layer.operation.blocks[0].data)
-        # No bit-flip checks ran, so every shot was kept and every check "succeeded".
-        if measures:
-            metadata = {"learning_protocol": "trex", "post_selection": {
-                "fraction_kept": 1.0, "success_rates": dict.fromkeys(qubits, 1.0)}}
-        else:
-            depths = list(request.options.layer_pair_depths)
-            metadata = {"learning_protocol": "lindblad", "post_selection": {
-                "fraction_kept": dict.fromkeys(depths, 1.0),
-                "success_rates": {d: dict.fromkeys(qubits, 1.0) for d in depths}}}
-        results.append(NoiseLearnerV3Result.from_generators(
-            generators=[QubitSparsePauliList.from_qubit_sparse_paulis([pauli])
-                        for pauli in noise.generators()],
-            rates=noise.rates, metadata=metadata))
-    return noise_learner_v3_result_to_0_3(NoiseLearnerV3Results(results)).model_dump_json()
+        return encode_result(
+            {
+                "data": layer_errors(request.layers, maps, backend.num_qubits),
+                "metadata": {
+                    "backend": backend_name,
+                    "input_options": request.legacy,
+                    "learning_protocol": "lindblad",
+                },
+            }
+        )
+    return encode_v3(request, maps, backend.num_qubits)

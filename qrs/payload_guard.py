@@ -51,30 +51,46 @@ BIT_COST = 256
 
 #: The ``__type__`` values ``RuntimeEncoder`` writes for the pubs and options of sampler
 #: and estimator jobs; ``qrs.decoder.RestrictedDecoder`` decodes these and no others.
-ALLOWED_TYPES = frozenset({
-    "ndarray", "QuantumCircuit", "Parameter", "BindingsArray", "ObservablesArray",
-    "complex", "set", "datetime", "NoiseModel", "to_json", "NoiseLearnerResult",
-})
+ALLOWED_TYPES = frozenset(
+    {
+        "ndarray",
+        "QuantumCircuit",
+        "Parameter",
+        "BindingsArray",
+        "ObservablesArray",
+        "complex",
+        "set",
+        "datetime",
+        "NoiseModel",
+        "to_json",
+        "NoiseLearnerResult",
+    }
+)
 
 #: The only classes ``settings`` and ``_json`` objects may name: those IBM's layer-noise
 #: model is made of (``resilience.layer_noise_model``: a ``NoiseLearnerResult`` of
 #: ``LayerError``\ s), each built from checked parts in time linear in its payload.
 CLASS_TYPES = {
-    "_json": frozenset({(module, name)
-                        for module in ("qiskit_ibm_runtime.utils.noise_learner_result",
-                                       "qiskit_ibm_runtime.results.noise_learner")
-                        for name in ("LayerError", "PauliLindbladError")}),
-    "settings": frozenset({("qiskit.quantum_info.operators.symplectic.pauli_list",
-                            "PauliList")}),
+    "_json": frozenset(
+        {
+            (module, name)
+            for module in (
+                "qiskit_ibm_runtime.utils.noise_learner_result",
+                "qiskit_ibm_runtime.results.noise_learner",
+            )
+            for name in ("LayerError", "PauliLindbladError")
+        }
+    ),
+    "settings": frozenset({("qiskit.quantum_info.operators.symplectic.pauli_list", "PauliList")}),
 }
 
 #: Why some decodable types are refused, for the error message.
 REFUSED_TYPES = {
     "settings": "it would run the constructor of any qiskit.quantum_info class "
-                "(an Operator of n qubits allocates a dense 4^n matrix); only PauliList "
-                "(of a layer noise model) is accepted",
+    "(an Operator of n qubits allocates a dense 4^n matrix); only PauliList "
+    "(of a layer noise model) is accepted",
     "_json": "it would run the constructor of a result class; only the LayerError and "
-             "PauliLindbladError of a layer noise model are accepted",
+    "PauliLindbladError of a layer noise model are accepted",
     "Result": "job params never carry results",
     "spmatrix": "sparse matrices are not accepted in job params",
 }
@@ -105,7 +121,8 @@ class Budget:
             raise PayloadTooLarge(
                 f"{path} decodes to more than the {self.total // 2**20} MiB this job may "
                 "decode to (QRS_MAX_DECODED_MB), counting inflated payloads and the "
-                f"{BIT_COST} bytes each declared qubit or clbit takes once decoded.")
+                f"{BIT_COST} bytes each declared qubit or clbit takes once decoded."
+            )
 
 
 @dataclass(frozen=True)
@@ -142,11 +159,17 @@ def walk(tree: Any) -> Iterator[tuple[tuple, Any]]:
         node, path = stack.pop()
         yield path, node
         if isinstance(node, dict):
-            stack.extend((value, (path, key)) for key, value in node.items()
-                         if isinstance(value, (dict, list)))
+            stack.extend(
+                (value, (path, key))
+                for key, value in node.items()
+                if isinstance(value, (dict, list))
+            )
         elif isinstance(node, list):
-            stack.extend((value, (path, index)) for index, value in enumerate(node)
-                         if isinstance(value, (dict, list)))
+            stack.extend(
+                (value, (path, index))
+                for index, value in enumerate(node)
+                if isinstance(value, (dict, list))
+            )
 
 
 def path_text(path: tuple, root: str = "params") -> str:
@@ -162,8 +185,9 @@ def _check_typed(path: str, node: dict, limits: Limits, budget: Budget) -> None:
     """Check one typed value and charge what it decodes to."""
     kind, value = node.get("__type__"), node.get("__value__")
     if why := refusal(node):
-        raise InvalidInput(f"{path}: values of type {str(kind)[:40]!r} are not accepted in "
-                           f"job params: {why}.")
+        raise InvalidInput(
+            f"{path}: values of type {str(kind)[:40]!r} are not accepted in job params: {why}."
+        )
     if kind == "ndarray" and isinstance(value, str) and not _is_extrapolator(value):
         check_npy(path, b64(path, value), budget)
     elif kind == "QuantumCircuit" and isinstance(value, str):
@@ -185,15 +209,17 @@ def check_bindings_keys(path: str, value: Any) -> None:
         except (ValueError, RecursionError):
             names = None
         if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
-            raise InvalidInput(f"{path}.__value__.data: the BindingsArray key {key[:60]!r} "
-                               "is not a JSON list of parameter names.")
+            raise InvalidInput(
+                f"{path}.__value__.data: the BindingsArray key {key[:60]!r} "
+                "is not a JSON list of parameter names."
+            )
 
 
 def _is_extrapolator(value: str) -> bool:
     """ZNE extrapolator names travel as ``ndarray`` values that are plain strings."""
     from typing import get_args
 
-    from qiskit_ibm_runtime.options.zne_options import ExtrapolatorType
+    from .compat import ExtrapolatorType
 
     return value in get_args(ExtrapolatorType)
 
@@ -206,8 +232,7 @@ def b64(path: str, value: str) -> bytes:
         raise InvalidInput(f"{path}: __value__ is not valid base64 ({exc}).") from None
 
 
-def inflate(path: str, data: bytes, budget: Budget,
-            keep: int | None = None) -> tuple[bytes, int]:
+def inflate(path: str, data: bytes, budget: Budget, keep: int | None = None) -> tuple[bytes, int]:
     """Inflate zlib ``data`` in bounded steps, charging its size to ``budget``.
 
     Returns the first ``keep`` bytes (all of them when ``keep`` is ``None``) and the
@@ -224,7 +249,7 @@ def inflate(path: str, data: bytes, budget: Budget,
             size += len(chunk)
             budget.charge(path, len(chunk))
             if keep is None or held < keep:
-                piece = chunk if keep is None else chunk[:keep - held]
+                piece = chunk if keep is None else chunk[: keep - held]
                 kept.append(piece)
                 held += len(piece)
             if not chunk and not pending:
@@ -250,17 +275,22 @@ def check_npy(path: str, data: bytes, budget: Budget) -> None:
     except Exception as exc:  # numpy raises ValueError, SyntaxError, TypeError
         raise InvalidInput(f"{path}: not a valid .npy array ({exc}).") from None
     if dtype.hasobject:
-        raise InvalidInput(f"{path}: arrays of Python objects are not accepted (loading them "
-                           "would unpickle data); send numeric arrays.")
+        raise InvalidInput(
+            f"{path}: arrays of Python objects are not accepted (loading them "
+            "would unpickle data); send numeric arrays."
+        )
     declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
     carried = size - stream.tell()
     if declared != carried:
-        raise InvalidInput(f"{path}: the array header declares shape {tuple(shape)} "
-                           f"({declared} bytes) but the payload carries {carried} bytes.")
+        raise InvalidInput(
+            f"{path}: the array header declares shape {tuple(shape)} "
+            f"({declared} bytes) but the payload carries {carried} bytes."
+        )
 
 
-def check_qpy(path: str, raw: bytes, limits: Limits, budget: Budget,
-              programs: int | None = None) -> list[CircuitHeader]:
+def check_qpy(
+    path: str, raw: bytes, limits: Limits, budget: Budget, programs: int | None = None
+) -> list[CircuitHeader]:
     """QPY holding ``programs`` circuits (any number if ``None``) within the limits.
 
     Each circuit's declared qubits and clbits are charged ``BIT_COST`` bytes apiece.
@@ -269,12 +299,16 @@ def check_qpy(path: str, raw: bytes, limits: Limits, budget: Budget,
     for index, circuit in enumerate(headers):
         where = path if len(headers) == 1 else f"{path} circuit {index}"
         if circuit.num_qubits > limits.backend_qubits:
-            raise InvalidInput(f"{where}: the circuit has {circuit.num_qubits} qubits but the "
-                               f"backend has only {limits.backend_qubits}. Transpile it for the "
-                               "backend first.")
+            raise InvalidInput(
+                f"{where}: the circuit has {circuit.num_qubits} qubits but the "
+                f"backend has only {limits.backend_qubits}. Transpile it for the "
+                "backend first."
+            )
         if circuit.num_clbits > limits.max_clbits:
-            raise InvalidInput(f"{where}: the circuit has {circuit.num_clbits} classical bits; "
-                               f"the limit is {limits.max_clbits} (QRS_MAX_CLBITS).")
+            raise InvalidInput(
+                f"{where}: the circuit has {circuit.num_clbits} classical bits; "
+                f"the limit is {limits.max_clbits} (QRS_MAX_CLBITS)."
+            )
         budget.charge(where, (circuit.num_qubits + circuit.num_clbits) * BIT_COST)
     return headers
 
@@ -289,11 +323,15 @@ def qpy_headers(path: str, raw: bytes, programs: int | None = None) -> list[Circ
             raise ValueError("no QPY preface")
         stream.seek(0)
         if version < 10:
-            header = formats.FILE_HEADER._make(struct.unpack(
-                formats.FILE_HEADER_PACK, stream.read(formats.FILE_HEADER_SIZE)))
+            header = formats.FILE_HEADER._make(
+                struct.unpack(formats.FILE_HEADER_PACK, stream.read(formats.FILE_HEADER_SIZE))
+            )
         else:
-            header = formats.FILE_HEADER_V10._make(struct.unpack(
-                formats.FILE_HEADER_V10_PACK, stream.read(formats.FILE_HEADER_V10_SIZE)))
+            header = formats.FILE_HEADER_V10._make(
+                struct.unpack(
+                    formats.FILE_HEADER_V10_PACK, stream.read(formats.FILE_HEADER_V10_SIZE)
+                )
+            )
         count = header.num_programs
         if programs is not None and count != programs:
             raise ValueError(f"{count} programs instead of {programs}")
@@ -302,9 +340,12 @@ def qpy_headers(path: str, raw: bytes, programs: int | None = None) -> list[Circ
         if version >= 5:
             stream.read(1)  # program type key
         if version >= 16:
-            offsets = [struct.unpack(formats.CIRCUIT_TABLE_ENTRY_PACK,
-                                     stream.read(formats.CIRCUIT_TABLE_ENTRY_SIZE))[0]
-                       for _ in range(count)]
+            offsets = [
+                struct.unpack(
+                    formats.CIRCUIT_TABLE_ENTRY_PACK, stream.read(formats.CIRCUIT_TABLE_ENTRY_SIZE)
+                )[0]
+                for _ in range(count)
+            ]
         elif count == 1:
             offsets = [stream.tell()]
         else:
@@ -313,12 +354,18 @@ def qpy_headers(path: str, raw: bytes, programs: int | None = None) -> list[Circ
         for offset in offsets:
             stream.seek(offset)
             if version >= 12:
-                circuit = formats.CIRCUIT_HEADER_V12._make(struct.unpack(
-                    formats.CIRCUIT_HEADER_V12_PACK,
-                    stream.read(formats.CIRCUIT_HEADER_V12_SIZE)))
+                circuit = formats.CIRCUIT_HEADER_V12._make(
+                    struct.unpack(
+                        formats.CIRCUIT_HEADER_V12_PACK,
+                        stream.read(formats.CIRCUIT_HEADER_V12_SIZE),
+                    )
+                )
             else:
-                circuit = formats.CIRCUIT_HEADER_V2._make(struct.unpack(
-                    formats.CIRCUIT_HEADER_V2_PACK, stream.read(formats.CIRCUIT_HEADER_V2_SIZE)))
+                circuit = formats.CIRCUIT_HEADER_V2._make(
+                    struct.unpack(
+                        formats.CIRCUIT_HEADER_V2_PACK, stream.read(formats.CIRCUIT_HEADER_V2_SIZE)
+                    )
+                )
             _plausible(circuit, len(raw))
             headers.append(CircuitHeader(circuit.num_qubits, circuit.num_clbits))
     except (struct.error, ValueError) as exc:
@@ -329,8 +376,7 @@ def qpy_headers(path: str, raw: bytes, programs: int | None = None) -> list[Circ
 def _plausible(circuit: Any, size: int) -> None:
     """Counts and lengths a circuit header declares must fit in its file: the reader
     reserves memory for them before it finds out they do not."""
-    for field in ("name_size", "metadata_size", "num_registers", "num_instructions",
-                  "num_vars"):
+    for field in ("name_size", "metadata_size", "num_registers", "num_instructions", "num_vars"):
         declared = getattr(circuit, field, 0)
         if declared > size:
             raise ValueError(f"the header declares {field}={declared} in a {size}-byte file")

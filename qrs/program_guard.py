@@ -33,8 +33,22 @@ if TYPE_CHECKING:
 
 #: Bytes per element of ``CompressedTensorModel`` dtypes once decoded; booleans arrive
 #: bit-packed and are unpacked to one byte, then copied to ``bool``.
-_ELEMENT_BYTES = {"f16": 2, "f32": 4, "f64": 8, "i8": 1, "i16": 2, "i32": 4, "i64": 8,
-                  "u8": 1, "u16": 2, "u32": 4, "u64": 8, "c64": 8, "c128": 16, "bool": 2}
+_ELEMENT_BYTES = {
+    "f16": 2,
+    "f32": 4,
+    "f64": 8,
+    "i8": 1,
+    "i16": 2,
+    "i32": 4,
+    "i64": 8,
+    "u8": 1,
+    "u16": 2,
+    "u32": 4,
+    "u64": 8,
+    "c64": 8,
+    "c128": 16,
+    "bool": 2,
+}
 
 _ROOT = "params"
 
@@ -58,11 +72,15 @@ def check_program_params(params: Any, limits: Limits) -> int:
             check_qpy(where, raw, limits, budget, programs=1)
         elif isinstance(node.get("samplex_json"), str):
             _check_samplex(path_text(path, _ROOT), node["samplex_json"], limits, budget)
-        elif ("sparse_terms" in node and isinstance(node.get("num_qubits"), int)
-              and node["num_qubits"] > limits.backend_qubits):
+        elif (
+            "sparse_terms" in node
+            and isinstance(node.get("num_qubits"), int)
+            and node["num_qubits"] > limits.backend_qubits
+        ):
             raise InvalidInput(
-                    f"{path_text(path, _ROOT)}: a Pauli-Lindblad map on {node['num_qubits']} "
-                    f"qubits; the backend has only {limits.backend_qubits}.")
+                f"{path_text(path, _ROOT)}: a Pauli-Lindblad map on {node['num_qubits']} "
+                f"qubits; the backend has only {limits.backend_qubits}."
+            )
     return budget.total - budget.left
 
 
@@ -70,17 +88,21 @@ def _check_circuits(circuits: dict, limits: Limits, budget: Budget) -> None:
     """The program's circuits: QPY only, each header within the limits."""
     path = f"{_ROOT}.quantum_program.circuits"
     if "b64_data" not in circuits:
-        raise InvalidInput(f"{path}: only QPY circuits ('b64_data') are accepted, not OpenQASM "
-                           "3 text; qiskit-ibm-runtime sends QPY.")
+        raise InvalidInput(
+            f"{path}: only QPY circuits ('b64_data') are accepted, not OpenQASM "
+            "3 text; qiskit-ibm-runtime sends QPY."
+        )
     if isinstance(circuits["b64_data"], str):
-        raw, _ = inflate(f"{path}.b64_data", b64(f"{path}.b64_data", circuits["b64_data"]),
-                         budget)
+        raw, _ = inflate(f"{path}.b64_data", b64(f"{path}.b64_data", circuits["b64_data"]), budget)
         check_qpy(f"{path}.b64_data", raw, limits, budget)
 
 
 def _is_tensor(node: dict) -> bool:
-    return (isinstance(node.get("data"), str) and isinstance(node.get("shape"), list)
-            and isinstance(node.get("dtype"), str))
+    return (
+        isinstance(node.get("data"), str)
+        and isinstance(node.get("shape"), list)
+        and isinstance(node.get("dtype"), str)
+    )
 
 
 def _check_tensor(path: str, node: dict, budget: Budget) -> None:
@@ -95,8 +117,9 @@ def _check_tensor(path: str, node: dict, budget: Budget) -> None:
         return
     shape = node["shape"]
     if all(isinstance(n, int) and n >= 0 for n in shape):
-        budget.charge(path, min(math.prod(shape), 8 * size) * _ELEMENT_BYTES.get(
-            node["dtype"], 16))
+        budget.charge(
+            path, min(math.prod(shape), 8 * size) * _ELEMENT_BYTES.get(node["dtype"], 16)
+        )
 
 
 def _check_samplex(path: str, text: str, limits: Limits, budget: Budget) -> None:
@@ -117,4 +140,3 @@ def _check_samplex(path: str, text: str, limits: Limits, budget: Budget) -> None
                 raw = b64(f"{path}.samplex_json", node["circuit_base64"])
                 budget.charge(path, len(raw))
                 check_qpy(f"{path}.samplex_json", raw, limits, budget)
-

@@ -51,7 +51,7 @@ _UNSIMULATED = {
 class DecodedProgram:
     """A decoded executor payload: the program and what travels with it unchanged."""
 
-    program: "QuantumProgram"
+    program: QuantumProgram
     options: dict[str, Any]
     model: Any  # the validated ParamsModel (passthrough data is returned from it as sent)
 
@@ -66,8 +66,10 @@ def describe_error(exc: Exception) -> str:
     from pydantic import ValidationError
 
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}"
-                         for e in exc.errors()[:5])
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}"
+            for e in exc.errors()[:5]
+        )
     kind = type(exc)
     name = kind.__name__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__name__}"
     return f"{name}: {exc}"
@@ -76,9 +78,9 @@ def describe_error(exc: Exception) -> str:
 def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
     """Decode executor params the way the client encodes them. Raises ``InvalidInput``."""
     from pydantic import ValidationError
-    from qiskit_ibm_runtime.quantum_program.params_converters import (
-        QUANTUM_PROGRAM_PARAMS_CONVERTERS)
     from samplomatic.quantum_program import SamplexItem
+
+    from .compat import QUANTUM_PROGRAM_PARAMS_CONVERTERS
 
     params = params_object(params, "with 'schema_version', 'quantum_program' and 'options'")
     program = params.get("quantum_program")
@@ -86,13 +88,16 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
     if isinstance(circuits, dict) and "b64_data" not in circuits:
         # OpenQASM 3 text: its parser allocates every register it declares before any
         # width check (payload_guard); the client always sends QPY.
-        raise InvalidInput("params.quantum_program.circuits: only QPY circuits ('b64_data') "
-                           "are accepted, not OpenQASM 3 text; qiskit-ibm-runtime sends QPY.")
+        raise InvalidInput(
+            "params.quantum_program.circuits: only QPY circuits ('b64_data') "
+            "are accepted, not OpenQASM 3 text; qiskit-ibm-runtime sends QPY."
+        )
     version = params.get("schema_version")
     if version not in SCHEMA_VERSIONS:
         raise InvalidInput(
             f"params.schema_version {version!r} is not supported; this server reads executor "
-            f"params {', '.join(SCHEMA_VERSIONS)} (what qiskit-ibm-runtime 0.51 sends).")
+            f"params {', '.join(SCHEMA_VERSIONS)} (what qiskit-ibm-runtime 0.51 sends)."
+        )
     converter = QUANTUM_PROGRAM_PARAMS_CONVERTERS[version]
     try:
         model = converter.model.model_validate(params)
@@ -101,8 +106,9 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
     except ValidationError as exc:  # the payload's shape is wrong
         raise InvalidInput(f"executor params are malformed: {describe_error(exc)}") from None
     except Exception as exc:  # base64/zlib/QPY that validation had to open
-        raise InvalidInput(f"the quantum program could not be decoded: {describe_error(exc)}") \
-            from None
+        raise InvalidInput(
+            f"the quantum program could not be decoded: {describe_error(exc)}"
+        ) from None
     try:
         program, _ = converter.decoder(model)
         for item in program.items:
@@ -111,10 +117,12 @@ def decode_program(params: str | dict[str, Any]) -> DecodedProgram:
     except MemoryError:
         raise
     except Exception as exc:  # bad QPY, samplex JSON or arguments: the user's input
-        raise InvalidInput(f"the quantum program could not be decoded: {describe_error(exc)}") \
-            from None
-    return DecodedProgram(program=program, options=model.options.model_dump(mode="json"),
-                          model=model)
+        raise InvalidInput(
+            f"the quantum program could not be decoded: {describe_error(exc)}"
+        ) from None
+    return DecodedProgram(
+        program=program, options=model.options.model_dump(mode="json"), model=model
+    )
 
 
 def check_program(decoded: DecodedProgram, limits: Limits) -> int:
@@ -127,57 +135,90 @@ def check_program(decoded: DecodedProgram, limits: Limits) -> int:
     if not program.items:
         raise InvalidInput("quantum_program.items is empty; a program needs at least one item.")
     if len(program.items) > limits.max_pubs:
-        raise LimitExceeded(f"{len(program.items)} program items in one job; the limit is "
-                            f"{limits.max_pubs} (QRS_MAX_PUBS). Split the program.")
+        raise LimitExceeded(
+            f"{len(program.items)} program items in one job; the limit is "
+            f"{limits.max_pubs} (QRS_MAX_PUBS). Split the program."
+        )
     if program.shots > limits.max_pub_shots:
-        raise LimitExceeded(f"quantum_program.shots is {program.shots}; the limit is "
-                            f"{limits.max_pub_shots} (QRS_MAX_PUB_SHOTS).")
+        raise LimitExceeded(
+            f"quantum_program.shots is {program.shots}; the limit is "
+            f"{limits.max_pub_shots} (QRS_MAX_PUB_SHOTS)."
+        )
     elements = 0
     result_bytes = 0
     for index, item in enumerate(program.items):
         if item.circuit.num_qubits > backend_qubits:
             raise InvalidInput(
                 f"quantum_program.items[{index}]: the circuit has {item.circuit.num_qubits} "
-                f"qubits but the backend has only {backend_qubits}. Transpile it first.")
+                f"qubits but the backend has only {backend_qubits}. Transpile it first."
+            )
         size = math.prod(item.shape)
         if size > limits.max_parameter_bindings:
             raise LimitExceeded(
                 f"quantum_program.items[{index}] has {size} elements (shape {item.shape}); the "
-                f"limit is {limits.max_parameter_bindings} (QRS_MAX_PARAMETER_BINDINGS).")
+                f"limit is {limits.max_parameter_bindings} (QRS_MAX_PARAMETER_BINDINGS)."
+            )
         elements += size
         result_bytes += size * program.shots * sum(creg.size for creg in item.circuit.cregs)
-    check_instructions((item.circuit for item in program.items), limits.operations,
-                       limits.backend, "quantum_program.items")
+    check_instructions(
+        (item.circuit for item in program.items),
+        limits.operations,
+        limits.backend,
+        "quantum_program.items",
+    )
     if elements * program.shots > limits.max_shots:
         raise LimitExceeded(
             f"The program asks for {elements * program.shots} shots in total; the limit per "
-            f"job is {limits.max_shots} (QRS_MAX_SHOTS). Use fewer shots or split the job.")
-    check_result_size(result_bytes, limits, "one byte each: executor results are boolean "
-                      "arrays")
+            f"job is {limits.max_shots} (QRS_MAX_SHOTS). Use fewer shots or split the job."
+        )
+    check_result_size(result_bytes, limits, "one byte each: executor results are boolean arrays")
     return elements
 
 
-def encode_result(result: "QuantumProgramResult", decoded: DecodedProgram) -> str:
+def encode_result(result: QuantumProgramResult, decoded: DecodedProgram) -> str:
     """The ``QuantumProgramResultModel`` JSON the client's ``ExecutorResultDecoder`` reads."""
-    from ibm_quantum_schemas.common import CompressedTensorModel
-    from ibm_quantum_schemas.executor.version_2_0 import (ChunkPart, ChunkSpan,
-                                                          ItemMetadataModel, MetadataModel,
-                                                          QuantumProgramResultItemModel,
-                                                          QuantumProgramResultModel)
+    from .compat import (
+        CompressedTensorModel,
+        ItemMetadataModel,
+        MetadataModel,
+        QuantumProgramResultItemModel,
+        QuantumProgramResultModel,
+    )
+    from .compat import SchemaChunkPart as ChunkPart
+    from .compat import SchemaChunkSpan as ChunkSpan
 
-    items = [QuantumProgramResultItemModel(
-        results={name: CompressedTensorModel.from_numpy(np.asarray(value))
-                 for name, value in item.items()},
-        metadata=ItemMetadataModel()) for item in result]
-    spans = [ChunkSpan(start=span.start, stop=span.stop, parts=[
-        ChunkPart(idx_item=part.idx_item, size=part.size,
-                  permutation=list(range(len(decoded.program.items[part.idx_item].shape))),
-                  element_range=(0, part.size, 1)) for part in span.parts])
-        for span in result.metadata.chunk_timing]
+    items = [
+        QuantumProgramResultItemModel(
+            results={
+                name: CompressedTensorModel.from_numpy(np.asarray(value))
+                for name, value in item.items()
+            },
+            metadata=ItemMetadataModel(),
+        )
+        for item in result
+    ]
+    spans = [
+        ChunkSpan(
+            start=span.start,
+            stop=span.stop,
+            parts=[
+                ChunkPart(
+                    idx_item=part.idx_item,
+                    size=part.size,
+                    permutation=list(range(len(decoded.program.items[part.idx_item].shape))),
+                    element_range=(0, part.size, 1),
+                )
+                for part in span.parts
+            ],
+        )
+        for span in result.metadata.chunk_timing
+    ]
     model = QuantumProgramResultModel(
-        data=items, metadata=MetadataModel(chunk_timing=spans),
+        data=items,
+        metadata=MetadataModel(chunk_timing=spans),
         passthrough_data=decoded.model.quantum_program.passthrough_data,
-        semantic_role=decoded.semantic_role)
+        semantic_role=decoded.semantic_role,
+    )
     return model.model_dump_json()
 
 
@@ -190,8 +231,10 @@ def log_options(decoded: DecodedProgram, executor_name: str) -> None:
     if options.get("init_qubits") is False:
         joblog.emit("Option init_qubits=False ignored: every simulated shot starts in |0>.")
     if options.get("experimental"):
-        joblog.emit(f"Experimental options ignored by the {executor_name} executor: "
-                    f"{options['experimental']}")
+        joblog.emit(
+            f"Experimental options ignored by the {executor_name} executor: "
+            f"{options['experimental']}"
+        )
     chunks = {item.chunk_size for item in decoded.program.items} - {None}
     if chunks:
         joblog.emit(f"chunk_size {sorted(chunks)} ignored: each item runs as one pub.")

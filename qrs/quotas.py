@@ -20,14 +20,16 @@ def check_storage_quota(store: Store, config: Config, user_id: str, new_bytes: i
         raise QuotaExceeded(
             f"You keep {finished} finished jobs; the limit is "
             f"{config.max_finished_jobs_per_user} (QRS_MAX_FINISHED_JOBS_PER_USER). Delete "
-            "old jobs (job.delete() or DELETE /jobs/<id>) to submit new ones.")
+            "old jobs (job.delete() or DELETE /jobs/<id>) to submit new ones."
+        )
     limit = config.max_stored_mb_per_user * 2**20
     if stored + new_bytes > limit:
         raise QuotaExceeded(
             f"Your jobs' params and results take {stored / 2**20:,.1f} MiB and this job adds "
             f"{new_bytes / 2**20:,.1f} MiB; the limit is {config.max_stored_mb_per_user} MiB "
             "per user (QRS_MAX_STORED_MB_PER_USER). Delete old jobs (job.delete() or "
-            "DELETE /jobs/<id>) to free space.")
+            "DELETE /jobs/<id>) to free space."
+        )
 
 
 def check_session_quota(store: Store, config: Config, user_id: str) -> None:
@@ -37,4 +39,5 @@ def check_session_quota(store: Store, config: Config, user_id: str) -> None:
         raise QuotaExceeded(
             f"You have {open_sessions} open sessions; the limit is "
             f"{config.max_open_sessions_per_user} (QRS_MAX_OPEN_SESSIONS_PER_USER). Close "
-            "some (session.close() or session.cancel()) before opening another.")
+            "some (session.close() or session.cancel()) before opening another."
+        )

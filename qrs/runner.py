@@ -27,10 +27,19 @@ from .config import Config
 from .execution import Completed, JobTask
 from .executors.base import BaseExecutor, ExecutorUnavailable
 from .jobprocess import JobProcess, pickled_executor
-from .states import JobStatus, ReasonCode
+from .states import JobStatus
 from .store import Job, Store
-from .supervision import (Crashed, Ending, Finished, OutOfMemory, Stopped, TimedOut, Watch,
-                          supervise)
+from .supervision import (
+    Crashed,
+    Ending,
+    Finished,
+    OutOfMemory,
+    Stopped,
+    Watch,
+    failure,
+    how_ended,
+    supervise,
+)
 from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
@@ -52,9 +61,14 @@ class Slot:
 class Runner:
     """Claims jobs for one server process and supervises the job processes running them."""
 
-    def __init__(self, store: Store, executor: BaseExecutor, config: Config,
-                 on_event: Callable[[str, Job, float], None] | None = None,
-                 claim: Callable[[str, BatchRule], list[Job]] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        executor: BaseExecutor,
+        config: Config,
+        on_event: Callable[[str, Job, float], None] | None = None,
+        claim: Callable[[str, BatchRule], list[Job]] | None = None,
+    ) -> None:
         self.store = store
         #: Takes the next job(s) to execute: ``Store.claim_batch`` (worker id, batch rule),
         #: or a test scenario's (``qrs.testkit.claims``), which holds jobs back and records
@@ -69,8 +83,8 @@ class Runner:
         self.worker_id = self._new_worker_id()
         self._wake = threading.Condition()
         self._finished = threading.Condition()
-        self._stopping = threading.Event()   # take no new job
-        self._halted = threading.Event()     # kill running jobs; leases are no longer renewed
+        self._stopping = threading.Event()  # take no new job
+        self._halted = threading.Event()  # kill running jobs; leases are no longer renewed
         self._threads: list[threading.Thread] = []
         self._slots: list[Slot] = []
         self._spare: JobProcess | None = None  # started by preflight(), taken by a slot
@@ -110,17 +124,25 @@ class Runner:
             self._stopping.clear()
             self._halted.clear()
             self._slots = [Slot(f"slot-{i}") for i in range(self.config.executor_threads)]
-            self._threads = [threading.Thread(target=self._work_loop, args=(slot,), daemon=True,
-                                              name=f"qrs-runner-{i}")
-                             for i, slot in enumerate(self._slots)]
-            maintenance = threading.Thread(target=self._maintenance_loop, daemon=True,
-                                           name="qrs-maintenance")
+            self._threads = [
+                threading.Thread(
+                    target=self._work_loop, args=(slot,), daemon=True, name=f"qrs-runner-{i}"
+                )
+                for i, slot in enumerate(self._slots)
+            ]
+            maintenance = threading.Thread(
+                target=self._maintenance_loop, daemon=True, name="qrs-maintenance"
+            )
             for thread in (*self._threads, maintenance):
                 thread.start()
             self._wakeup.listen(self.wake)
             self._pid = os.getpid()
-            log.info("runner %s started with %d job slots (%s executor)",
-                     self.worker_id, self.config.executor_threads, self.executor_name)
+            log.info(
+                "runner %s started with %d job slots (%s executor)",
+                self.worker_id,
+                self.config.executor_threads,
+                self.executor_name,
+            )
 
     @property
     def alive(self) -> bool:
@@ -148,8 +170,9 @@ class Runner:
         for thread in self._threads:
             thread.join(5.0)
         for job_id in self.store.release(self.worker_id):
-            log.warning("job %s re-queued: worker %s stopped before it finished",
-                        job_id, self.worker_id)
+            log.warning(
+                "job %s re-queued: worker %s stopped before it finished", job_id, self.worker_id
+            )
         for slot in (*self._slots, self._drain_slot):
             self._retire(slot, close=True)
         with self._spare_lock:
@@ -199,10 +222,15 @@ class Runner:
         """Heartbeat, recover orphaned jobs, expire sessions, apply retention."""
         now = time.time() if now is None else now
         self.store.heartbeat(self.worker_id, now)
-        for job_id, outcome in self.store.recover(self.config.job_lease_seconds,
-                                                  self.config.max_attempts, now):
-            log.warning("job %s %s after its worker stopped responding", job_id, outcome,
-                        extra={"job_id": job_id})
+        for job_id, outcome in self.store.recover(
+            self.config.job_lease_seconds, self.config.max_attempts, now
+        ):
+            log.warning(
+                "job %s %s after its worker stopped responding",
+                job_id,
+                outcome,
+                extra={"job_id": job_id},
+            )
         if self.store.expire_sessions(now):
             self._notify_finished()
         if self.config.job_retention_days > 0 and time.monotonic() >= self._next_prune:
@@ -277,8 +305,9 @@ class Runner:
         tasks = []
         for job in jobs:
             try:
-                tasks.append(JobTask(job.id, job.program_id, job.backend,
-                                     self.store.job_params(job.id)))
+                tasks.append(
+                    JobTask(job.id, job.program_id, job.backend, self.store.job_params(job.id))
+                )
             except OSError:  # deleted while it was claimed
                 self.store.fail(job.id, self.worker_id, "The job's params are gone.")
         tasks_ids = {task.job_id for task in tasks}
@@ -286,22 +315,32 @@ class Runner:
         if not jobs:
             return
         ids = [job.id for job in jobs]
-        self.store.log(ids, f"Running in job process {process.pid} "
-                            f"({process.executor_name} executor, {process.tasks_run} "
-                            "task(s) run there before).")
+        self.store.log(
+            ids,
+            f"Running in job process {process.pid} "
+            f"({process.executor_name} executor, {process.tasks_run} "
+            "task(s) run there before).",
+        )
         chars = self.config.max_log_line_chars  # job lines carry user input (options)
-        watch = Watch(time_limit=self._time_limit(jobs), memory_mb=self.config.job_memory_mb,
-                      cancelled=lambda: not any(self._still_ours(job_id) for job_id in ids),
-                      halted=self._halted,
-                      on_log=lambda line: self.store.log(ids, joblog.clip(line, chars)))
+        watch = Watch(
+            time_limit=self._time_limit(jobs),
+            memory_mb=self.config.job_memory_mb,
+            cancelled=lambda: not any(self._still_ours(job_id) for job_id in ids),
+            halted=self._halted,
+            on_log=lambda line: self.store.log(ids, joblog.clip(line, chars)),
+        )
         ending = supervise(process, tasks, watch)
-        if not isinstance(ending, Finished) or any(getattr(o, "recycle", False)
-                                                   for o in ending.outcomes):
+        if not isinstance(ending, Finished) or any(
+            getattr(o, "recycle", False) for o in ending.outcomes
+        ):
             self._retire(slot)  # killed, dead, or poisoned by a failed allocation
         if isinstance(ending, (Crashed, OutOfMemory)) and len(jobs) > 1:
             # Find the culprit: every job of the batch again, alone, in a fresh process.
-            self.store.log(ids, f"The batch's job process {_how(ending)}; each job of the "
-                                "batch runs again on its own.")
+            self.store.log(
+                ids,
+                f"The batch's job process {how_ended(ending)}; each job of the "
+                "batch runs again on its own.",
+            )
             for job in jobs:
                 self._run(slot, self._process_for(slot), [job])
             return
@@ -309,8 +348,11 @@ class Runner:
 
     def _still_ours(self, job_id: str) -> bool:
         job = self.store.get_job(job_id)
-        return job is not None and job.status == JobStatus.RUNNING \
+        return (
+            job is not None
+            and job.status == JobStatus.RUNNING
             and job.claimed_by == self.worker_id
+        )
 
     def _record(self, jobs: list[Job], ending: Ending) -> None:
         """Store each job's end; a job cancelled meanwhile keeps its cancellation."""
@@ -320,34 +362,25 @@ class Runner:
                 if isinstance(outcome, Completed):
                     if self.store.finish(job.id, self.worker_id, outcome.result_text, seconds):
                         self.on_event("completed", job, seconds)
-                elif self.store.fail(job.id, self.worker_id, outcome.message,
-                                     outcome.reason_code, usage_seconds=seconds):
+                elif self.store.fail(
+                    job.id,
+                    self.worker_id,
+                    outcome.message,
+                    outcome.reason_code,
+                    usage_seconds=seconds,
+                ):
                     self.on_event("failed", job, seconds)
             return
         if isinstance(ending, Stopped):  # cancelled (already recorded) or shutting down
             return
-        status, code, message = JobStatus.FAILED, ReasonCode.PROCESS_CRASHED, ""
-        if isinstance(ending, TimedOut):
-            status, code = JobStatus.CANCELLED, ReasonCode.RAN_TOO_LONG
-            message = (f"Job ran longer than its maximum execution time of {ending.limit:.0f} s "
-                       "(options.max_execution_time / QRS_MAX_EXECUTION_TIME); its process "
-                       "was stopped.")
-        elif isinstance(ending, OutOfMemory):
-            code = ReasonCode.MEMORY_LIMIT
-            message = (f"The job used {ending.rss_mb:,.0f} MiB of memory, over its limit of "
-                       f"{ending.limit_mb:,} MiB (QRS_JOB_MEMORY_MB); its process was stopped "
-                       "and the job was not retried. Use fewer qubits, shots or parameter "
-                       "sets per pub, or a method such as matrix_product_state.")
-        elif isinstance(ending, Crashed):
-            hint = (" (for example by the kernel's out-of-memory killer)"
-                    if "SIGKILL" in ending.how else "")
-            message = (f"The job's process {ending.how}{hint} while running it: a crash in "
-                       "the simulator or executor. The job was not retried.")
+        status, code, message = failure(ending)
         for job in jobs:
-            if self.store.fail(job.id, self.worker_id, message, code, usage_seconds=seconds,
-                               status=status):
-                self.on_event("cancelled" if status == JobStatus.CANCELLED else "failed",
-                              job, seconds)
+            if self.store.fail(
+                job.id, self.worker_id, message, code, usage_seconds=seconds, status=status
+            ):
+                self.on_event(
+                    "cancelled" if status == JobStatus.CANCELLED else "failed", job, seconds
+                )
 
     # ------------------------------------------------------------------ waiting
     def _notify_finished(self) -> None:
@@ -368,9 +401,3 @@ class Runner:
                 return job
             with self._finished:
                 self._finished.wait(min(remaining, 0.02))
-
-
-def _how(ending: Ending) -> str:
-    if isinstance(ending, OutOfMemory):
-        return f"passed its memory limit ({ending.rss_mb:,.0f} MiB)"
-    return getattr(ending, "how", "ended")

@@ -8,7 +8,6 @@ validated dicts only.
 from __future__ import annotations
 
 import functools
-
 from collections.abc import Mapping
 
 from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, fields, validate
@@ -55,19 +54,20 @@ class JobCreate(Body):
 class SimulatorOptions(Body):
     """``options.simulator``: the settings QRS hands to Aer."""
 
-    seed_simulator = fields.Integer(allow_none=True,
-                                    validate=validate.Range(min=0, max=2**63 - 1))
+    seed_simulator = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=2**63 - 1))
     noise_model = fields.Raw(allow_none=True)  # a decoded NoiseModel, or its dict
-    coupling_map = fields.List(fields.List(fields.Integer(), validate=validate.Length(equal=2)),
-                               allow_none=True)
+    coupling_map = fields.List(
+        fields.List(fields.Integer(), validate=validate.Length(equal=2)), allow_none=True
+    )
     basis_gates = fields.List(fields.String(), allow_none=True)
 
 
 class ExecutionOptions(Body):
     """``options.execution``: ``meas_type`` picks bits or emulated IQ data (docs/noise.md)."""
 
-    meas_type = fields.String(allow_none=True, validate=validate.OneOf(
-        ["classified", "kerneled", "avg_kerneled"]))
+    meas_type = fields.String(
+        allow_none=True, validate=validate.OneOf(["classified", "kerneled", "avg_kerneled"])
+    )
 
 
 class PrimitiveOptions(Body):
@@ -75,8 +75,9 @@ class PrimitiveOptions(Body):
     rest is logged as ignored by the runner)."""
 
     default_shots = fields.Integer(allow_none=True, validate=validate.Range(min=1))
-    default_precision = fields.Float(allow_none=True,
-                                     validate=validate.Range(min=0, min_inclusive=False))
+    default_precision = fields.Float(
+        allow_none=True, validate=validate.Range(min=0, min_inclusive=False)
+    )
     max_execution_time = fields.Integer(allow_none=True, validate=validate.Range(min=1))
     simulator = fields.Nested(SimulatorOptions, allow_none=True)
     execution = fields.Nested(ExecutionOptions, allow_none=True)
@@ -98,7 +99,9 @@ class JobsQuery(Query):
     session_id = fields.String(load_default=None)
     created_after = fields.AwareDateTime(load_default=None, default_timezone=None)
     created_before = fields.AwareDateTime(load_default=None, default_timezone=None)
-    sort = fields.String(load_default="DESC", validate=validate.OneOf(["ASC", "DESC", "asc", "desc"]))
+    sort = fields.String(
+        load_default="DESC", validate=validate.OneOf(["ASC", "DESC", "asc", "desc"])
+    )
     exclude_params = fields.Boolean(load_default=True)
     include_mocks = fields.Boolean(load_default=False)
 
@@ -133,8 +136,13 @@ class ConfigurationQuery(Query):
     calibration_id = fields.String(load_default=None)
 
 
-_JSON_NAMES = {list: "an array", str: "a string", int: "a number", float: "a number",
-               bool: "a boolean"}
+_JSON_NAMES = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
 
 
 @functools.cache
@@ -154,6 +162,8 @@ def load(schema: type[Schema] | Schema, data: object, where: str = "body") -> di
     try:
         return schema.load(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
-                             for field, msgs in sorted(exc.normalized_messages().items()))
+        problems = "; ".join(
+            f"{field}: {' '.join(map(str, msgs)) if isinstance(msgs, list) else msgs}"
+            for field, msgs in sorted(exc.normalized_messages().items())
+        )
         raise InvalidInput(f"Invalid request {where}: {problems}") from None

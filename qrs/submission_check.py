@@ -66,8 +66,10 @@ def _guard(program_id: str, params: Any) -> Callable[[Any, Limits], int]:
     """The payload check for this program: model-read payloads (``executor``,
     NoiseLearnerV3) or ``RuntimeEncoder`` ones (sampler, estimator, legacy NoiseLearner)."""
     modelled = program_id == Program.EXECUTOR.value or (
-        program_id == Program.NOISE_LEARNER.value and isinstance(params, dict)
-        and "schema_version" in params)
+        program_id == Program.NOISE_LEARNER.value
+        and isinstance(params, dict)
+        and "schema_version" in params
+    )
     return check_program_params if modelled else check_params
 
 
@@ -79,9 +81,13 @@ def decoded_estimate(params_text: str, program_id: str, limits: Limits) -> int:
     return _guard(program_id, params)(params, limits) + len(params_text)
 
 
-def check_submission(params_text: str, program_id: str, limits: Limits,
-                     configuration: dict[str, Any] | None = None,
-                     guarded: bool = False) -> Summary:
+def check_submission(
+    params_text: str,
+    program_id: str,
+    limits: Limits,
+    configuration: dict[str, Any] | None = None,
+    guarded: bool = False,
+) -> Summary:
     """Check a job's params completely; raise ``InvalidInput``/``LimitExceeded``/
     ``PayloadTooLarge`` naming what is wrong. ``configuration`` is the backend's (for
     ``execution.rep_delay``); ``guarded``: ``decoded_estimate`` already ran the payload
@@ -102,15 +108,25 @@ def check_submission(params_text: str, program_id: str, limits: Limits,
         schemas.load(schemas.PrimitiveOptions, decoded.options, "params.options")
         check_options(program_id, decoded.options, configuration)
         circuits = validate_pubs(program_id, decoded.pubs, decoded.options, limits)
-        check_instructions((pub_circuit(pub) for pub in decoded.pubs), limits.operations,
-                           limits.backend, "params.pubs")
+        check_instructions(
+            (pub_circuit(pub) for pub in decoded.pubs),
+            limits.operations,
+            limits.backend,
+            "params.pubs",
+        )
         max_time = decoded.options.get("max_execution_time")
-        return Summary(len(decoded.pubs), circuits, circuit_width(decoded.pubs),
-                       int(max_time) if max_time else None)
+        return Summary(
+            len(decoded.pubs),
+            circuits,
+            circuit_width(decoded.pubs),
+            int(max_time) if max_time else None,
+        )
     except MemoryError:
-        raise PayloadTooLarge("Checking this job's params needed more memory than this "
-                              "server allows for it (QRS_VALIDATION_MEMORY_MB); send a "
-                              "smaller job.") from None
+        raise PayloadTooLarge(
+            "Checking this job's params needed more memory than this "
+            "server allows for it (QRS_VALIDATION_MEMORY_MB); send a "
+            "smaller job."
+        ) from None
 
 
 def warm_up() -> None:
@@ -121,22 +137,28 @@ def warm_up() -> None:
     from qiskit import QuantumCircuit
     from qiskit_ibm_runtime import QuantumProgram, RuntimeEncoder
     from qiskit_ibm_runtime.options_models import ExecutorOptions
-    from qiskit_ibm_runtime.quantum_program.params_converters import (
-        QUANTUM_PROGRAM_PARAMS_CONVERTERS,
-    )
     from samplomatic.quantum_program import CircuitItem
+
+    from .compat import QUANTUM_PROGRAM_PARAMS_CONVERTERS
 
     circuit = QuantumCircuit(1, 1)
     circuit.sx(0)
     circuit.measure(0, 0)
-    limits = Limits(max_pubs=1, max_shots=100, max_pub_shots=100, max_parameter_bindings=1,
-                    max_observables=1, max_decoded_bytes=2**20, max_clbits=1,
-                    max_result_bytes=2**20, backend="warm-up", backend_qubits=1,
-                    operations=frozenset({"sx", "measure"}))
-    sampler = json.dumps({"pubs": [(circuit, np.zeros(0), 10)], "options": {}},
-                         cls=RuntimeEncoder)
+    limits = Limits(
+        max_pubs=1,
+        max_shots=100,
+        max_pub_shots=100,
+        max_parameter_bindings=1,
+        max_observables=1,
+        max_decoded_bytes=2**20,
+        max_clbits=1,
+        max_result_bytes=2**20,
+        backend="warm-up",
+        backend_qubits=1,
+        operations=frozenset({"sx", "measure"}),
+    )
+    sampler = json.dumps({"pubs": [(circuit, np.zeros(0), 10)], "options": {}}, cls=RuntimeEncoder)
     check_submission(sampler, Program.SAMPLER.value, limits)
-    program = QuantumProgram(shots=10, items=[CircuitItem(circuit,
-                                                          circuit_arguments=np.zeros(0))])
+    program = QuantumProgram(shots=10, items=[CircuitItem(circuit, circuit_arguments=np.zeros(0))])
     executor = QUANTUM_PROGRAM_PARAMS_CONVERTERS["v2.0"].encoder(program, ExecutorOptions())
     check_submission(executor.model_dump_json(), Program.EXECUTOR.value, limits)

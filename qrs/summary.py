@@ -47,18 +47,31 @@ class PubSummary:
     shape: tuple = ()
 
 
-def histogram(register: str, counts: dict[str, int], height: float = 160.0,
-              bar_width: float = 22.0, gap: float = 6.0) -> Histogram:
+def histogram(
+    register: str,
+    counts: dict[str, int],
+    height: float = 160.0,
+    bar_width: float = 22.0,
+    gap: float = 6.0,
+) -> Histogram:
     """Bars of the most frequent outcomes, tallest first, scaled to ``height``."""
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     if len(ranked) > MAX_BARS:
-        rest = sum(c for _, c in ranked[MAX_BARS - 1:])
-        ranked = ranked[:MAX_BARS - 1] + [(f"other ({len(counts) - MAX_BARS + 1})", rest)]
+        rest = sum(c for _, c in ranked[MAX_BARS - 1 :])
+        ranked = ranked[: MAX_BARS - 1] + [(f"other ({len(counts) - MAX_BARS + 1})", rest)]
     top = max((c for _, c in ranked), default=1) or 1
-    bars = [Bar(label, count, gap + i * (bar_width + gap), bar_width, height * count / top)
-            for i, (label, count) in enumerate(ranked)]
-    return Histogram(register, sum(counts.values()), bars,
-                     gap + len(bars) * (bar_width + gap), height, len(counts))
+    bars = [
+        Bar(label, count, gap + i * (bar_width + gap), bar_width, height * count / top)
+        for i, (label, count) in enumerate(ranked)
+    ]
+    return Histogram(
+        register,
+        sum(counts.values()),
+        bars,
+        gap + len(bars) * (bar_width + gap),
+        height,
+        len(counts),
+    )
 
 
 def _flat(values: Any) -> list[float]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .execution import JobOutcome, JobTask
 from .jobprocess import JobProcess, ProcessExited
+from .states import JobStatus, ReasonCode
 
 #: Seconds between memory checks of a running job process.
 MEMORY_POLL_SECONDS = 0.1
@@ -117,3 +118,41 @@ def supervise(process: JobProcess, tasks: list[JobTask], watch: Watch) -> Ending
             if watch.cancelled():
                 process.kill()
                 return Stopped(elapsed, "cancelled")
+
+
+def failure(ending: Ending) -> tuple[JobStatus, ReasonCode, str]:
+    """The status, reason code and message a job that did not finish is stored with."""
+    status, code, message = JobStatus.FAILED, ReasonCode.PROCESS_CRASHED, ""
+    if isinstance(ending, TimedOut):
+        status, code = JobStatus.CANCELLED, ReasonCode.RAN_TOO_LONG
+        message = (
+            f"Job ran longer than its maximum execution time of {ending.limit:.0f} s "
+            "(options.max_execution_time / QRS_MAX_EXECUTION_TIME); its process "
+            "was stopped."
+        )
+    elif isinstance(ending, OutOfMemory):
+        code = ReasonCode.MEMORY_LIMIT
+        message = (
+            f"The job used {ending.rss_mb:,.0f} MiB of memory, over its limit of "
+            f"{ending.limit_mb:,} MiB (QRS_JOB_MEMORY_MB); its process was stopped "
+            "and the job was not retried. Use fewer qubits, shots or parameter "
+            "sets per pub, or a method such as matrix_product_state."
+        )
+    elif isinstance(ending, Crashed):
+        hint = (
+            " (for example by the kernel's out-of-memory killer)"
+            if "SIGKILL" in ending.how
+            else ""
+        )
+        message = (
+            f"The job's process {ending.how}{hint} while running it: a crash in "
+            "the simulator or executor. The job was not retried."
+        )
+    return status, code, message
+
+
+def how_ended(ending: Ending) -> str:
+    """``passed its memory limit (...)``, ``was killed by SIGKILL``...: for log lines."""
+    if isinstance(ending, OutOfMemory):
+        return f"passed its memory limit ({ending.rss_mb:,.0f} MiB)"
+    return getattr(ending, "how", "ended")

@@ -39,26 +39,34 @@ class Limits:
     operations: frozenset[str] = frozenset()
 
     @classmethod
-    def from_config(cls, config: "Config", backend: Any = None) -> "Limits":
+    def from_config(cls, config: Config, backend: Any = None) -> Limits:
         """The server's limits from ``config`` and, with a ``backend`` (a ``BackendV2``,
         as ``BackendMetadataProvider.get_backend`` returns), the device's."""
-        server = cls(max_pubs=config.max_pubs, max_shots=config.max_shots,
-                     max_pub_shots=config.max_pub_shots,
-                     max_parameter_bindings=config.max_parameter_bindings,
-                     max_observables=config.max_observables,
-                     max_decoded_bytes=config.max_decoded_mb * 2**20,
-                     max_clbits=config.max_clbits,
-                     max_result_bytes=config.max_result_mb * 2**20)
+        server = cls(
+            max_pubs=config.max_pubs,
+            max_shots=config.max_shots,
+            max_pub_shots=config.max_pub_shots,
+            max_parameter_bindings=config.max_parameter_bindings,
+            max_observables=config.max_observables,
+            max_decoded_bytes=config.max_decoded_mb * 2**20,
+            max_clbits=config.max_clbits,
+            max_result_bytes=config.max_result_mb * 2**20,
+        )
         if backend is None:
             return server
         configuration = backend.configuration() if hasattr(backend, "configuration") else None
-        return replace(server, backend=backend.name, backend_qubits=backend.num_qubits,
-                       backend_max_shots=getattr(configuration, "max_shots", None),
-                       operations=frozenset(backend.target.operation_names))
+        return replace(
+            server,
+            backend=backend.name,
+            backend_qubits=backend.num_qubits,
+            backend_max_shots=getattr(configuration, "max_shots", None),
+            operations=frozenset(backend.target.operation_names),
+        )
 
 
-def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
-                  limits: Limits) -> int:
+def validate_pubs(
+    program_id: str, pubs: list[tuple], options: dict[str, Any], limits: Limits
+) -> int:
     """Check decoded pubs against the backend and the limits; returns the number of
     circuits (parameter bindings). IBM refuses more shots per pub than the device's
     ``max_shots``, and so does QRS.
@@ -69,11 +77,14 @@ def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
 
     sampler = program_id == Program.SAMPLER.value
     if len(pubs) > limits.max_pubs:
-        raise LimitExceeded(f"{len(pubs)} pubs in one job; the limit is {limits.max_pubs} "
-                            "(QRS_MAX_PUBS). Split the work into several jobs.")
+        raise LimitExceeded(
+            f"{len(pubs)} pubs in one job; the limit is {limits.max_pubs} "
+            "(QRS_MAX_PUBS). Split the work into several jobs."
+        )
     default = options.get("default_shots") if sampler else options.get("default_precision")
-    coerced = coerce_pubs(program_id, pubs, default if default is not None else
-                          (1024 if sampler else 0.015625))
+    coerced = coerce_pubs(
+        program_id, pubs, default if default is not None else (1024 if sampler else 0.015625)
+    )
     circuits = 0
     total_shots = 0
     result_bytes = 0
@@ -81,12 +92,14 @@ def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
         if pub.circuit.num_qubits > limits.backend_qubits:
             raise InvalidInput(
                 f"params.pubs[{index}]: the circuit has {pub.circuit.num_qubits} qubits but the "
-                f"backend has only {limits.backend_qubits}. Transpile it for the backend first.")
+                f"backend has only {limits.backend_qubits}. Transpile it for the backend first."
+            )
         bindings = int(np.prod(pub.shape)) if pub.shape else 1
         if bindings > limits.max_parameter_bindings:
             raise LimitExceeded(
                 f"params.pubs[{index}] binds {bindings} parameter sets; the limit is "
-                f"{limits.max_parameter_bindings} (QRS_MAX_PARAMETER_BINDINGS).")
+                f"{limits.max_parameter_bindings} (QRS_MAX_PARAMETER_BINDINGS)."
+            )
         circuits += bindings
         if sampler:
             total_shots += _pub_shots(index, int(pub.shots), limits) * bindings
@@ -96,7 +109,8 @@ def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
             if observables > limits.max_observables:
                 raise LimitExceeded(
                     f"params.pubs[{index}] has {observables} observables; the limit is "
-                    f"{limits.max_observables} (QRS_MAX_OBSERVABLES).")
+                    f"{limits.max_observables} (QRS_MAX_OBSERVABLES)."
+                )
             precision = float(pub.precision)
             if not precision > 0:
                 raise InvalidInput(f"params.pubs[{index}]: precision must be positive.")
@@ -104,7 +118,8 @@ def validate_pubs(program_id: str, pubs: list[tuple], options: dict[str, Any],
     if total_shots > limits.max_shots:
         raise LimitExceeded(
             f"The job asks for {total_shots} shots in total; the limit per job is "
-            f"{limits.max_shots} (QRS_MAX_SHOTS). Use fewer shots or split the job.")
+            f"{limits.max_shots} (QRS_MAX_SHOTS). Use fewer shots or split the job."
+        )
     check_result_size(result_bytes, limits, "packed 8 to a byte")
     return circuits
 
@@ -122,7 +137,8 @@ def check_result_size(nbytes: int, limits: Limits, unit: str) -> None:
             f"The job's results would hold {nbytes / 2**20:,.0f} MiB of measured bits (Σ "
             f"shots × classical bits, {unit}); the limit is "
             f"{limits.max_result_bytes // 2**20} MiB (QRS_MAX_RESULT_MB). Use fewer shots or "
-            "classical bits, or split the job.")
+            "classical bits, or split the job."
+        )
 
 
 def _pub_shots(index: int, shots: int, limits: Limits) -> int:
@@ -130,9 +146,11 @@ def _pub_shots(index: int, shots: int, limits: Limits) -> int:
     if shots > limits.max_pub_shots:
         raise LimitExceeded(
             f"params.pubs[{index}] asks for {shots} shots; the limit per pub is "
-            f"{limits.max_pub_shots} (QRS_MAX_PUB_SHOTS).")
+            f"{limits.max_pub_shots} (QRS_MAX_PUB_SHOTS)."
+        )
     if limits.backend_max_shots and shots > limits.backend_max_shots:
         raise LimitExceeded(
             f"params.pubs[{index}] asks for {shots} shots; the backend allows at most "
-            f"{limits.backend_max_shots} per pub (max_shots in its configuration).")
+            f"{limits.backend_max_shots} per pub (max_shots in its configuration)."
+        )
     return shots

@@ -46,15 +46,22 @@ log = logging.getLogger(__name__)
 #: What the fork server imports once, so each child starts warm.
 PRELOAD = ["qrs.validation_preload"]
 
-_OUT_OF_MEMORY = ("Checking this job's params needed more memory than this server allows "
-                  "for it (QRS_VALIDATION_MEMORY_MB); send a smaller job.")
+_OUT_OF_MEMORY = (
+    "Checking this job's params needed more memory than this server allows "
+    "for it (QRS_VALIDATION_MEMORY_MB); send a smaller job."
+)
 
 
 class InlineValidator:
     """Validation in the calling process (no memory limit beyond the guards)."""
 
-    def validate(self, params_text: str, program_id: str, limits: Limits,
-                 configuration: dict[str, Any] | None = None) -> Summary:
+    def validate(
+        self,
+        params_text: str,
+        program_id: str,
+        limits: Limits,
+        configuration: dict[str, Any] | None = None,
+    ) -> Summary:
         """``check_submission``, here."""
         return check_submission(params_text, program_id, limits, configuration)
 
@@ -96,8 +103,13 @@ class ValidatorProcess:
         with self._lock:
             self._discard()
 
-    def validate(self, params_text: str, program_id: str, limits: Limits,
-                 configuration: dict[str, Any] | None = None) -> Summary:
+    def validate(
+        self,
+        params_text: str,
+        program_id: str,
+        limits: Limits,
+        configuration: dict[str, Any] | None = None,
+    ) -> Summary:
         """``check_submission`` in the child; its typed errors are raised here.
 
         A child that dies without answering may have been killed before the request
@@ -105,8 +117,10 @@ class ValidatorProcess:
         more on a fresh child, and refused only if that one dies on it too.
         """
         request = (params_text, program_id, limits, configuration)
-        if (self.above_bytes
-                and decoded_estimate(params_text, program_id, limits) < self.above_bytes):
+        if (
+            self.above_bytes
+            and decoded_estimate(params_text, program_id, limits) < self.above_bytes
+        ):
             return check_submission(*request, guarded=True)
         with self._lock:
             for attempt in (1, 2):
@@ -121,7 +135,8 @@ class ValidatorProcess:
                     raise PayloadTooLarge(
                         "Checking this job's params needed more memory than this server "
                         "allows for it (QRS_VALIDATION_MEMORY_MB; the checking process ended "
-                        f"with {code}); send a smaller job.") from None
+                        f"with {code}); send a smaller job."
+                    ) from None
                 break
         return _unpack(reply)
 
@@ -131,7 +146,8 @@ class ValidatorProcess:
             self._discard()
             raise LimitExceeded(
                 f"Checking this job's params took longer than {self.timeout:g} s "
-                "(QRS_VALIDATION_TIMEOUT_SECONDS); send a smaller job.")
+                "(QRS_VALIDATION_TIMEOUT_SECONDS); send a smaller job."
+            )
         reply = conn.recv()
         if reply[0] == "restart":  # the child hit its limit and exits: use a new one
             self._discard()
@@ -146,8 +162,9 @@ class ValidatorProcess:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(PRELOAD)
         parent, child = context.Pipe()
-        proc = context.Process(target=child_main, args=(child, self.memory_bytes),
-                               name="qrs-validator", daemon=True)
+        proc = context.Process(
+            target=child_main, args=(child, self.memory_bytes), name="qrs-validator", daemon=True
+        )
         with _main_module_hidden():
             proc.start()
         child.close()
@@ -243,7 +260,7 @@ def make_validator(config: Any) -> InlineValidator | ValidatorProcess:
     """The validator ``config.validation_process`` asks for."""
     if config.validation_process == "0":
         return InlineValidator()
-    above = config.validation_process_above_mb * 2**20 if config.validation_process == "auto" \
-        else 0
-    return ValidatorProcess(config.validation_memory_mb, config.validation_timeout_seconds,
-                            above)
+    above = (
+        config.validation_process_above_mb * 2**20 if config.validation_process == "auto" else 0
+    )
+    return ValidatorProcess(config.validation_memory_mb, config.validation_timeout_seconds, above)

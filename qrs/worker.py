@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def run_worker(config: Config, executor: "BaseExecutor | None" = None) -> int:
+def run_worker(config: Config, executor: BaseExecutor | None = None) -> int:
     """Run jobs until SIGTERM or SIGINT; returns the exit status."""
     from . import _import_qiskit_in_this_thread, metrics
     from .executors.base import resolve
@@ -41,8 +41,13 @@ def run_worker(config: Config, executor: "BaseExecutor | None" = None) -> int:
 
     store = Store(config.data_dir)
     testkit = create_testkit(config, store)  # a test scenario holds and scripts jobs here too
-    runner = Runner(store, executor or resolve(config.executor), config,
-                    on_event=metrics.on_job_event, claim=testkit.claim if testkit else None)
+    runner = Runner(
+        store,
+        executor or resolve(config.executor),
+        config,
+        on_event=metrics.on_job_event,
+        claim=testkit.claim if testkit else None,
+    )
     runner.preflight()  # a broken executor stops here, before any job is claimed
     stop = threading.Event()
     deadline: list[float] = []
@@ -51,8 +56,12 @@ def run_worker(config: Config, executor: "BaseExecutor | None" = None) -> int:
         if not deadline:
             grace = config.shutdown_grace_seconds if signum == signal.SIGTERM else 0.0
             deadline.append(time.monotonic() + grace)
-            log.info("worker %s: %s, taking no new job (grace %.0f s)", runner.worker_id,
-                     signal.Signals(signum).name, grace)
+            log.info(
+                "worker %s: %s, taking no new job (grace %.0f s)",
+                runner.worker_id,
+                signal.Signals(signum).name,
+                grace,
+            )
         runner.stop_claiming()
         stop.set()
 

@@ -113,8 +113,15 @@ def serve(conn: Connection) -> int:
         channel.send(("unavailable", str(exc)))
         return 2
     except Exception as exc:
-        channel.send(("unavailable", f"the executor could not be set up in its job process: "
-                                     f"{type(exc).__name__}: {exc}"))
+        channel.send(
+            (
+                "unavailable",
+                (
+                    f"the executor could not be set up in its job process: "
+                    f"{type(exc).__name__}: {exc}"
+                ),
+            )
+        )
         return 2
     _limit_address_space(init.config.job_memory_mb)
     channel.send(("ready", executor.name, os.getpid()))
@@ -127,8 +134,10 @@ def serve(conn: Connection) -> int:
             if message[0] != "run":
                 return 0
             tasks = message[1]
-            context = joblog.JobContext(",".join(task.job_id for task in tasks),
-                                        sink=lambda line: channel.send(("log", line)))
+            context = joblog.JobContext(
+                ",".join(task.job_id for task in tasks),
+                sink=lambda line: channel.send(("log", line)),
+            )
             with joblog.bound(context):
                 outcomes = run_tasks(executor, tasks)
             channel.send(("done", outcomes))

@@ -162,7 +162,8 @@ def test_bad_noise_learner_payloads_get_a_clear_400(live_server):
                                              ("all", [0, 1, 2, 3, 4])])
 def test_legacy_layers_follow_the_twirling_strategy(strategy, qubits):
     """Server-side layer finding: most frequent layer first, capped by max_layers_to_learn."""
-    from qrs.noise_learning import layer_qubits, legacy_layers
+    from qrs.noise_learning import legacy_layers
+    from qrs.noise_learning_results import layer_qubits
 
     circuit = QuantumCircuit(5)
     circuit.h(2)

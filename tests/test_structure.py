@@ -3,6 +3,7 @@ and every private qiskit API is looked up once at start-up (``qrs/compat.py``)."
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -43,3 +44,33 @@ def test_a_moved_private_api_stops_start_up_naming_it_and_the_versions(monkeypat
         create_app(Config(data_dir=str(tmp_path / "data"), start_runner=False))
     assert "FakeBackendV2._load_json" in str(refused.value)
     assert "qiskit-ibm-runtime 0." in str(refused.value)
+
+
+def test_a_moved_internal_module_stops_start_up_naming_it(monkeypatch):
+    monkeypatch.setitem(compat.INTERNAL, "gone", ("qiskit_ibm_runtime.no_such_module", "prepare"))
+    with pytest.raises(compat.IncompatibleDependency, match=r"no_such_module\.prepare"):
+        compat.check()
+
+
+#: Modules of the client and its companions that are not their documented API: only
+#: ``qrs/compat.py`` imports from them (the others import the names from ``qrs.compat``).
+INTERNAL_MODULES = re.compile(
+    r"^\s*(from|import)\s+(qiskit_ibm_runtime\.(executor_\w+\.|decoders|quantum_program\."
+    r"params_converters|noise_learner_v3|fake_provider\.executor|options\.zne_options)"
+    r"|ibm_quantum_schemas|samplomatic\.samplex|qiskit\.qpy\.formats)", re.MULTILINE)
+#: Private attributes of theirs that QRS reads or sets (through ``qrs.compat``'s helpers).
+PRIVATE_ATTRIBUTES = re.compile(
+    r"\.(_semantic_role|_custom_noise_passes|_func|_load_json|_options|_default_\w+_errors?"
+    r"|_local_\w+_errors?)\b")
+
+
+def test_internal_apis_are_used_only_through_compat():
+    offenders = []
+    for path in sorted((ROOT / "qrs").rglob("*.py")):
+        if path.name == "compat.py" and path.parent.name == "qrs":
+            continue
+        text = path.read_text()
+        for pattern in (INTERNAL_MODULES, PRIVATE_ATTRIBUTES):
+            offenders += [f"{path.relative_to(ROOT)}: {match.group(0).strip()}"
+                          for match in pattern.finditer(text)]
+    assert offenders == []

@@ -18,8 +18,9 @@ def list_backends():
     reg = get_registry()
     queues = reg.store.backend_queue_lengths()
     names = reg.metadata.names() + reg.metadata.mock_names()  # mocks answer dry runs
-    return jsonify({"devices": [reg.metadata.summary(name, queues.get(name, 0))
-                                for name in names]})
+    return jsonify(
+        {"devices": [reg.metadata.summary(name, queues.get(name, 0)) for name in names]}
+    )
 
 
 @bp.get("/backends/<name>/configuration")

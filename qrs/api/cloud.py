@@ -36,9 +36,13 @@ def search():
     instance whatever the query.
     """
     config = get_registry().config
-    item = {"crn": config.instance_crn, "name": config.instance_name,
-            "service_plan_unique_id": PLAN_ID, "tags": [],
-            "doc": {"extensions": {"qrs": {"backends": "all"}}}}
+    item = {
+        "crn": config.instance_crn,
+        "name": config.instance_name,
+        "service_plan_unique_id": PLAN_ID,
+        "tags": [],
+        "doc": {"extensions": {"qrs": {"backends": "all"}}},
+    }
     return jsonify({"items": [item], "limit": 100, "search_cursor": None})
 
 
@@ -46,8 +50,16 @@ def search():
 def catalog_entry(entry_id: str):
     """Global Catalog: the plan of QRS's instance (404 for any other id)."""
     if entry_id != PLAN_ID:
-        raise NotFound(f"Catalog entry '{entry_id}' was not found; this server's only plan "
-                       f"is '{PLAN_ID}'.")
-    return jsonify({"id": PLAN_ID, "name": "qrs-open", "kind": "plan", "active": True,
-                    "overview_ui": {"en": {"display_name": PLAN["display_name"]}},
-                    "metadata": {"pricing": {"type": PLAN["pricing_type"]}}})
+        raise NotFound(
+            f"Catalog entry '{entry_id}' was not found; this server's only plan is '{PLAN_ID}'."
+        )
+    return jsonify(
+        {
+            "id": PLAN_ID,
+            "name": "qrs-open",
+            "kind": "plan",
+            "active": True,
+            "overview_ui": {"en": {"display_name": PLAN["display_name"]}},
+            "metadata": {"pricing": {"type": PLAN["pricing_type"]}},
+        }
+    )

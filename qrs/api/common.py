@@ -31,8 +31,9 @@ def json_body() -> Any:
     recursion allows is a 400 rather than a ``RecursionError`` (a 500).
     """
     if not request.is_json:
-        raise UnsupportedMediaType("Send the request body as JSON "
-                                   "(Content-Type: application/json).")
+        raise UnsupportedMediaType(
+            "Send the request body as JSON (Content-Type: application/json)."
+        )
     try:
         return json.loads(request.get_data())
     except RecursionError:

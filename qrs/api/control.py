@@ -36,8 +36,9 @@ def admin_only() -> None:
     except Unauthorized as exc:
         raise Forbidden(f"The control API needs an admin key or token: {exc.message}") from None
     if not user.admin:
-        raise Forbidden("The control API needs an admin key or token "
-                        "('qrs keys create --user NAME --admin').")
+        raise Forbidden(
+            "The control API needs an admin key or token ('qrs keys create --user NAME --admin')."
+        )
 
 
 @bp.get("/scenario")
@@ -54,17 +55,23 @@ def replace_scenario():
     except ScenarioError as exc:
         raise InvalidInput(str(exc)) from None
     reg = get_registry()
-    unknown = sorted(name for name in scenario.backends
-                     if not any(c in name for c in "*?[") and not reg.metadata.exists(name))
+    unknown = sorted(
+        name
+        for name in scenario.backends
+        if not any(c in name for c in "*?[") and not reg.metadata.exists(name)
+    )
     if unknown:
-        raise InvalidInput(f"Invalid scenario: backends: unknown backend(s) {', '.join(unknown)}; "
-                           "GET /backends lists them (for example 'fake_manila').")
+        raise InvalidInput(
+            f"Invalid scenario: backends: unknown backend(s) {', '.join(unknown)}; "
+            "GET /backends lists them (for example 'fake_manila')."
+        )
     if scenario.noise is not None and scenario.noise != reg.config.noise:
         runs = "with" if reg.config.noise else "without"
         raise InvalidInput(
             f"Invalid scenario: noise: this server runs {runs} noise, set when it starts "
             "(QRS_NOISE; the pytest plugin's qrs_noise ini option). Leave 'noise' out, or "
-            "start the server with the setting you want.")
+            "start the server with the setting you want."
+        )
     _kit().state.replace(scenario)
     reg.runner.announce()  # a backend back online or a shorter delay: runners look again
     return jsonify(_kit().state.current())
@@ -99,13 +106,27 @@ def jobs():
     polls, fates = kit.state.polls(), kit.state.fates()
     listed: list[dict[str, Any]] = []
     while True:
-        page, _ = store.list_jobs(JobQuery(user_id=None, limit=_PAGE, offset=len(listed),
-                                           descending=False))
-        listed += [{"id": j.id, "program_id": j.program_id, "backend": j.backend,
-                    "status": j.status.value, "reason": j.reason, "reason_code": j.reason_code,
-                    "session_id": j.session_id, "user_id": j.user_id, "tags": j.tags,
-                    "created": iso(j.created), "attempts": j.attempts,
-                    "polls": polls.get(j.id, 0), "scenario": fates.get(j.id)} for j in page]
+        page, _ = store.list_jobs(
+            JobQuery(user_id=None, limit=_PAGE, offset=len(listed), descending=False)
+        )
+        listed += [
+            {
+                "id": j.id,
+                "program_id": j.program_id,
+                "backend": j.backend,
+                "status": j.status.value,
+                "reason": j.reason,
+                "reason_code": j.reason_code,
+                "session_id": j.session_id,
+                "user_id": j.user_id,
+                "tags": j.tags,
+                "created": iso(j.created),
+                "attempts": j.attempts,
+                "polls": polls.get(j.id, 0),
+                "scenario": fates.get(j.id),
+            }
+            for j in page
+        ]
         if len(page) < _PAGE:
             return jsonify({"jobs": listed})
 
@@ -117,5 +138,4 @@ def requests_journal():
     if limit and not limit.isdigit():
         raise InvalidInput(f"limit must be a positive integer, not {limit!r}.")
     journal = _kit().journal
-    return jsonify({"requests": journal.entries(int(limit) if limit else None)
-                    if journal else []})
+    return jsonify({"requests": journal.entries(int(limit) if limit else None) if journal else []})

@@ -14,8 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import (Blueprint, g, make_response, redirect, render_template, request,
-                   url_for)
+from flask import Blueprint, g, make_response, redirect, render_template, request, url_for
 
 from ..errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from ..http_guard import secure_cookies
@@ -45,8 +44,10 @@ def require_admin() -> Any:
     if user is None:
         return redirect(url_for("dashboard.login", next=request.full_path))
     if not user.admin:
-        raise Forbidden("The dashboard shows every user's jobs, so it needs an admin key "
-                        "('qrs keys create --user NAME --admin').")
+        raise Forbidden(
+            "The dashboard shows every user's jobs, so it needs an admin key "
+            "('qrs keys create --user NAME --admin')."
+        )
     g.ui_user = user
     return None
 
@@ -86,9 +87,14 @@ def login():
             if not user.admin:
                 raise Forbidden("This key is not an admin key; the dashboard needs one.")
             answer = make_response(redirect(target))
-            answer.set_cookie(COOKIE, token["access_token"], max_age=token["expires_in"],
-                              httponly=True, samesite="Strict",
-                              secure=secure_cookies(reg.config))
+            answer.set_cookie(
+                COOKIE,
+                token["access_token"],
+                max_age=token["expires_in"],
+                httponly=True,
+                samesite="Strict",
+                secure=secure_cookies(reg.config),
+            )
             return answer
         except (Unauthorized, Forbidden) as exc:
             error = exc.message
@@ -105,8 +111,7 @@ def logout():
 
 def _job_row(job: Job) -> dict[str, Any]:
     """A job with what the templates show beside it: ISO creation time, run duration."""
-    duration = (job.finished_at - job.running_at
-                if job.finished_at and job.running_at else None)
+    duration = job.finished_at - job.running_at if job.finished_at and job.running_at else None
     return {"job": job, "created": iso(job.created), "duration": duration}
 
 
@@ -120,17 +125,30 @@ def overview():
     if status and status not in statuses:
         raise InvalidInput(f"No job status {status!r}; use one of {statuses}.")
     page = max(0, request.args.get("page", 0, type=int))
-    jobs, count = reg.store.list_jobs(JobQuery(user_id=None, limit=PAGE_SIZE,
-                                               offset=page * PAGE_SIZE, backend=backend,
-                                               status=status))
+    jobs, count = reg.store.list_jobs(
+        JobQuery(
+            user_id=None, limit=PAGE_SIZE, offset=page * PAGE_SIZE, backend=backend, status=status
+        )
+    )
     queues = reg.store.backend_queue_lengths()
     backends = [reg.metadata.summary(name, queues.get(name, 0)) for name in reg.metadata.names()]
     return render_template(
-        "overview.html", backends=backends, jobs=[_job_row(j) for j in jobs], count=count,
-        page=page, page_size=PAGE_SIZE, status=status, backend=backend,
-        statuses=statuses, sessions=reg.store.list_sessions(limit=20),
-        iso=iso, queue_depth=reg.store.queue_depth(), busy=reg.runner.busy,
-        executor=reg.runner.executor_name, open_mode=reg.auth.open_mode)
+        "overview.html",
+        backends=backends,
+        jobs=[_job_row(j) for j in jobs],
+        count=count,
+        page=page,
+        page_size=PAGE_SIZE,
+        status=status,
+        backend=backend,
+        statuses=statuses,
+        sessions=reg.store.list_sessions(limit=20),
+        iso=iso,
+        queue_depth=reg.store.queue_depth(),
+        busy=reg.runner.busy,
+        executor=reg.runner.executor_name,
+        open_mode=reg.auth.open_mode,
+    )
 
 
 @bp.get("/ui/jobs/<job_id>")
@@ -141,8 +159,17 @@ def job_page(job_id: str):
     if job is None:
         raise NotFound(f"Job {job_id} was not found.")
     # A private job's result belongs to its owner alone (and is deleted once read).
-    text = (reg.store.job_result(job_id)
-            if job.status == JobStatus.COMPLETED and not job.private else None)
+    text = (
+        reg.store.job_result(job_id)
+        if job.status == JobStatus.COMPLETED and not job.private
+        else None
+    )
     return render_template(
-        "job.html", row=_job_row(job), job=job, logs=reg.store.job_logs(job_id),
-        pubs=summarize(text) if text else [], iso=iso, open_mode=reg.auth.open_mode)
+        "job.html",
+        row=_job_row(job),
+        job=job,
+        logs=reg.store.job_logs(job_id),
+        pubs=summarize(text) if text else [],
+        iso=iso,
+        open_mode=reg.auth.open_mode,
+    )

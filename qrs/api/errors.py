@@ -36,17 +36,23 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(exc: RequestEntityTooLarge) -> Response:
         limit = (current_app.config.get("MAX_CONTENT_LENGTH") or 0) / 2**20
-        return _respond(413, PayloadTooLarge.code,
-                        f"The request body is larger than {limit:g} MiB, this server's limit "
-                        "(QRS_MAX_BODY_MB). Split the work into smaller jobs.")
+        return _respond(
+            413,
+            PayloadTooLarge.code,
+            f"The request body is larger than {limit:g} MiB, this server's limit "
+            "(QRS_MAX_BODY_MB). Split the work into smaller jobs.",
+        )
 
     @app.errorhandler(ParseException)
     @app.errorhandler(NoMoreData)
     def _unreadable_body(exc: Exception) -> Response:
         """gunicorn raises these inside the view when a body's framing is broken (bad
         chunk sizes, a body shorter than announced): the client's fault, not ours."""
-        return _respond(400, InvalidInput.code,
-                        f"The request body could not be read: {type(exc).__name__}: {exc}.")
+        return _respond(
+            400,
+            InvalidInput.code,
+            f"The request body could not be read: {type(exc).__name__}: {exc}.",
+        )
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:

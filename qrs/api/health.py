@@ -35,9 +35,14 @@ def health():
     most once a minute per worker (``Store.disk_usage_bytes``).
     """
     reg = get_registry()
-    return jsonify({"status": "ok", "executor": reg.runner.executor_name,
-                    "data_dir_bytes": reg.store.disk_usage_bytes(),
-                    "disk_free_bytes": shutil.disk_usage(reg.store.data_dir).free})
+    return jsonify(
+        {
+            "status": "ok",
+            "executor": reg.runner.executor_name,
+            "data_dir_bytes": reg.store.disk_usage_bytes(),
+            "disk_free_bytes": shutil.disk_usage(reg.store.data_dir).free,
+        }
+    )
 
 
 @bp.get("/ready")
@@ -46,8 +51,11 @@ def ready():
     reg = get_registry()
     if reg.config.start_runner:
         reg.runner.start()  # as the first API request would; a no-op once running
-    checks = {"store": False, "executor": reg.executor is not None,
-              "runner": reg.runner.alive or not reg.config.start_runner}
+    checks = {
+        "store": False,
+        "executor": reg.executor is not None,
+        "runner": reg.runner.alive or not reg.config.start_runner,
+    }
     try:
         checks["store"] = reg.store.ping()
     except Exception as exc:  # a locked or missing database is exactly what this reports
@@ -55,12 +63,15 @@ def ready():
         log.error("readiness: the store does not answer: %s", exc)
         checks["store_error"] = type(exc).__name__
     ok = checks["store"] and checks["executor"] and checks["runner"]
-    body = {"status": "ready" if ok else "not ready", "checks": checks,
-            "queue_depth": reg.store.queue_depth() if checks["store"] else None,
-            "disk_free_bytes": shutil.disk_usage(reg.store.data_dir).free,
-            "executor": reg.runner.executor_name,
-            "runner_busy_threads": reg.runner.busy,
-            "runner_threads": reg.config.executor_threads}
+    body = {
+        "status": "ready" if ok else "not ready",
+        "checks": checks,
+        "queue_depth": reg.store.queue_depth() if checks["store"] else None,
+        "disk_free_bytes": shutil.disk_usage(reg.store.data_dir).free,
+        "executor": reg.runner.executor_name,
+        "runner_busy_threads": reg.runner.busy,
+        "runner_threads": reg.config.executor_threads,
+    }
     return jsonify(body), (200 if ok else 503)
 
 

@@ -38,8 +38,10 @@ def job_json(job: Job) -> dict[str, Any]:
         "private": job.private,
         "cost": job.max_execution_time,
         "user_id": job.user_id,
-        "usage": {"seconds": round(job.usage_seconds, 6),
-                  "quantum_seconds": round(job.usage_seconds, 6)},
+        "usage": {
+            "seconds": round(job.usage_seconds, 6),
+            "quantum_seconds": round(job.usage_seconds, 6),
+        },
         "estimated_running_time_seconds": None,
         "runtime": "",
     }
@@ -59,9 +61,16 @@ def create_job():
     job = submit_job(reg, current_user(), body, request.headers.get("Idempotency-Key"))
     reg.runner.announce()
     qrs_metrics.count_submitted(job.program_id, job.backend)
-    return jsonify({"id": job.id, "backend": job.backend, "session_id": job.session_id,
-                    "private": job.private, "status": job.status.value,
-                    "created": iso(job.created)})
+    return jsonify(
+        {
+            "id": job.id,
+            "backend": job.backend,
+            "session_id": job.session_id,
+            "private": job.private,
+            "status": job.status.value,
+            "created": iso(job.created),
+        }
+    )
 
 
 @bp.get("/jobs/<job_id>")
@@ -85,8 +94,10 @@ def results(job_id: str):
     if job.private and job.status == JobStatus.COMPLETED:
         text = store.take_result(job_id)  # served once, then deleted
         if text is None:
-            raise Gone(f"The result of private job {job_id} was already read; a private "
-                       "job's result can be read only once.")
+            raise Gone(
+                f"The result of private job {job_id} was already read; a private "
+                "job's result can be read only once."
+            )
     else:
         text = store.job_result(job_id)
     if text is None:
@@ -126,20 +137,27 @@ def metrics(job_id: str):
 
     job = get_job(job_id)
     final = job.status.final
-    return jsonify({
-        "timestamps": {"created": iso(job.created), "running": iso(job.running_at),
-                       "finished": iso(job.finished_at)},
-        "bss": {"seconds": round(job.usage_seconds, 6)},
-        "usage": {"quantum_seconds": round(job.usage_seconds, 6),
-                  "seconds": round(job.usage_seconds, 6),
-                  "qpu_charge_time_seconds": round(job.usage_seconds, 6),
-                  "status": "final" if final else "pending"},
-        "qiskit_version": qiskit.__version__,
-        "executor": get_registry().runner.executor_name,
-        "num_pubs": job.num_pubs,
-        "num_circuits": job.num_circuits,
-        "attempts": job.attempts,
-    })
+    return jsonify(
+        {
+            "timestamps": {
+                "created": iso(job.created),
+                "running": iso(job.running_at),
+                "finished": iso(job.finished_at),
+            },
+            "bss": {"seconds": round(job.usage_seconds, 6)},
+            "usage": {
+                "quantum_seconds": round(job.usage_seconds, 6),
+                "seconds": round(job.usage_seconds, 6),
+                "qpu_charge_time_seconds": round(job.usage_seconds, 6),
+                "status": "final" if final else "pending",
+            },
+            "qiskit_version": qiskit.__version__,
+            "executor": get_registry().runner.executor_name,
+            "num_pubs": job.num_pubs,
+            "num_circuits": job.num_circuits,
+            "attempts": job.attempts,
+        }
+    )
 
 
 @bp.put("/jobs/<job_id>/tags")
@@ -158,27 +176,50 @@ def list_jobs():
     if "tags" in request.args:
         args["tags"] = request.args.getlist("tags")
     query = schemas.load(schemas.JobsQuery, args, "query")
-    jobs, count = get_registry().store.list_jobs(JobQuery(
-        user_id=owner_filter(), limit=query["limit"], offset=query["offset"],
-        backend=query["backend"], pending=query["pending"], program_id=query["program"],
-        tags=query["tags"], session_id=query["session_id"],
-        created_after=query["created_after"].timestamp() if query["created_after"] else None,
-        created_before=query["created_before"].timestamp() if query["created_before"] else None,
-        descending=query["sort"].upper() == "DESC", include_mocks=query["include_mocks"]))
+    jobs, count = get_registry().store.list_jobs(
+        JobQuery(
+            user_id=owner_filter(),
+            limit=query["limit"],
+            offset=query["offset"],
+            backend=query["backend"],
+            pending=query["pending"],
+            program_id=query["program"],
+            tags=query["tags"],
+            session_id=query["session_id"],
+            created_after=query["created_after"].timestamp() if query["created_after"] else None,
+            created_before=query["created_before"].timestamp()
+            if query["created_before"]
+            else None,
+            descending=query["sort"].upper() == "DESC",
+            include_mocks=query["include_mocks"],
+        )
+    )
     # The client pages until it holds ``count - skip`` jobs, and its offset is always
     # ``skip`` plus what it holds: a count below the offset (a skip past the end, or jobs
     # deleted while it pages) would never match and its loop would never end.
     count = max(count, query["offset"])
-    return jsonify({"jobs": [job_json(j) for j in jobs], "count": count,
-                    "limit": query["limit"], "offset": query["offset"]})
+    return jsonify(
+        {
+            "jobs": [job_json(j) for j in jobs],
+            "count": count,
+            "limit": query["limit"],
+            "offset": query["offset"],
+        }
+    )
 
 
 @bp.get("/instances/usage")
 def usage():
     used = get_registry().store.usage_seconds(owner_filter())
-    return jsonify({"usage_consumed_seconds": used, "usage_limit_seconds": None,
-                    "usage_limit_reached": False, "usage_remaining_seconds": None,
-                    "usage_allocation_seconds": None})
+    return jsonify(
+        {
+            "usage_consumed_seconds": used,
+            "usage_limit_seconds": None,
+            "usage_limit_reached": False,
+            "usage_remaining_seconds": None,
+            "usage_allocation_seconds": None,
+        }
+    )
 
 
 @bp.get("/instances/configuration")

@@ -52,11 +52,18 @@ def create_session():
         reg.metadata.get_backend(backend)  # 404 for an unknown backend
     max_ttl = body["max_ttl"] or reg.config.session_max_ttl
     if max_ttl > reg.config.session_max_ttl:
-        raise InvalidInput(f"max_ttl {max_ttl} s is above this server's limit of "
-                           f"{reg.config.session_max_ttl} s (QRS_SESSION_MAX_TTL).")
+        raise InvalidInput(
+            f"max_ttl {max_ttl} s is above this server's limit of "
+            f"{reg.config.session_max_ttl} s (QRS_SESSION_MAX_TTL)."
+        )
     check_session_quota(reg.store, reg.config, current_user().id)
-    session = reg.store.add_session(current_user().id, SessionMode(body["mode"]), backend,
-                                    max_ttl, reg.config.session_interactive_ttl)
+    session = reg.store.add_session(
+        current_user().id,
+        SessionMode(body["mode"]),
+        backend,
+        max_ttl,
+        reg.config.session_interactive_ttl,
+    )
     return jsonify(session_json(session))
 
 

@@ -32,10 +32,10 @@ class JobRefused(ValueError):
 class BaseExecutor(ABC):
     """Abstract executor. Subclasses implement the two primitives and ``name``."""
 
-    config: "Config"
-    metadata: "BackendMetadataProvider"
+    config: Config
+    metadata: BackendMetadataProvider
 
-    def setup(self, config: "Config", metadata: "BackendMetadataProvider") -> None:
+    def setup(self, config: Config, metadata: BackendMetadataProvider) -> None:
         """Receive the server's config and metadata provider.
 
         Called once in each job process (``qrs.workhorse``) before its first job — never
@@ -60,17 +60,20 @@ class BaseExecutor(ABC):
         """Short name shown in logs, metrics and job metadata."""
 
     @abstractmethod
-    def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
-                        backend_name: str) -> "PrimitiveResult":
+    def execute_sampler(
+        self, pubs: list[Any], options: dict[str, Any], backend_name: str
+    ) -> PrimitiveResult:
         """Run Sampler pubs ``(circuit, parameter values, shots)`` on ``backend_name``."""
 
     @abstractmethod
-    def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
-                          backend_name: str) -> "PrimitiveResult":
+    def execute_estimator(
+        self, pubs: list[Any], options: dict[str, Any], backend_name: str
+    ) -> PrimitiveResult:
         """Run Estimator pubs ``(circuit, observables, parameter values, precision)``."""
 
-    def execute_sampler_batch(self, jobs: list[tuple[list[Any], dict[str, Any]]],
-                              backend_name: str) -> list[Any]:
+    def execute_sampler_batch(
+        self, jobs: list[tuple[list[Any], dict[str, Any]]], backend_name: str
+    ) -> list[Any]:
         """Run several small Sampler jobs; one ``PrimitiveResult`` or exception per job.
 
         The runner hands over jobs for the same backend together so an executor can share
@@ -85,8 +88,9 @@ class BaseExecutor(ABC):
                 results.append(exc)
         return results
 
-    def execute_program(self, program: "QuantumProgram", options: dict[str, Any],
-                        backend_name: str) -> "QuantumProgramResult":
+    def execute_program(
+        self, program: QuantumProgram, options: dict[str, Any], backend_name: str
+    ) -> QuantumProgramResult:
         """Run an ``executor`` QuantumProgram (the client's new Sampler/Estimator/Executor).
 
         The default draws the samplex randomizations and runs one Sampler pub per item
@@ -121,7 +125,8 @@ def resolve(spec: str) -> BaseExecutor:
     if not class_name:
         raise ExecutorUnavailable(
             f"QRS_EXECUTOR={spec!r} is neither one of {sorted(ALIASES)} nor a "
-            "'package.module:ClassName' path.")
+            "'package.module:ClassName' path."
+        )
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
@@ -131,13 +136,18 @@ def resolve(spec: str) -> BaseExecutor:
     try:
         instance = cls()
     except Exception as exc:
-        raise ExecutorUnavailable(f"QRS_EXECUTOR={spec!r}: {path}() failed: "
-                                  f"{type(exc).__name__}: {exc}") from exc
+        raise ExecutorUnavailable(
+            f"QRS_EXECUTOR={spec!r}: {path}() failed: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(instance, BaseExecutor):
-        missing = [m for m in ("execute_sampler", "execute_estimator", "name", "setup", "close")
-                   if not hasattr(instance, m)]
+        missing = [
+            m
+            for m in ("execute_sampler", "execute_estimator", "name", "setup", "close")
+            if not hasattr(instance, m)
+        ]
         if missing:
             raise ExecutorUnavailable(
                 f"QRS_EXECUTOR={spec!r}: {path} does not implement the executor interface "
-                f"(missing {', '.join(missing)}); subclass qrs.executors.base.BaseExecutor.")
+                f"(missing {', '.join(missing)}); subclass qrs.executors.base.BaseExecutor."
+            )
     return instance

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 Member = tuple[int, Any, list[splitting.PubWork]]
 
 
-def execute_sampler_batch(executor: "LocalExecutor", jobs: list[tuple[list[Any], dict]],
-                          backend_name: str) -> list[Any]:
+def execute_sampler_batch(
+    executor: LocalExecutor, jobs: list[tuple[list[Any], dict]], backend_name: str
+) -> list[Any]:
     """One ``PrimitiveResult`` or exception per job, in order."""
     results: list[Any] = [None] * len(jobs)
     groups: dict[str, list[Member]] = {}
@@ -45,8 +46,9 @@ def execute_sampler_batch(executor: "LocalExecutor", jobs: list[tuple[list[Any],
             mapped = sampler_options(plan.rest)
             if mapped.ignored:
                 say(f"Options with no effect on the simulator: {mapped.ignored}")
-            works = executor.prepare("sampler", executor.coerce("sampler", pubs, mapped),
-                                     mapped, backend_name, say)
+            works = executor.prepare(
+                "sampler", executor.coerce("sampler", pubs, mapped), mapped, backend_name, say
+            )
         except Exception as exc:  # this job alone fails
             results[index] = exc
             continue
@@ -65,16 +67,18 @@ def execute_sampler_batch(executor: "LocalExecutor", jobs: list[tuple[list[Any],
     return results
 
 
-def _run_together(executor: "LocalExecutor", members: list[Member], backend_name: str,
-                  results: list[Any]) -> None:
+def _run_together(
+    executor: LocalExecutor, members: list[Member], backend_name: str, results: list[Any]
+) -> None:
     from qiskit.primitives import BackendSamplerV2, PrimitiveResult
 
     tasks = [work.tasks[0] for _, _, works in members for work in works]
     qubits = tuple(sorted({q for task in tasks for q in task.qubits}))
     mapped = members[0][1]
     seed = mapped.primitive.get("seed_simulator")
-    union = splitting.Task("sampler", None, tasks[0].method, tasks[0].device, tasks[0].noise,
-                           qubits, False, seed)
+    union = splitting.Task(
+        "sampler", None, tasks[0].method, tasks[0].device, tasks[0].noise, qubits, False, seed
+    )
     sim = executor.task_simulator(backend_name, union, mapped)
     sampler = BackendSamplerV2(backend=sim, options={"seed_simulator": seed})
     started = utc_now()
@@ -83,18 +87,23 @@ def _run_together(executor: "LocalExecutor", members: list[Member], backend_name
     for index, job_mapped, works in members:
         pieces = [splitting.merge(work, [combined[start + i]]) for i, work in enumerate(works)]
         span = data_span(started, stopped, dict(enumerate(pieces)))  # the shared call
-        results[index] = executor.measured_as(job_mapped, works, PrimitiveResult(
-            pieces, metadata={"version": 2, **execution_metadata([span])}), backend_name)
+        results[index] = executor.measured_as(
+            job_mapped,
+            works,
+            PrimitiveResult(pieces, metadata={"version": 2, **execution_metadata([span])}),
+            backend_name,
+        )
         start += len(works)
 
 
-def attempt(executor: "LocalExecutor", works: list[splitting.PubWork], mapped: Any,
-            backend_name: str) -> Any:
+def attempt(
+    executor: LocalExecutor, works: list[splitting.PubWork], mapped: Any, backend_name: str
+) -> Any:
     """``executor.run_works``, with a failure returned rather than raised (batch results)."""
     try:
-        return executor.measured_as(mapped, works, executor.run_works(works, mapped,
-                                                                      backend_name),
-                                    backend_name)
+        return executor.measured_as(
+            mapped, works, executor.run_works(works, mapped, backend_name), backend_name
+        )
     except joblog.JobAborted:
         raise
     except Exception as exc:

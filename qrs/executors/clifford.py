@@ -70,7 +70,9 @@ def _operation_is_clifford(operation: Any, circuit: Any, bindings: Any) -> bool:
     if hasattr(operation, "blocks"):  # control flow: every block's operations count
         return name in stabilizer_operations() and all(
             _operation_is_clifford(inst.operation, circuit, None)
-            for block in operation.blocks for inst in block.data)
+            for block in operation.blocks
+            for inst in block.data
+        )
     if name in ("measure", "barrier", "delay", "reset"):
         return True
     if name not in stabilizer_operations():
@@ -102,7 +104,9 @@ def non_clifford_qubits(circuit: Any, bindings: Any = None) -> tuple[set[int], s
             indices = [circuit.find_bit(q).index for q in instruction.qubits]
             qubits.update(indices)
             if not example:
-                params = ", ".join(f"{p:.3g}" if isinstance(p, float) else str(p)
-                                   for p in getattr(instruction.operation, "params", []))
+                params = ", ".join(
+                    f"{p:.3g}" if isinstance(p, float) else str(p)
+                    for p in getattr(instruction.operation, "params", [])
+                )
                 example = f"{instruction.operation.name}({params}) on qubit(s) {indices}"
     return qubits, example

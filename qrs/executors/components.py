@@ -19,9 +19,11 @@ interacting qubits sit in that order, and a device's numbering snakes across its
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +32,29 @@ PASSIVE_OPS = frozenset({"measure", "barrier", "delay", "reset"})
 
 #: log2 of the operator Schmidt rank of two-qubit gates that entangle at most one bond
 #: dimension doubling per application (controlled gates, two-qubit rotations); others 2.
-_RANK_ONE_BIT = frozenset({"cx", "cy", "cz", "ch", "cp", "crx", "cry", "crz", "cu", "cu1",
-                           "cu3", "cs", "csdg", "csx", "ecr", "rzz", "rxx", "ryy", "rzx"})
+_RANK_ONE_BIT = frozenset(
+    {
+        "cx",
+        "cy",
+        "cz",
+        "ch",
+        "cp",
+        "crx",
+        "cry",
+        "crz",
+        "cu",
+        "cu1",
+        "cu3",
+        "cs",
+        "csdg",
+        "csx",
+        "ecr",
+        "rzz",
+        "rxx",
+        "ryy",
+        "rzx",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -69,8 +92,14 @@ class _UnionFind:
 
 def _instructions(circuit: Any) -> list[tuple[Any, tuple[int, ...], tuple[int, ...]]]:
     """``(operation, qubit indices, clbit indices)`` per instruction, barriers included."""
-    return [(inst.operation, tuple(circuit.find_bit(q).index for q in inst.qubits),
-             tuple(circuit.find_bit(c).index for c in inst.clbits)) for inst in circuit.data]
+    return [
+        (
+            inst.operation,
+            tuple(circuit.find_bit(q).index for q in inst.qubits),
+            tuple(circuit.find_bit(c).index for c in inst.clbits),
+        )
+        for inst in circuit.data
+    ]
 
 
 def find_parts(circuit: Any) -> list[Part]:
@@ -93,8 +122,17 @@ def find_parts(circuit: Any) -> list[Part]:
     groups: dict[int, list[int]] = {}
     for qubit in sorted(used):
         groups.setdefault(joins.find(qubit), []).append(qubit)
-    stats = {root: {"ops": 0, "active": False, "per_shot": False, "links": [],
-                    "clbits": set(), "delays": False} for root in groups}
+    stats: dict[int, dict[str, Any]] = {
+        root: {
+            "ops": 0,
+            "active": False,
+            "per_shot": False,
+            "links": [],
+            "clbits": set(),
+            "delays": False,
+        }
+        for root in groups
+    }
     measured: set[int] = set()
     for operation, qubits, clbits in instructions:
         if operation.name == "barrier" or not qubits:
@@ -116,11 +154,18 @@ def find_parts(circuit: Any) -> list[Part]:
             entry["links"].append((*qubits, 1 if name in _RANK_ONE_BIT else 2))
         elif len(qubits) > 2:  # a multi-qubit gate or control flow: entangles its span fully
             entry["links"].extend((qubits[0], other, 2 * len(qubits)) for other in qubits[1:])
-    return [Part(qubits=tuple(members), clbits=frozenset(stats[root]["clbits"]),
-                 operations=stats[root]["ops"], passive=not stats[root]["active"],
-                 per_shot=stats[root]["per_shot"], links=tuple(stats[root]["links"]),
-                 delays=stats[root]["delays"])
-            for root, members in sorted(groups.items(), key=lambda item: item[1][0])]
+    return [
+        Part(
+            qubits=tuple(members),
+            clbits=frozenset(stats[root]["clbits"]),
+            operations=stats[root]["ops"],
+            passive=not stats[root]["active"],
+            per_shot=stats[root]["per_shot"],
+            links=tuple(stats[root]["links"]),
+            delays=stats[root]["delays"],
+        )
+        for root, members in sorted(groups.items(), key=lambda item: item[1][0])
+    ]
 
 
 def simulation_order(part: Part) -> tuple[int, ...]:
@@ -137,7 +182,7 @@ def simulation_order(part: Part) -> tuple[int, ...]:
 
     position = {qubit: index for index, qubit in enumerate(part.qubits)}
     rows = [position[a] for a, b, _ in part.links] + [position[b] for a, b, _ in part.links]
-    cols = rows[len(part.links):] + rows[:len(part.links)]
+    cols = rows[len(part.links) :] + rows[: len(part.links)]
     size = len(part.qubits)
     graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(size, size)).tocsr()
     return tuple(part.qubits[i] for i in reverse_cuthill_mckee(graph, symmetric_mode=True))
@@ -171,14 +216,19 @@ def part_circuit(circuit: Any, order: Sequence[int], measure: bool = True) -> An
     from qiskit import QuantumCircuit
 
     position = {qubit: index for index, qubit in enumerate(order)}
-    part = QuantumCircuit(len(order), name=circuit.name, global_phase=0,
-                          metadata=dict(circuit.metadata or {}))
+    part = QuantumCircuit(
+        len(order), name=circuit.name, global_phase=0, metadata=dict(circuit.metadata or {})
+    )
     part.add_bits([bit for bit in circuit.clbits])
     for register in circuit.cregs:
         part.add_register(register)
     for operation, qubits, clbits in _instructions(circuit):
-        if not qubits or qubits[0] not in position or operation.name == "barrier" or \
-                (not measure and operation.name == "measure"):
+        if (
+            not qubits
+            or qubits[0] not in position
+            or operation.name == "barrier"
+            or (not measure and operation.name == "measure")
+        ):
             continue  # barriers do nothing in a simulation (and may span other parts)
         part.append(operation, [position[q] for q in qubits], list(clbits), copy=False)
     return part
@@ -206,12 +256,17 @@ def probe_bond(pub: Any, part: Part, order: tuple[int, ...], cap: int, threads: 
         params = list(circuit.parameters)
         if params:
             values = binding_values(pub.parameter_values, pub.circuit, params)
-            circuit = circuit.assign_parameters(dict(zip(params, values.reshape(-1, len(
-                params))[0])))
-        circuit.append(SaveMatrixProductState(circuit.num_qubits, label="qrs_probe"),
-                       circuit.qubits)
-        simulator = AerSimulator(method="matrix_product_state", max_parallel_threads=threads,
-                                 matrix_product_state_max_bond_dimension=cap)
+            circuit = circuit.assign_parameters(
+                dict(zip(params, values.reshape(-1, len(params))[0]))
+            )
+        circuit.append(
+            SaveMatrixProductState(circuit.num_qubits, label="qrs_probe"), circuit.qubits
+        )
+        simulator = AerSimulator(
+            method="matrix_product_state",
+            max_parallel_threads=threads,
+            matrix_product_state_max_bond_dimension=cap,
+        )
         _, bonds = simulator.run(circuit, shots=1).result().data(0)["qrs_probe"]
         return max((len(bond) for bond in bonds), default=1)
     except Exception:  # a probe is only a hint: plan from the structural bound
@@ -221,13 +276,21 @@ def probe_bond(pub: Any, part: Part, order: tuple[int, ...], cap: int, threads: 
 def passive_measurements(circuit: Any, parts: Sequence[Part]) -> list[tuple[int, int]]:
     """``(qubit, clbit)`` of every measurement on a passive part's qubits, in circuit order."""
     qubits = {q for part in parts if part.passive for q in part.qubits}
-    return [(qs[0], cs[0]) for operation, qs, cs in _instructions(circuit)
-            if operation.name == "measure" and qs[0] in qubits]
+    return [
+        (qs[0], cs[0])
+        for operation, qs, cs in _instructions(circuit)
+        if operation.name == "measure" and qs[0] in qubits
+    ]
 
 
-def sample_passive(circuit: Any, measurements: Sequence[tuple[int, int]],
-                   flips: dict[int, float], shape: tuple[int, ...], shots: int,
-                   rng: np.random.Generator) -> dict[str, Any]:
+def sample_passive(
+    circuit: Any,
+    measurements: Sequence[tuple[int, int]],
+    flips: dict[int, float],
+    shape: tuple[int, ...],
+    shots: int,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
     """Bits of measurements of qubits in |0>: each reads 1 with its readout flip probability.
 
     Returns one ``BitArray`` of shape ``shape`` per classical register (zeros elsewhere),
@@ -257,9 +320,10 @@ def merge_bits(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def mps_memory_mb(exponents: Sequence[int], cap: int = 0) -> float:
     """Memory of an MPS with bond dimensions 2^exponents (capped at ``cap`` if set), MiB."""
+
     def bond(exponent: int) -> float:
         value = math.ldexp(1.0, min(exponent, 1000))
         return min(value, float(cap)) if cap else value
 
     bonds = [1.0] + [bond(e) for e in exponents] + [1.0]
-    return sum(2 * 16 * left * right for left, right in zip(bonds, bonds[1:])) / 2**20
+    return sum(2 * 16 * left * right for left, right in itertools.pairwise(bonds)) / 2**20

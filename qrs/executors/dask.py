@@ -71,8 +71,9 @@ def _worker_executor(config: Config, device: str) -> LocalExecutor:
         return executor
 
 
-def run_task(config: Config, task: splitting.Task, backend_name: str,
-             mapped: Any) -> tuple[str, str, Any]:
+def run_task(
+    config: Config, task: splitting.Task, backend_name: str, mapped: Any
+) -> tuple[str, str, Any]:
     """Dask task: one task through the worker's executor → (worker, device, PubResult)."""
     from distributed import get_worker
 
@@ -102,7 +103,7 @@ class DaskExecutor(LocalExecutor):
     #: Small jobs are not combined into one call here: each runs as its own tasks.
     execute_sampler_batch = BaseExecutor.execute_sampler_batch
 
-    def setup(self, config: Config, metadata: "BackendMetadataProvider") -> None:
+    def setup(self, config: Config, metadata: BackendMetadataProvider) -> None:
         """Connect (or start a LocalCluster) now: an unreachable scheduler stops start-up."""
         super().setup(config, metadata)
         try:
@@ -110,30 +111,41 @@ class DaskExecutor(LocalExecutor):
         except ImportError as exc:
             raise ExecutorUnavailable(
                 f"QRS_EXECUTOR=dask needs Dask's distributed scheduler ({exc}). Fix: pip "
-                "install '.[dask]' (dask[distributed]).") from exc
+                "install '.[dask]' (dask[distributed])."
+            ) from exc
         address = config.dask_scheduler.strip()
         threads = config.aer_threads
         try:
             if address.lower() == "local":
                 # Workers share this machine: split its cores between them.
                 threads = threads or max(1, _cpu_count() // max(1, config.dask_workers))
-                self.cluster = LocalCluster(n_workers=config.dask_workers, threads_per_worker=1,
-                                            processes=True, dashboard_address=None,
-                                            silence_logs=logging.WARNING)
+                self.cluster = LocalCluster(
+                    n_workers=config.dask_workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=logging.WARNING,
+                )
                 address = self.cluster.scheduler_address
-            self.client = Client(address, timeout=config.dask_connect_timeout,
-                                 set_as_default=False)
+            self.client = Client(
+                address, timeout=config.dask_connect_timeout, set_as_default=False
+            )
             self.client.register_worker_callbacks(setup=_import_qiskit)
         except Exception as exc:
             self.close()
             raise ExecutorUnavailable(
                 f"QRS_DASK_SCHEDULER={config.dask_scheduler!r}: cannot use the Dask scheduler "
                 f"at {address}: {type(exc).__name__}: {exc}. Start one (dask scheduler; dask "
-                "worker tcp://HOST:8786) or set QRS_DASK_SCHEDULER=local.") from exc
+                "worker tcp://HOST:8786) or set QRS_DASK_SCHEDULER=local."
+            ) from exc
         self.worker_config = config.replace(aer_threads=threads)
         workers = self._workers()
-        log.info("Dask executor on %s: %d worker(s)%s", address, len(workers),
-                 "" if workers else " — jobs wait until a worker joins")
+        log.info(
+            "Dask executor on %s: %d worker(s)%s",
+            address,
+            len(workers),
+            "" if workers else " — jobs wait until a worker joins",
+        )
 
     # ------------------------------------------------------------- the cluster
     def _workers(self) -> dict[str, Any]:
@@ -171,26 +183,35 @@ class DaskExecutor(LocalExecutor):
         from qiskit.primitives import PrimitiveResult
 
         tasks = [task for work in works for task in work.tasks]
-        futures = [self.client.submit(run_task, self.worker_config, task, backend_name,
-                                      mapped, pure=False,
-                                      resources={"GPU": 1} if task.device == "GPU" else None)
-                   for task in tasks]
-        joblog.emit(f"Submitted {len(futures)} task(s) of {len(works)} pub(s) to the Dask "
-                    f"cluster {self.client.scheduler.address}.")
+        futures = [
+            self.client.submit(
+                run_task,
+                self.worker_config,
+                task,
+                backend_name,
+                mapped,
+                pure=False,
+                resources={"GPU": 1} if task.device == "GPU" else None,
+            )
+            for task in tasks
+        ]
+        joblog.emit(
+            f"Submitted {len(futures)} task(s) of {len(works)} pub(s) to the Dask "
+            f"cluster {self.client.scheduler.address}."
+        )
         outputs = []
         try:
             for task, future in zip(tasks, futures):
                 worker, device, result = self._wait(future)
                 outputs.append(result)
-                joblog.emit(f"{task.label.capitalize()} done on Dask worker {worker} "
-                            f"({device}).")
+                joblog.emit(f"{task.label.capitalize()} done on Dask worker {worker} ({device}).")
         finally:
             unfinished = [future for future in futures if not future.done()]
             if unfinished:  # a failed or cancelled job leaves nothing running
                 self.client.cancel(unfinished)
         results, start = [], 0
         for work in works:
-            results.append(splitting.merge(work, outputs[start:start + len(work.tasks)]))
+            results.append(splitting.merge(work, outputs[start : start + len(work.tasks)]))
             start += len(work.tasks)
         return PrimitiveResult(results, metadata={"version": 2})
 

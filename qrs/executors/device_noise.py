@@ -29,7 +29,7 @@ def readout_errors(backend: Any) -> dict[int, tuple[float, float]]:
     from qiskit_aer.noise.device import basic_device_readout_errors
 
     found: dict[int, tuple[float, float]] = {}
-    measure = backend.target["measure"] if "measure" in backend.target else {}
+    measure = backend.target["measure"] if "measure" in backend.target else {}  # noqa: SIM401 (a Target has no .get)
     for qargs, props in measure.items():
         if props is not None and props.error is not None:
             found[qargs[0]] = (float(props.error), float(props.error))
@@ -65,7 +65,9 @@ def device_noise_model(backend: Any) -> Any:
         model = NoiseModel.from_backend(backend, readout_error=False)
     for qubit, (p1_given_0, p0_given_1) in sorted(readout_errors(backend).items()):
         if p1_given_0 or p0_given_1:
-            model.add_readout_error(ReadoutError([[1 - p1_given_0, p1_given_0],
-                                                  [p0_given_1, 1 - p0_given_1]]),
-                                    [qubit], warnings=False)
+            model.add_readout_error(
+                ReadoutError([[1 - p1_given_0, p1_given_0], [p0_given_1, 1 - p0_given_1]]),
+                [qubit],
+                warnings=False,
+            )
     return None if model.is_ideal() else model

@@ -47,8 +47,11 @@ def _installed(distribution: str) -> str | None:
 def cuda_wheels() -> list[str]:
     """Installed CUDA 12 runtime wheels (``nvidia-cuda-runtime-cu12``, ``nvidia-cublas-cu12``…)."""
     names = {dist.metadata["Name"] or "" for dist in dist_metadata.distributions()}
-    return sorted(name for name in names
-                  if name.lower().startswith("nvidia-") and name.lower().endswith("-cu12"))
+    return sorted(
+        name
+        for name in names
+        if name.lower().startswith("nvidia-") and name.lower().endswith("-cu12")
+    )
 
 
 def diagnose_gpu() -> str | None:
@@ -65,18 +68,21 @@ def diagnose_gpu() -> str | None:
             f"the GPU build of Aer (only the CPU build qiskit-aer {_installed('qiskit-aer')} is "
             "installed). Fix: pip install '.[gpu]' (or pip install qiskit-aer-gpu); both "
             "builds provide the qiskit_aer package, so then run pip uninstall -y qiskit-aer "
-            "&& pip install --force-reinstall --no-deps qiskit-aer-gpu")
+            "&& pip install --force-reinstall --no-deps qiskit-aer-gpu"
+        )
     elif _installed("qiskit-aer"):
         missing.append(
             f"a clean GPU build of Aer: qiskit-aer-gpu {gpu_build} and the CPU-only qiskit-aer "
             f"{_installed('qiskit-aer')} are both installed and the CPU build's files won. "
             "Fix: pip uninstall -y qiskit-aer && pip install --force-reinstall --no-deps "
-            "qiskit-aer-gpu")
+            "qiskit-aer-gpu"
+        )
     if not cuda_wheels():
         missing.append(
             "the CUDA 12 runtime libraries (no nvidia-*-cu12 wheels installed). Fix: "
             "pip install qiskit-aer-gpu pulls them (nvidia-cuda-runtime-cu12, "
-            "nvidia-cublas-cu12, nvidia-nvjitlink-cu12, ...), or install CUDA 12 system-wide")
+            "nvidia-cublas-cu12, nvidia-nvjitlink-cu12, ...), or install CUDA 12 system-wide"
+        )
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1"):
         missing.append(f"a visible GPU: CUDA_VISIBLE_DEVICES={visible!r} hides every GPU")
@@ -84,12 +90,16 @@ def diagnose_gpu() -> str | None:
         missing.append(
             "a visible NVIDIA GPU (no /dev/nvidia0 and no nvidia-smi). Fix: run on a machine "
             "with an NVIDIA GPU and driver; in a container pass it through (docker run "
-            "--gpus all)")
+            "--gpus all)"
+        )
     causes = missing or ["(no cause found: check the NVIDIA driver and CUDA 12 runtime)"]
-    return (f"QRS_EXECUTOR=gpu needs Aer's GPU device, but AerSimulator().available_devices() "
-            f"is {devices} here. Missing: " + "; ".join(causes)
-            + ". Or run on the CPU: QRS_EXECUTOR=local, or QRS_GPU_FALLBACK=cpu to fall back "
-            "with a warning.")
+    return (
+        f"QRS_EXECUTOR=gpu needs Aer's GPU device, but AerSimulator().available_devices() "
+        f"is {devices} here. Missing: "
+        + "; ".join(causes)
+        + ". Or run on the CPU: QRS_EXECUTOR=local, or QRS_GPU_FALLBACK=cpu to fall back "
+        "with a warning."
+    )
 
 
 class GPUExecutor(LocalExecutor):
@@ -108,21 +118,27 @@ class GPUExecutor(LocalExecutor):
     def name(self) -> str:
         return "gpu-fallback-cpu" if self.fell_back else "gpu"
 
-    def setup(self, config: "Config", metadata: "BackendMetadataProvider") -> None:
+    def setup(self, config: Config, metadata: BackendMetadataProvider) -> None:
         """Check the GPU now: fail (or, if opted in, fall back to the CPU) at start-up."""
         super().setup(config, metadata)
         fallback = config.gpu_fallback.strip().lower()
         if fallback not in FALLBACK_CHOICES:
             raise ExecutorUnavailable(
                 f"QRS_GPU_FALLBACK={config.gpu_fallback!r}: use 'cpu' to fall back to the CPU "
-                "when no GPU is usable, or leave it unset to refuse to start.")
+                "when no GPU is usable, or leave it unset to refuse to start."
+            )
         self.custatevec = config.gpu_custatevec
         problem = self.diagnose() or self.probe()
         if problem is None:
-            log.info("GPU executor ready: GPU %d, %s MiB of GPU memory, method %s, "
-                     "batched shots %s, cuStateVec %s", config.gpu_device,
-                     self.gpu_memory_mb or "unknown", self.method, config.gpu_batched_shots,
-                     self.custatevec)
+            log.info(
+                "GPU executor ready: GPU %d, %s MiB of GPU memory, method %s, "
+                "batched shots %s, cuStateVec %s",
+                config.gpu_device,
+                self.gpu_memory_mb or "unknown",
+                self.method,
+                config.gpu_batched_shots,
+                self.custatevec,
+            )
             return
         if fallback != "cpu":
             raise ExecutorUnavailable(problem)
@@ -150,11 +166,16 @@ class GPUExecutor(LocalExecutor):
             return None
         except Exception as first:
             if not self.custatevec:
-                return f"Aer offers a GPU but a test circuit on GPU {self.config.gpu_device} " \
-                       f"failed: {first}. Check QRS_GPU_DEVICE and the CUDA 12 runtime."
+                return (
+                    f"Aer offers a GPU but a test circuit on GPU {self.config.gpu_device} "
+                    f"failed: {first}. Check QRS_GPU_DEVICE and the CUDA 12 runtime."
+                )
             self.custatevec = False
-            log.warning("cuStateVec is not usable with this Aer build (%s); running without "
-                        "it (QRS_GPU_CUSTATEVEC ignored).", first)
+            log.warning(
+                "cuStateVec is not usable with this Aer build (%s); running without "
+                "it (QRS_GPU_CUSTATEVEC ignored).",
+                first,
+            )
             return self.probe()
 
     def _run_probe(self) -> int:

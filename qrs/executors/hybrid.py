@@ -34,12 +34,14 @@ class HybridExecutor(BaseExecutor):
     def name(self) -> str:
         return f"hybrid({self.small.name}|{self.large.name if self.large else '?'})"
 
-    def setup(self, config: "Config", metadata: "BackendMetadataProvider") -> None:
+    def setup(self, config: Config, metadata: BackendMetadataProvider) -> None:
         """Set up both sides now, so a missing GPU or cluster stops the start-up."""
         super().setup(config, metadata)
         if config.hybrid_large.strip().lower() == "hybrid":
-            raise ExecutorUnavailable("QRS_HYBRID_LARGE=hybrid would route to itself; use "
-                                      "gpu, dask or package.module:ClassName.")
+            raise ExecutorUnavailable(
+                "QRS_HYBRID_LARGE=hybrid would route to itself; use "
+                "gpu, dask or package.module:ClassName."
+            )
         self.small.setup(config, metadata)
         self.large = resolve(config.hybrid_large)
         self.large.setup(config, metadata)
@@ -50,16 +52,18 @@ class HybridExecutor(BaseExecutor):
         width = max(simulated_width(pub) for pub in pubs)
         threshold = self.config.hybrid_gpu_min_qubits
         chosen, relation = (self.large, "≥") if width >= threshold else (self.small, "<")
-        joblog.emit(f"Hybrid routing: widest independent part has {width} qubits {relation} "
-                    f"QRS_HYBRID_GPU_MIN_QUBITS={threshold} → {chosen.name} executor.")
+        joblog.emit(
+            f"Hybrid routing: widest independent part has {width} qubits {relation} "
+            f"QRS_HYBRID_GPU_MIN_QUBITS={threshold} → {chosen.name} executor."
+        )
         return chosen
 
-    def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
-                        backend_name: str) -> Any:
+    def execute_sampler(self, pubs: list[Any], options: dict[str, Any], backend_name: str) -> Any:
         return self.route(pubs).execute_sampler(pubs, options, backend_name)
 
-    def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
-                          backend_name: str) -> Any:
+    def execute_estimator(
+        self, pubs: list[Any], options: dict[str, Any], backend_name: str
+    ) -> Any:
         return self.route(pubs).execute_estimator(pubs, options, backend_name)
 
     def close(self) -> None:

@@ -53,8 +53,12 @@ def clbit_qubits(circuit: Any) -> list[int | None]:
     return qubits
 
 
-def kerneled(bits: np.ndarray, qubits: list[int | None],
-             readout: dict[int, tuple[float, float]], rng: np.random.Generator) -> np.ndarray:
+def kerneled(
+    bits: np.ndarray,
+    qubits: list[int | None],
+    readout: dict[int, tuple[float, float]],
+    rng: np.random.Generator,
+) -> np.ndarray:
     """IQ points ``(..., shots, n)`` for true bits ``(..., shots, n)`` (little-endian order)."""
     bits = np.asarray(bits, dtype=bool)
     centres = np.where(bits, CENTRE_1, CENTRE_0).astype(complex)
@@ -73,9 +77,13 @@ def classify(points: np.ndarray) -> np.ndarray:
     return np.real(points) > (CENTRE_0 + CENTRE_1) / 2
 
 
-def convert_pub_result(pub_result: Any, circuit: Any, meas_type: str,
-                       readout: dict[int, tuple[float, float]],
-                       rng: np.random.Generator) -> Any:
+def convert_pub_result(
+    pub_result: Any,
+    circuit: Any,
+    meas_type: str,
+    readout: dict[int, tuple[float, float]],
+    rng: np.random.Generator,
+) -> Any:
     """A Sampler pub result of bits as IBM returns it for ``meas_type``."""
     from qiskit.primitives import SamplerPubResult
     from qiskit.primitives.containers import DataBin
@@ -83,9 +91,12 @@ def convert_pub_result(pub_result: Any, circuit: Any, meas_type: str,
     qubits_by_register = _register_qubits(circuit)
     arrays = {}
     for name, bit_array in pub_result.data.items():
-        points = kerneled(bit_array.to_bool_array(order="little"),
-                          qubits_by_register.get(name, [None] * bit_array.num_bits),
-                          readout, rng)
+        points = kerneled(
+            bit_array.to_bool_array(order="little"),
+            qubits_by_register.get(name, [None] * bit_array.num_bits),
+            readout,
+            rng,
+        )
         arrays[name] = points.mean(axis=-2) if meas_type == "avg_kerneled" else points
     metadata = {**pub_result.metadata, "meas_type": meas_type}
     return SamplerPubResult(DataBin(**arrays, shape=pub_result.data.shape), metadata=metadata)
@@ -94,8 +105,10 @@ def convert_pub_result(pub_result: Any, circuit: Any, meas_type: str,
 def _register_qubits(circuit: Any) -> dict[str, list[int | None]]:
     """Per classical register, the qubit each of its bits reads."""
     by_clbit = clbit_qubits(circuit)
-    return {register.name: [by_clbit[circuit.find_bit(bit).index] for bit in register]
-            for register in circuit.cregs}
+    return {
+        register.name: [by_clbit[circuit.find_bit(bit).index] for bit in register]
+        for register in circuit.cregs
+    }
 
 
 def program_register(name: str, points: np.ndarray, meas_level: str) -> dict[str, np.ndarray]:

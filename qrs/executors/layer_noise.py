@@ -41,9 +41,11 @@ def select_layers(layers: list[Any], limit: int | None, notes: list[str]) -> lis
     if limit is None or len(layers) <= limit:
         return list(layers)
     kept = sorted(layers, key=_two_qubit_gates, reverse=True)[:limit]
-    notes.append(f"resilience.layer_noise_learning.max_layers_to_learn={limit}: "
-                 f"{len(layers) - limit} of {len(layers)} unique layers were not learned "
-                 "and are not mitigated (ranked by two-qubit gates).")
+    notes.append(
+        f"resilience.layer_noise_learning.max_layers_to_learn={limit}: "
+        f"{len(layers) - limit} of {len(layers)} unique layers were not learned "
+        "and are not mitigated (ranked by two-qubit gates)."
+    )
     return kept
 
 
@@ -53,13 +55,12 @@ def learn(pubs: list[Any], plan: Plan, backend: Any, run_program: RunProgram) ->
     ``backend`` is the fake backend object (the learning circuits are built for its
     coupling map); ``run_program(program, executor_options)`` runs the learning program.
     """
-    from qiskit_ibm_runtime.decoders.executor_noise_learner.decoder import (
-        ClientSideNoiseLearnerResultDecoder,
-    )
     from qiskit_ibm_runtime.executor_estimator import Estimator
-    from qiskit_ibm_runtime.executor_noise_learner.prepare import prepare
     from qiskit_ibm_runtime.options_models import NoiseLearnerV3Options
     from qiskit_ibm_runtime.quantum_program import QuantumProgram
+
+    from ..compat import ClientSideNoiseLearnerResultDecoder, set_semantic_role
+    from ..compat import noise_learner_prepare as prepare
 
     options = plan.layer_learning
     layers = Estimator(mode=backend, options=plan.client).find_unique_layers(pubs)
@@ -69,13 +70,15 @@ def learn(pubs: list[Any], plan: Plan, backend: Any, run_program: RunProgram) ->
     learner_options = NoiseLearnerV3Options(
         num_randomizations=options["num_randomizations"],
         shots_per_randomization=options["shots_per_randomization"],
-        layer_pair_depths=list(options["layer_pair_depths"]))
+        layer_pair_depths=list(options["layer_pair_depths"]),
+    )
     program, executor_options = prepare(layers, learner_options, backend)
     program = QuantumProgram.from_(program)
-    program._semantic_role = "noise_learner_v3"
+    set_semantic_role(program, "noise_learner_v3")
     circuits = sum(item.size() for item in program.items)
-    joblog.emit(f"Learning the noise of {len(layers)} layer(s): {circuits} circuits x "
-                f"{program.shots} shots (resilience.layer_noise_learning).")
-    learned = ClientSideNoiseLearnerResultDecoder.decode(
-        run_program(program, executor_options))
+    joblog.emit(
+        f"Learning the noise of {len(layers)} layer(s): {circuits} circuits x "
+        f"{program.shots} shots (resilience.layer_noise_learning)."
+    )
+    learned = ClientSideNoiseLearnerResultDecoder.decode(run_program(program, executor_options))
     return list(zip(layers, learned.to_pauli_lindblad_maps()))

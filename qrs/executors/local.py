@@ -18,53 +18,45 @@ reference's. Differences:
 from __future__ import annotations
 
 import contextvars
-import json
-import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from .. import joblog
+from .. import compat, joblog
 from ..codec import coerce_pubs
-from ..compat import simulator_with_options
 from ..config import machine_memory_mb
 from ..spans import data_span, execution_metadata, is_sampler_pub_result, utc_now
 from . import batch, iq, mitigation, splitting
 from .base import BaseExecutor, ExecutorUnavailable, JobRefused
 from .components import probe_bond
-from .device_noise import device_noise_model, readout_errors
-from .noise import LRUCache, readout_flip, restrict_noise_model, stabilizer_compatible
+from .device_noise import readout_errors
+from .estimates import PlanSettings
+from .noise import LRUCache, readout_flip, stabilizer_compatible
 from .observables import observed_qubits
 from .options import MappedOptions
-from .planning import PROBE_BOND, NoiseFacts, PlanSettings, PubPlan, plan_pub
+from .planning import PROBE_BOND, NoiseFacts, PubPlan, plan_pub
 from .programs import twirls_gates
+from .simulators import SimulatorCache
 
-#: Process-wide caches: noise model per (backend, calibration date), simulator per
-#: (backend, calibration date, noise on/off, simulator options).
-_NOISE_MODELS: dict[tuple[str, str], Any] = {}
-_SIMULATORS: dict[tuple, Any] = {}
-_CACHE_LOCK = threading.RLock()
-#: Simulator views per (simulator, noise model, method, noise kind, qubits, mapping).
-_VIEWS = LRUCache(256)
 #: Whether a noise model's errors on a set of qubits can run on the stabilizer method.
 _STABILIZER_NOISE = LRUCache(1024)
 
 APPROXIMATIONS = ("none", "pauli", "twirled")
 #: Set while an executor program whose samplex twirls gates runs (``execute_program``).
 _TWIRLED = contextvars.ContextVar("qrs_twirled_program", default=False)
-#: Parts up to this wide get compacted errors whatever their method (see ``compacts``).
-COMPACT_MAX_QUBITS = 12
 
 
-class LocalExecutor(BaseExecutor):
+class LocalExecutor(SimulatorCache, BaseExecutor):
     """Aer on this machine's CPU cores."""
 
     device = "CPU"
     #: The setting that bounds this executor's state memory (named in refusals).
     memory_setting = "QRS_MAX_MEMORY_MB"
 
-    def __init__(self, method: str | None = None, noise: bool | None = None,
-                 threads: int | None = None) -> None:
+    def __init__(
+        self, method: str | None = None, noise: bool | None = None, threads: int | None = None
+    ) -> None:
         self._method = method
         self._noise = noise
         self._threads = threads
@@ -78,7 +70,8 @@ class LocalExecutor(BaseExecutor):
         if config.noise_approximation.strip().lower() not in APPROXIMATIONS:
             raise ExecutorUnavailable(
                 f"QRS_NOISE_APPROXIMATION={config.noise_approximation!r}: use one of "
-                f"{', '.join(APPROXIMATIONS)}.")
+                f"{', '.join(APPROXIMATIONS)}."
+            )
 
     # ----------------------------------------------------------- configuration
     @property
@@ -114,9 +107,12 @@ class LocalExecutor(BaseExecutor):
 
     def simulator_options(self, device: str | None = None) -> dict[str, Any]:
         """Options every simulator of this executor gets (the GPU executor adds its own)."""
-        options: dict[str, Any] = {"method": self.method, "device": device or self.device,
-                                   "max_parallel_threads": self.threads,
-                                   "fusion_enable": self.config.fusion_enable}
+        options: dict[str, Any] = {
+            "method": self.method,
+            "device": device or self.device,
+            "max_parallel_threads": self.threads,
+            "fusion_enable": self.config.fusion_enable,
+        }
         if self.config.fusion_threshold:
             options["fusion_threshold"] = self.config.fusion_threshold
         return options
@@ -129,11 +125,13 @@ class LocalExecutor(BaseExecutor):
         matrix, 4,000 shots each) nor reproducible from ``seed_simulator``.
         """
         if method == "matrix_product_state":
-            options = {"matrix_product_state_truncation_threshold":
-                       self.config.mps_truncation_threshold}
+            options = {
+                "matrix_product_state_truncation_threshold": self.config.mps_truncation_threshold
+            }
             if self.config.mps_max_bond_dimension:
-                options["matrix_product_state_max_bond_dimension"] = \
+                options["matrix_product_state_max_bond_dimension"] = (
                     self.config.mps_max_bond_dimension
+                )
             return options
         return {}
 
@@ -141,101 +139,18 @@ class LocalExecutor(BaseExecutor):
         """What the planner may use on this executor."""
         forced = "" if self.method == "automatic" else self.method
         return PlanSettings(
-            memory_limit_mb=self.cpu_memory_limit_mb, memory_setting=LocalExecutor.memory_setting,
-            threads=self.threads, forced_method=forced,
+            memory_limit_mb=self.cpu_memory_limit_mb,
+            memory_setting=LocalExecutor.memory_setting,
+            threads=self.threads,
+            forced_method=forced,
             gpu_memory_mb=self.memory_limit_mb if self.device == "GPU" else 0,
-            gpu_setting=self.memory_setting, mps_max_bond=self.config.mps_max_bond_dimension,
+            gpu_setting=self.memory_setting,
+            mps_max_bond=self.config.mps_max_bond_dimension,
             approximation=self.config.noise_approximation.strip().lower(),
-            split_tasks=self.config.split_tasks, slots=self.slots,
-            split_min_seconds=self.config.split_min_seconds)
-
-    # --------------------------------------------------------------- simulator
-    def calibration(self, backend_name: str) -> str:
-        """The calibration a backend's noise model is built from (its properties' date)."""
-        try:
-            return str(self.metadata.get_properties(backend_name).get("last_update_date", ""))
-        except Exception:  # a backend without properties has no calibration to key on
-            return ""
-
-    def noise_model(self, backend_name: str, calibration: str) -> Any:
-        """The backend's noise model (``None`` if ideal), built once per calibration.
-
-        Asymmetric readout errors and relaxation on delays, see ``device_noise.py``.
-        """
-        key = (backend_name, calibration)
-        with _CACHE_LOCK:
-            if key not in _NOISE_MODELS:
-                _NOISE_MODELS[key] = device_noise_model(self.metadata.get_backend(backend_name))
-            return _NOISE_MODELS[key]
-
-    def simulator(self, backend_name: str, device: str | None = None) -> Any:
-        """The cached ``AerSimulator`` for a backend, shared by every job of the process."""
-        options = self.simulator_options(device)
-        calibration = self.calibration(backend_name)
-        key = (backend_name, calibration, self.noise,
-               tuple(sorted((name, repr(value)) for name, value in options.items())))
-        with _CACHE_LOCK:
-            sim = _SIMULATORS.get(key)
-            if sim is None:
-                from qiskit_aer import AerSimulator
-
-                noise = self.noise_model(backend_name, calibration) if self.noise else None
-                sim = AerSimulator.from_backend(self.metadata.get_backend(backend_name),
-                                                noise_model=noise, **options)
-                _SIMULATORS[key] = sim
-                joblog.emit(f"Built {'noisy' if self.noise else 'ideal'} {options['device']} "
-                            f"simulator for {backend_name} (calibration {calibration or 'n/a'}).")
-            return sim
-
-    def job_noise_model(self, backend_name: str, run_options: dict[str, Any]) -> Any:
-        """The noise a job runs with: its own ``simulator.noise_model``, else the device's."""
-        if "noise_model" in run_options:
-            return run_options["noise_model"]
-        return self.noise_model(backend_name, self.calibration(backend_name)) if self.noise \
-            else None
-
-    def task_simulator(self, backend_name: str, task: splitting.Task,
-                       mapped: MappedOptions) -> Any:
-        """The simulator for one task: its method, noise cut down (and renumbered) to it.
-
-        A GPU task runs on the GPU only where this executor has one (a GPU executor that
-        fell back, or a plain worker, runs it on the CPU). Emulated IQ data
-        (``meas_type`` other than ``classified``) brings its own misreads: no readout error.
-        """
-        device = "GPU" if task.device == "GPU" and self.device == "GPU" else "CPU"
-        base = self.simulator(backend_name, device)
-        model = self.job_noise_model(backend_name, mapped.run)
-        readout = mapped.meas_type == "classified"
-        extra = {k: v for k, v in mapped.run.items() if k != "noise_model"
-                 and not (task.remapped and k == "coupling_map")}
-        extra = {**self.method_options(task.method), **extra, **dict(task.aer_options)}
-        key = (id(base), id(model), task.method, task.noise, task.qubits, task.remapped,
-               readout, json.dumps(extra, sort_keys=True, default=repr))
-
-        def build() -> Any:
-            noise = None
-            if model is not None and task.noise != "none":
-                mapping = ({q: i for i, q in enumerate(task.qubits)} if task.remapped
-                           else None)
-                noise = restrict_noise_model(model, task.qubits, readout, mapping,
-                                             compact=self.compacts(task),
-                                             pauli=task.noise == "pauli")
-            return simulator_with_options(base, noise_model=noise, method=task.method,
-                                          **extra)
-
-        return _VIEWS.get(key, build)
-
-    @staticmethod
-    def compacts(task: splitting.Task) -> bool:
-        """Whether a task's errors are compacted to Kraus form (``noise.py``).
-
-        It pays where Aer's noise set-up dominates (small parts, the density matrix); wide
-        trajectory parts sample mixtures as fast, and compacting 100 qubits' errors costs
-        tens of seconds; the stabilizer needs the mixtures.
-        """
-        if task.method == "stabilizer":
-            return False
-        return task.method == "density_matrix" or len(task.qubits) <= COMPACT_MAX_QUBITS
+            split_tasks=self.config.split_tasks,
+            slots=self.slots,
+            split_min_seconds=self.config.split_min_seconds,
+        )
 
     # ---------------------------------------------------------------- planning
     def noise_facts(self, model: Any, twirled: bool) -> NoiseFacts:
@@ -243,27 +158,49 @@ class LocalExecutor(BaseExecutor):
             return NoiseFacts(noisy=False, twirled=twirled)
 
         def stabilizer_ok(qubits: tuple[int, ...]) -> bool:
-            return _STABILIZER_NOISE.get((id(model), qubits),
-                                         lambda: stabilizer_compatible(model, qubits))
+            return _STABILIZER_NOISE.get(
+                (id(model), qubits), lambda: stabilizer_compatible(model, qubits)
+            )
 
-        return NoiseFacts(noisy=True, stabilizer_ok=stabilizer_ok, twirled=twirled,
-                          delay_noise=bool(getattr(model, "_custom_noise_passes", None)))
+        return NoiseFacts(
+            noisy=True,
+            stabilizer_ok=stabilizer_ok,
+            twirled=twirled,
+            delay_noise=bool(compat.noise_passes(model)),
+        )
 
-    def plan(self, kind: str, index: int, pub: Any, facts: NoiseFacts,
-             say: Callable[[str], None] = joblog.emit) -> PubPlan:
+    def plan(
+        self,
+        kind: str,
+        index: int,
+        pub: Any,
+        facts: NoiseFacts,
+        say: Callable[[str], None] = joblog.emit,
+    ) -> PubPlan:
         """A pub's plan, logged (``say``); refusals name the pub."""
         observed = observed_qubits(pub.observables) if kind == "estimator" else None
         try:
-            plan = plan_pub(kind, pub, facts, self.plan_settings(), observed,
-                            probe=lambda part, order: probe_bond(pub, part, order, PROBE_BOND,
-                                                                 self.threads))
+            plan = plan_pub(
+                kind,
+                pub,
+                facts,
+                self.plan_settings(),
+                observed,
+                probe=lambda part, order: probe_bond(pub, part, order, PROBE_BOND, self.threads),
+            )
         except JobRefused as exc:
             raise JobRefused(f"Pub {index + 1}: {exc}") from None
         say(f"Pub {index + 1} plan: {plan.describe()}")
         return plan
 
-    def prepare(self, kind: str, pubs: list[Any], mapped: MappedOptions, backend_name: str,
-                say: Callable[[str], None] = joblog.emit) -> list[splitting.PubWork]:
+    def prepare(
+        self,
+        kind: str,
+        pubs: list[Any],
+        mapped: MappedOptions,
+        backend_name: str,
+        say: Callable[[str], None] = joblog.emit,
+    ) -> list[splitting.PubWork]:
         """Plan every pub (refusing before any work), then cut each into tasks."""
         twirled = _TWIRLED.get()
         model = self.job_noise_model(backend_name, mapped.run)
@@ -274,8 +211,11 @@ class LocalExecutor(BaseExecutor):
         works = []
         for index, (pub, plan) in enumerate(zip(pubs, plans)):
             work = splitting.prepare(kind, index, pub, plan, seed)
-            work.flips = {q: readout_flip(model, q) if readout else 0.0
-                          for part in plan.passive for q in part.qubits}
+            work.flips = {
+                q: readout_flip(model, q) if readout else 0.0
+                for part in plan.passive
+                for q in part.qubits
+            }
             works.append(work)
         return works
 
@@ -286,38 +226,45 @@ class LocalExecutor(BaseExecutor):
 
         sim = self.task_simulator(backend_name, task, mapped)
         primitive = BackendSamplerV2 if task.kind == "sampler" else BackendEstimatorV2
-        return primitive(backend=sim, options={"seed_simulator": task.seed}).run(
-            [task.pub]).result()[0]
+        return (
+            primitive(backend=sim, options={"seed_simulator": task.seed})
+            .run([task.pub])
+            .result()[0]
+        )
 
     @staticmethod
     def coerce(kind: str, pubs: list[Any], mapped: MappedOptions) -> list[Any]:
         """Decoded pubs as ``SamplerPub`` / ``EstimatorPub`` with the job's defaults."""
-        default = mapped.primitive.get("default_shots", 1024) if kind == "sampler" else \
-            mapped.primitive.get("default_precision", 0.015625)
+        default = (
+            mapped.primitive.get("default_shots", 1024)
+            if kind == "sampler"
+            else mapped.primitive.get("default_precision", 0.015625)
+        )
         return coerce_pubs(kind, pubs, default)
 
-    def execute_sampler(self, pubs: list[Any], options: dict[str, Any],
-                        backend_name: str) -> Any:
+    def execute_sampler(self, pubs: list[Any], options: dict[str, Any], backend_name: str) -> Any:
         """Twirling and DD through the client's engine (``mitigation``), else planned Aer."""
         return mitigation.execute_sampler(self, pubs, options, backend_name, self._sample)
 
     def _sample(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
         """The direct path: Sampler pubs, planned, on ``BackendSamplerV2``."""
-        works = self.prepare("sampler", self.coerce("sampler", pubs, mapped), mapped,
-                             backend_name)
-        return self.measured_as(mapped, works, self.run_works(works, mapped, backend_name),
-                                backend_name)
+        works = self.prepare("sampler", self.coerce("sampler", pubs, mapped), mapped, backend_name)
+        return self.measured_as(
+            mapped, works, self.run_works(works, mapped, backend_name), backend_name
+        )
 
-    def execute_estimator(self, pubs: list[Any], options: dict[str, Any],
-                          backend_name: str) -> Any:
+    def execute_estimator(
+        self, pubs: list[Any], options: dict[str, Any], backend_name: str
+    ) -> Any:
         """IBM's resilience levels and options through the client's engine (``mitigation``);
         planned Aer when a job asks for no suppression or mitigation."""
         return mitigation.execute_estimator(self, pubs, options, backend_name, self._estimate)
 
     def _estimate(self, pubs: list[Any], mapped: MappedOptions, backend_name: str) -> Any:
         """The direct path: Estimator pubs, planned, on ``BackendEstimatorV2``."""
-        works = self.prepare("estimator", self.coerce("estimator", pubs, mapped), mapped,
-                             backend_name)
+        works = self.prepare(
+            "estimator", self.coerce("estimator", pubs, mapped), mapped, backend_name
+        )
         return self.run_works(works, mapped, backend_name)
 
     def execute_program(self, program: Any, options: dict[str, Any], backend_name: str) -> Any:
@@ -328,13 +275,15 @@ class LocalExecutor(BaseExecutor):
         finally:
             _TWIRLED.reset(token)
 
-    def execute_sampler_batch(self, jobs: list[tuple[list[Any], dict[str, Any]]],
-                              backend_name: str) -> list[Any]:
+    def execute_sampler_batch(
+        self, jobs: list[tuple[list[Any], dict[str, Any]]], backend_name: str
+    ) -> list[Any]:
         """Small jobs with equal options and plans in one Aer call (``batch.py``)."""
         return batch.execute_sampler_batch(self, jobs, backend_name)
 
-    def measured_as(self, mapped: MappedOptions, works: list[splitting.PubWork], result: Any,
-                    backend_name: str) -> Any:
+    def measured_as(
+        self, mapped: MappedOptions, works: list[splitting.PubWork], result: Any, backend_name: str
+    ) -> Any:
         """``result`` with each register as ``mapped.meas_type`` asks (IQ: see ``iq.py``)."""
         from qiskit.primitives import PrimitiveResult
 
@@ -342,15 +291,21 @@ class LocalExecutor(BaseExecutor):
             return result
         readout = readout_errors(self.metadata.get_backend(backend_name)) if self.noise else {}
         rng = np.random.default_rng(mapped.primitive.get("seed_simulator"))
-        joblog.emit(f"meas_type={mapped.meas_type}: IQ points emulated from the calibrated "
-                    "readout errors (docs/noise.md).")
+        joblog.emit(
+            f"meas_type={mapped.meas_type}: IQ points emulated from the calibrated "
+            "readout errors (docs/noise.md)."
+        )
         return PrimitiveResult(
-            [iq.convert_pub_result(pub_result, work.pub.circuit, mapped.meas_type, readout,
-                                   rng) for work, pub_result in zip(works, result)],
-            metadata=result.metadata)
+            [
+                iq.convert_pub_result(pub_result, work.pub.circuit, mapped.meas_type, readout, rng)
+                for work, pub_result in zip(works, result)
+            ],
+            metadata=result.metadata,
+        )
 
-    def run_works(self, works: list[splitting.PubWork], mapped: MappedOptions,
-                  backend_name: str) -> Any:
+    def run_works(
+        self, works: list[splitting.PubWork], mapped: MappedOptions, backend_name: str
+    ) -> Any:
         """Run pubs one at a time, logging progress; one ``PrimitiveResult`` for all."""
         from qiskit.primitives import PrimitiveResult
 
@@ -363,7 +318,10 @@ class LocalExecutor(BaseExecutor):
             results.append(splitting.merge(work, outputs))
             if is_sampler_pub_result(results[-1]):  # when this pub's shots were taken
                 spans.append(data_span(start, utc_now(), {index: results[-1]}))
-            joblog.emit(f"Pub {index + 1}/{len(works)} done ({work.pub.circuit.num_qubits} "
-                        f"qubits, shape {work.pub.shape}, {work.plan.method}"
-                        + (f", {len(work.tasks)} tasks" if len(work.tasks) > 1 else "") + ").")
+            joblog.emit(
+                f"Pub {index + 1}/{len(works)} done ({work.pub.circuit.num_qubits} "
+                f"qubits, shape {work.pub.shape}, {work.plan.method}"
+                + (f", {len(work.tasks)} tasks" if len(work.tasks) > 1 else "")
+                + ")."
+            )
         return PrimitiveResult(results, metadata={"version": 2, **execution_metadata(spans)})

@@ -49,8 +49,9 @@ def _announce(plan: Plan, mapped: MappedOptions) -> None:
         joblog.emit(f"Warning: {line}")
 
 
-def execute_estimator(executor: Any, pubs: list[Any], options: dict[str, Any],
-                      backend_name: str, direct: Direct) -> Any:
+def execute_estimator(
+    executor: Any, pubs: list[Any], options: dict[str, Any], backend_name: str, direct: Direct
+) -> Any:
     """An ``estimator`` job: the direct path when equivalent, else the client's engine."""
     plan = estimator_plan(options)
     mapped = estimator_options(plan.rest)
@@ -62,8 +63,9 @@ def execute_estimator(executor: Any, pubs: list[Any], options: dict[str, Any],
     return run_estimator(executor, pubs, plan, backend_name)
 
 
-def execute_sampler(executor: Any, pubs: list[Any], options: dict[str, Any],
-                    backend_name: str, direct: Direct) -> Any:
+def execute_sampler(
+    executor: Any, pubs: list[Any], options: dict[str, Any], backend_name: str, direct: Direct
+) -> Any:
     """A ``sampler`` job: the direct path unless it asks for twirling or DD."""
     plan = sampler_plan(options)
     mapped = sampler_options(plan.rest)
@@ -90,24 +92,29 @@ def _on_active_qubits(pubs: list[Any], backend: Any) -> tuple[list[Any], Any, li
     subset = qubit_subset.active_qubits(pubs)
     if len(subset) == backend.num_qubits:
         return pubs, backend, subset
-    return ([qubit_subset.restrict_pub(pub, subset) for pub in pubs],
-            qubit_subset.restrict_backend(backend, subset), subset)
+    return (
+        [qubit_subset.restrict_pub(pub, subset) for pub in pubs],
+        qubit_subset.restrict_backend(backend, subset),
+        subset,
+    )
 
 
-def run_program(executor: Any, plan: Plan, backend_name: str, program: Any,
-                executor_options: Any, subset: list[int] | None = None) -> Any:
+def run_program(
+    executor: Any,
+    plan: Plan,
+    backend_name: str,
+    program: Any,
+    executor_options: Any,
+    subset: list[int] | None = None,
+) -> Any:
     """Run a client-prepared program as an ``executor`` job; the client-decoded result.
 
     The program is checked against the server's limits (``QRS_MAX_SHOTS`` ...) first:
     ZNE, PEC (up to ``pec.max_overhead`` times the shots) and layer noise learning
     multiply a job's circuits, and an ``executor`` job of that size would be refused.
     """
-    from qiskit_ibm_runtime.decoders.executor.decoder import ExecutorResultDecoder
-    from qiskit_ibm_runtime.quantum_program.params_converters import (
-        QUANTUM_PROGRAM_PARAMS_CONVERTERS,
-    )
-
     from .. import quantum_program
+    from ..compat import QUANTUM_PROGRAM_PARAMS_CONVERTERS, ExecutorResultDecoder
     from ..execution import execute_program
 
     version = quantum_program.SCHEMA_VERSIONS[0]
@@ -158,12 +165,14 @@ def _randomizations(program: Any, task: dict[str, Any]) -> int:
 def run_estimator(executor: Any, pubs: list[Any], plan: Plan, backend_name: str) -> Any:
     """Mitigated ``estimator`` pubs → a legacy ``PrimitiveResult`` of ``EstimatorPubResult``."""
     from qiskit.primitives import PrimitiveResult
-    from qiskit_ibm_runtime.decoders.executor_estimator.decoder import ClientSideEstimatorDecoder
-    from qiskit_ibm_runtime.executor_estimator.prepare import prepare
+
+    from ..compat import ClientSideEstimatorDecoder, set_semantic_role
+    from ..compat import estimator_prepare as prepare
 
     originals = coerce_pubs("estimator", pubs, None)
     coerced, backend, subset = _on_active_qubits(
-        originals, executor.metadata.get_backend(backend_name))
+        originals, executor.metadata.get_backend(backend_name)
+    )
 
     def run(program: Any, executor_options: Any) -> Any:
         return run_program(executor, plan, backend_name, program, executor_options, subset)
@@ -183,22 +192,34 @@ def run_estimator(executor: Any, pubs: list[Any], plan: Plan, backend_name: str)
         group = [coerced[index] for index in indices]
         # add_tags: tag each box uniquely, as the client does in local (simulator) mode,
         # so injected noise is drawn independently for every layer instance.
-        program, executor_options = _prepare(prepare, group, options, None, add_tags=True,
-                                             backend=backend)
-        program._semantic_role = "estimator_v2"
-        joblog.emit(f"Running {len(program.items)} mitigation item(s) for {len(group)} pub(s) "
-                    f"({sum(item.size() for item in program.items)} circuits x "
-                    f"{program.shots} shots).")
+        program, executor_options = _prepare(
+            prepare, group, options, None, add_tags=True, backend=backend
+        )
+        set_semantic_role(program, "estimator_v2")
+        joblog.emit(
+            f"Running {len(program.items)} mitigation item(s) for {len(group)} pub(s) "
+            f"({sum(item.size() for item in program.items)} circuits x "
+            f"{program.shots} shots)."
+        )
         decoded = ClientSideEstimatorDecoder.decode(run(program, executor_options))
         shots = int(decoded.metadata["shots"])
         for index, pub_result, task in zip(indices, decoded, _tasks(program)):
-            results[index] = _estimator_pub(plan, originals[index], pub_result, task, program,
-                                            shots, precision, learned)
+            results[index] = _estimator_pub(
+                plan, originals[index], pub_result, task, program, shots, precision, learned
+            )
     return PrimitiveResult(results, metadata=legacy_results.estimator_metadata(plan))
 
 
-def _estimator_pub(plan: Plan, pub: Any, pub_result: Any, task: dict[str, Any], program: Any,
-                   shots: int, precision: float | None, learned: int) -> Any:
+def _estimator_pub(
+    plan: Plan,
+    pub: Any,
+    pub_result: Any,
+    task: dict[str, Any],
+    program: Any,
+    shots: int,
+    precision: float | None,
+    learned: int,
+) -> Any:
     """One client-side pub result in the legacy shape, with IBM's pub metadata."""
     resilience: dict[str, Any] = {}
     if plan.finalized.resilience.zne_mitigation:
@@ -206,22 +227,25 @@ def _estimator_pub(plan: Plan, pub: Any, pub_result: Any, task: dict[str, Any], 
         resilience = legacy_results.zne_pub_resilience(plan, chosen)
     elif plan.finalized.resilience.pec_mitigation:
         resilience = legacy_results.pec_pub_resilience(task.get("pec_gamma", 1.0), learned)
-    metadata = legacy_results.pub_metadata(pub, shots, precision,
-                                           _randomizations(program, task), resilience)
-    return legacy_results.estimator_pub_result(dict(pub_result.data.items()), pub.shape,
-                                               metadata)
+    metadata = legacy_results.pub_metadata(
+        pub, shots, precision, _randomizations(program, task), resilience
+    )
+    return legacy_results.estimator_pub_result(dict(pub_result.data.items()), pub.shape, metadata)
 
 
-def run_sampler(executor: Any, pubs: list[Any], plan: Plan, mapped: MappedOptions,
-                backend_name: str) -> Any:
+def run_sampler(
+    executor: Any, pubs: list[Any], plan: Plan, mapped: MappedOptions, backend_name: str
+) -> Any:
     """Twirled and/or DD ``sampler`` pubs → a legacy ``PrimitiveResult`` of counts."""
     from qiskit.primitives import PrimitiveResult
-    from qiskit_ibm_runtime.decoders.executor_sampler.decoder import ClientSideSamplerResultDecoder
-    from qiskit_ibm_runtime.executor_sampler.prepare import prepare
+
+    from ..compat import ClientSideSamplerResultDecoder, set_semantic_role
+    from ..compat import sampler_prepare as prepare
 
     default_shots = mapped.primitive.get("default_shots", 4096)
     coerced, backend, subset = _on_active_qubits(
-        coerce_pubs("sampler", pubs, default_shots), executor.metadata.get_backend(backend_name))
+        coerce_pubs("sampler", pubs, default_shots), executor.metadata.get_backend(backend_name)
+    )
     results: list[Any] = [None] * len(coerced)
     groups: dict[int, list[int]] = {}
     for index, pub in enumerate(coerced):  # the client runs one shot count per program
@@ -229,15 +253,21 @@ def run_sampler(executor: Any, pubs: list[Any], plan: Plan, mapped: MappedOption
     for shots, indices in groups.items():
         joblog.checkpoint()
         group = [coerced[index] for index in indices]
-        program, executor_options = _prepare(prepare, group, plan.client, shots,
-                                             add_tags=True, backend=backend)
-        program._semantic_role = "sampler_v2"
+        program, executor_options = _prepare(
+            prepare, group, plan.client, shots, add_tags=True, backend=backend
+        )
+        set_semantic_role(program, "sampler_v2")
         decoded = ClientSideSamplerResultDecoder.decode(
-            run_program(executor, plan, backend_name, program, executor_options, subset))
+            run_program(executor, plan, backend_name, program, executor_options, subset)
+        )
         for index, item, pub_result in zip(indices, program.items, decoded):
-            randomizations = item.shape[0] if plan.finalized.twirling.enable_gates or \
-                plan.finalized.twirling.enable_measure else 1
+            randomizations = (
+                item.shape[0]
+                if plan.finalized.twirling.enable_gates or plan.finalized.twirling.enable_measure
+                else 1
+            )
             results[index] = legacy_results.sampler_pub_result(
-                pub_result, shots, randomizations, plan.finalized.execution.meas_type)
+                pub_result, shots, randomizations, plan.finalized.execution.meas_type
+            )
     metadata = {**legacy_results.suppression_metadata(plan)}
     return PrimitiveResult(results, metadata=metadata)

@@ -33,8 +33,10 @@ import copy
 import functools
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
+from .. import compat
 from ..compat import noise_tables, simulator_with_options
 
 #: Errors that are mixtures of more circuits than this are compacted to Kraus form.
@@ -46,8 +48,27 @@ MAX_DELAY_ERRORS = 4096
 
 
 #: Operations an error may consist of and still run on Aer's stabilizer method.
-STABILIZER_NOISE_OPS = frozenset({"id", "x", "y", "z", "pauli", "reset", "h", "s", "sdg", "sx",
-                                  "sxdg", "cx", "cz", "cy", "swap", "delay", "barrier"})
+STABILIZER_NOISE_OPS = frozenset(
+    {
+        "id",
+        "x",
+        "y",
+        "z",
+        "pauli",
+        "reset",
+        "h",
+        "s",
+        "sdg",
+        "sx",
+        "sxdg",
+        "cx",
+        "cz",
+        "cy",
+        "swap",
+        "delay",
+        "barrier",
+    }
+)
 
 
 def _compact(error: Any) -> Any:
@@ -106,7 +127,7 @@ def _frozen_model_class() -> type:
             lock = self.__dict__.setdefault("_qrs_lock", threading.Lock())
             with lock:
                 grown = self.__dict__.get("_qrs_grown")
-                if grown is None or len(grown._default_quantum_errors) > MAX_DELAY_ERRORS:
+                if grown is None or len(noise_tables(grown).default_quantum) > MAX_DELAY_ERRORS:
                     grown = GrowingNoiseModel.__new__(GrowingNoiseModel)
                     for name, value in self.__dict__.items():
                         if not name.startswith("_qrs_"):
@@ -119,28 +140,36 @@ def _frozen_model_class() -> type:
     return FrozenNoiseModel
 
 
-def _memoized_pass(noise_pass: Any, device: dict[int, int] | None = None,
-                   shrink: Callable[[Any], Any] = lambda error: error) -> Any:
+def _memoized_pass(
+    noise_pass: Any,
+    device: dict[int, int] | None = None,
+    shrink: Callable[[Any], Any] = lambda error: error,
+) -> Any:
     """``noise_pass`` (a ``LocalNoisePass``) returning one error object per (op, qubits).
 
     ``device`` maps a renumbered part's qubits back to the device's, whose T1 and T2 the
     pass looks up; ``shrink`` is applied to each error (the Pauli twirl, for stabilizer).
     """
     fast = copy.copy(noise_pass)
-    func, cache = noise_pass._func, LRUCache(MAX_DELAY_ERRORS)
+    func, cache = compat.noise_pass_function(noise_pass), LRUCache(MAX_DELAY_ERRORS)
 
     def error_for(op: Any, qubits: list[int]) -> Any:
         physical = [device[q] for q in qubits] if device else list(qubits)
         key = (op.name, op.duration, op.unit, tuple(physical))
         return cache.get(key, lambda: shrink(func(op, physical)))
 
-    fast._func = error_for
+    compat.set_noise_pass_function(fast, error_for)
     return fast
 
 
-def restrict_noise_model(noise_model: Any, qubits: Iterable[int], readout: bool = True,
-                         mapping: dict[int, int] | None = None, compact: bool = True,
-                         pauli: bool = False) -> Any:
+def restrict_noise_model(
+    noise_model: Any,
+    qubits: Iterable[int],
+    readout: bool = True,
+    mapping: dict[int, int] | None = None,
+    compact: bool = True,
+    pauli: bool = False,
+) -> Any:
     """The errors of ``noise_model`` on ``qubits`` only, compacted (see module docstring).
 
     ``readout=False`` leaves the readout errors out: emulated IQ data (``iq.py``) brings
@@ -150,10 +179,12 @@ def restrict_noise_model(noise_model: Any, qubits: Iterable[int], readout: bool 
     replaces every gate and delay error by its Pauli twirl (``pauli_twirl``).
     """
     keep = set(qubits) if mapping is None else set(mapping)
-    rename = (lambda qargs: qargs) if mapping is None else \
-        (lambda qargs: tuple(mapping[q] for q in qargs))
-    shrink = cached_pauli_twirl if pauli else cached_compact if compact else \
-        (lambda error: error)
+    rename = (
+        (lambda qargs: qargs)
+        if mapping is None
+        else (lambda qargs: tuple(mapping[q] for q in qargs))
+    )
+    shrink = cached_pauli_twirl if pauli else cached_compact if compact else (lambda error: error)
     sub = _frozen_model_class()(basis_gates=noise_model.basis_gates)
     tables = noise_tables(noise_model)
     for name, error in tables.default_quantum.items():
@@ -167,11 +198,14 @@ def restrict_noise_model(noise_model: Any, qubits: Iterable[int], readout: bool 
     for qargs, error in tables.local_readout.items() if readout else ():
         if keep.issuperset(qargs):
             sub.add_readout_error(error, rename(qargs), warnings=False)
-    device = {simulated: physical for physical, simulated in mapping.items()} if mapping \
-        else None
-    sub._custom_noise_passes = [_memoized_pass(p, device, cached_pauli_twirl if pauli
-                                               else lambda error: error)
-                                for p in noise_model._custom_noise_passes]
+    device = {simulated: physical for physical, simulated in mapping.items()} if mapping else None
+    compat.set_noise_passes(
+        sub,
+        [
+            _memoized_pass(p, device, cached_pauli_twirl if pauli else lambda error: error)
+            for p in compat.noise_passes(noise_model)
+        ],
+    )
     return sub
 
 
@@ -210,14 +244,21 @@ def stabilizer_compatible(noise_model: Any, qubits: Iterable[int]) -> bool:
         circuits = getattr(error, "circuits", None)
         if circuits is None:  # a PauliError (or a Pauli-Lindblad one)
             return type(error).__name__.startswith("Pauli")
-        return all(instruction.operation.name in STABILIZER_NOISE_OPS
-                   for circuit in circuits for instruction in circuit.data)
+        return all(
+            instruction.operation.name in STABILIZER_NOISE_OPS
+            for circuit in circuits
+            for instruction in circuit.data
+        )
 
     tables = noise_tables(noise_model)
     if not all(clifford(error) for error in tables.default_quantum.values()):
         return False
-    return all(clifford(error) for by_qubits in tables.local_quantum.values()
-               for qargs, error in by_qubits.items() if keep.issuperset(qargs))
+    return all(
+        clifford(error)
+        for by_qubits in tables.local_quantum.values()
+        for qargs, error in by_qubits.items()
+        if keep.issuperset(qargs)
+    )
 
 
 def readout_flip(noise_model: Any, qubit: int) -> float:

@@ -10,8 +10,9 @@ Var(Πx) = Π(μ²+σ²) − Πμ².
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,9 @@ def measurement_bases(observables: Any) -> int:
     """How many measurement settings the reference estimator needs (qubit-wise groups)."""
     from qiskit.quantum_info import PauliList
 
-    terms = {label for observable in _labels(observables) for label in observable
-             if set(label) != {"I"}}
+    terms = {
+        label for observable in _labels(observables) for label in observable if set(label) != {"I"}
+    }
     if not terms:
         return 1
     if len(terms) > MAX_GROUPED_TERMS:
@@ -77,9 +79,13 @@ def factor(observables: Any, orders: Sequence[tuple[int, ...]]) -> Factoring:
     return Factoring(local=local, terms=terms)
 
 
-def combine(factoring: Factoring, parts: Sequence[tuple[np.ndarray, np.ndarray]],
-            observables_shape: tuple[int, ...], bindings_shape: tuple[int, ...],
-            pub_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+def combine(
+    factoring: Factoring,
+    parts: Sequence[tuple[np.ndarray, np.ndarray]],
+    observables_shape: tuple[int, ...],
+    bindings_shape: tuple[int, ...],
+    pub_shape: tuple[int, ...],
+) -> tuple[np.ndarray, np.ndarray]:
     """Observables' values and standard errors, shaped like the pub, from part estimates.
 
     ``parts[k]`` holds part k's ``(evs, stds)`` of shape ``(len(local[k]), bindings)``.
@@ -99,8 +105,9 @@ def combine(factoring: Factoring, parts: Sequence[tuple[np.ndarray, np.ndarray]]
                 second = second * (values**2 + errors**2)
             evs[element] += coeff * mean
             stds[element] += abs(coeff) * np.sqrt(np.clip(second - mean**2, 0.0, None))
-    which = np.broadcast_to(np.arange(max(1, len(factoring.terms))).reshape(
-        observables_shape or ()), pub_shape)
+    which = np.broadcast_to(
+        np.arange(max(1, len(factoring.terms))).reshape(observables_shape or ()), pub_shape
+    )
     binding = np.broadcast_to(np.arange(bindings).reshape(bindings_shape or ()), pub_shape)
     return evs[which, binding], stds[which, binding]
 

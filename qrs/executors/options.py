@@ -30,9 +30,10 @@ def pop_path(tree: dict[str, Any], *path: str) -> Any:
     """Remove and return ``tree[path[0]][path[1]]...``; prune emptied branches."""
     node = tree
     for key in path[:-1]:
-        node = node.get(key)
-        if not isinstance(node, dict):
+        child = node.get(key)
+        if not isinstance(child, dict):
             return None
+        node = child
     value = node.pop(path[-1], None)
     if len(path) > 1 and not node:
         pop_path(tree, *path[:-1])

@@ -20,47 +20,24 @@ part. The time model is coarse (CPU-seconds from per-amplitude costs measured on
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .base import JobRefused
 from .clifford import non_clifford_qubits
-from .components import Part, bond_exponents, find_parts, mps_memory_mb, simulation_order
+from .components import Part, bond_exponents, find_parts, simulation_order
+from .estimates import Estimate, PlanSettings, Workload, estimate_method, mib, seconds, workload
 
 #: Methods the planner chooses between, in order of preference on equal cost.
 METHODS = ("stabilizer", "density_matrix", "statevector", "matrix_product_state")
 READOUT = "readout"
-#: State bytes of methods the planner does not model, for a forced QRS_SIMULATION_METHOD.
-_OTHER_STATE_BYTES = {"unitary": lambda n: 16 * 4.0**n, "superop": lambda n: 16 * 16.0**n}
-#: Rough single-thread costs (seconds) per amplitude·gate, per tableau-row·gate, per
-#: MPS gate and per sampled bit; see the module docstring.
-_AMPLITUDE_GATE = 7e-9
-_TABLEAU_GATE = 5e-8
-_MEASURE_ROW = 6e-8
-_MPS_TWO, _MPS_ONE, _MPS_SAMPLE = 1e-4, 3e-5, 2e-6
 #: Bond dimension an entanglement probe runs with (see ``plan_pub``'s ``probe``).
 PROBE_BOND = 16
 #: Parts at least this wide whose structural MPS bound exceeds PROBE_BOND are probed...
 PROBE_MIN_QUBITS = 12
 #: ...unless another method that fits is estimated below this many CPU-seconds.
 PROBE_UNLESS_SECONDS = 10.0
-
-
-@dataclass(frozen=True)
-class PlanSettings:
-    """What the executor lets the planner use (built by ``LocalExecutor.plan_settings``)."""
-
-    memory_limit_mb: float
-    memory_setting: str
-    threads: int = 1
-    forced_method: str = ""  # "" = choose; else QRS_SIMULATION_METHOD
-    gpu_memory_mb: float = 0  # > 0: statevector / density_matrix parts run on the GPU
-    gpu_setting: str = "QRS_GPU_MEMORY_LIMIT"
-    mps_max_bond: int = 0
-    approximation: str = "none"  # none | pauli | twirled
-    split_tasks: int = 0  # 0 = as many as the executor runs at once (slots)
-    slots: int = 1
-    split_min_seconds: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -71,25 +48,6 @@ class NoiseFacts:
     stabilizer_ok: Callable[[tuple[int, ...]], bool] = lambda qubits: True
     twirled: bool = False  # the job's program twirls its gates
     delay_noise: bool = False  # delays relax (the device model's relaxation pass)
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """One candidate method for a part: what it would need, and whether that fits."""
-
-    method: str
-    memory_mb: float
-    cpu_seconds: float
-    fits: bool
-    device: str = "CPU"
-    note: str = ""
-
-    def describe(self) -> str:
-        if math.isnan(self.memory_mb):
-            return f"'{self.method}' not possible ({self.note})"
-        where = " on the GPU" if self.device == "GPU" else ""
-        need = f"about {_mib(self.memory_mb)} MiB{where}, ~{_seconds(self.cpu_seconds)} CPU"
-        return f"'{self.method}' {need}" + (f" ({self.note})" if self.note else "")
 
 
 @dataclass
@@ -126,28 +84,43 @@ class PubPlan:
 
     @property
     def method(self) -> str:
-        methods = sorted({plan.method for plan in self.parts}, key=METHODS.index
-                         if all(p.method in METHODS for p in self.parts) else str)
+        methods = sorted(
+            {plan.method for plan in self.parts},
+            key=METHODS.index if all(p.method in METHODS for p in self.parts) else str,
+        )
         return "+".join(methods + ([READOUT] if self.passive else [])) or READOUT
 
     def summary(self) -> dict[str, Any]:
         """The plan as JSON-friendly metadata (result metadata ``simulation``)."""
-        return {"method": self.method,
-                "parts": [{"qubits": plan.part.width, "method": plan.method,
-                           "device": plan.device, "noise": plan.noise, "reason": plan.reason,
-                           "memory_mb": round(plan.estimate.memory_mb, 3),
-                           "cpu_seconds": round(plan.estimate.cpu_seconds, 3),
-                           "tasks": plan.chunks} for plan in self.parts],
-                "readout_only_qubits": sum(part.width for part in self.passive),
-                "tasks": self.tasks}
+        return {
+            "method": self.method,
+            "parts": [
+                {
+                    "qubits": plan.part.width,
+                    "method": plan.method,
+                    "device": plan.device,
+                    "noise": plan.noise,
+                    "reason": plan.reason,
+                    "memory_mb": round(plan.estimate.memory_mb, 3),
+                    "cpu_seconds": round(plan.estimate.cpu_seconds, 3),
+                    "tasks": plan.chunks,
+                }
+                for plan in self.parts
+            ],
+            "readout_only_qubits": sum(part.width for part in self.passive),
+            "tasks": self.tasks,
+        }
 
     def describe(self) -> str:
         """One log line: the parts, their methods and why."""
-        pieces = [f"{plan.part.width}-qubit part → {plan.method} on {plan.device} "
-                  f"({plan.reason}; {_mib(plan.estimate.memory_mb)} MiB, "
-                  f"~{_seconds(plan.estimate.cpu_seconds)} CPU"
-                  + (f", {plan.chunks} tasks by {plan.split}" if plan.chunks > 1 else "") + ")"
-                  for plan in self.parts]
+        pieces = [
+            f"{plan.part.width}-qubit part → {plan.method} on {plan.device} "
+            f"({plan.reason}; {mib(plan.estimate.memory_mb)} MiB, "
+            f"~{seconds(plan.estimate.cpu_seconds)} CPU"
+            + (f", {plan.chunks} tasks by {plan.split}" if plan.chunks > 1 else "")
+            + ")"
+            for plan in self.parts
+        ]
         passive = sum(part.width for part in self.passive)
         if passive:
             pieces.append(f"{passive} measured-only qubit(s) sampled from their readout error")
@@ -156,81 +129,9 @@ class PubPlan:
         return f"{head}: " + "; ".join(pieces or ["nothing to simulate"])
 
 
-@dataclass(frozen=True)
-class Workload:
-    """How much simulating a pub takes, whatever the method."""
-
-    shots: int  # per binding (and per measurement basis for the estimator)
-    bindings: int
-    bases: int = 1  # estimator measurement bases
-
-
-def _mib(value: float) -> str:
-    if not math.isfinite(value):
-        return "∞"
-    return f"{value:,.0f}" if value >= 10 else f"{value:.2g}"
-
-
-def _seconds(value: float) -> str:
-    if value >= 1e6:
-        return f"{value:.1e} s"
-    return f"{value:,.0f} s" if value >= 10 else f"{value:.2g} s"
-
-
-def _runs(part: Part, work: Workload, per_shot: bool) -> int:
-    """Independent simulations: one per shot for trajectories, else one per state."""
-    states = work.bindings * work.bases
-    return states * work.shots if per_shot else states
-
-
-def _estimate(method: str, part: Part, order: tuple[int, ...], work: Workload,
-              noisy: bool, settings: PlanSettings, probed: int = 0) -> Estimate:
-    """Memory and CPU time of ``method`` on ``part``; ``fits`` against the device's limit."""
-    k = part.width
-    gates = part.operations * (2 if noisy else 1)  # each noisy gate is followed by its error
-    trajectories = noisy or part.per_shot
-    samples = work.shots * work.bindings * work.bases
-    device, limit = "CPU", settings.memory_limit_mb
-    note = ""
-    if method in ("statevector", "density_matrix"):
-        exponent = k if method == "statevector" else 2 * k
-        memory = math.ldexp(16.0, exponent) / 2**20 if exponent < 1000 else math.inf
-        per_shot = trajectories and method == "statevector" or part.per_shot
-        runs = _runs(part, work, per_shot)
-        cpu = runs * (gates * math.ldexp(_AMPLITUDE_GATE, min(exponent, 1000)) + 2e-5) \
-            + samples * k * 1e-7
-        if settings.gpu_memory_mb:
-            device, limit = "GPU", settings.gpu_memory_mb
-    elif method == "stabilizer":
-        memory = (2 * k) ** 2 / 8 / 2**20
-        runs = _runs(part, work, True)
-        measures = max(1, len(part.clbits))
-        cpu = runs * measures * k * _MEASURE_ROW + _runs(part, work, trajectories) \
-            * gates * k * _TABLEAU_GATE
-    elif method == "matrix_product_state":
-        exponents = bond_exponents(part, order)
-        if probed:
-            exponents = [min(e, math.ceil(math.log2(probed))) for e in exponents]
-        memory = mps_memory_mb(exponents, settings.mps_max_bond)
-        top = max(exponents, default=0)
-        chi = min(math.ldexp(1.0, min(top, 1000)), settings.mps_max_bond or math.inf)
-        two = sum(1 for _ in part.links)
-        cpu = _runs(part, work, trajectories) * (two * (chi**3 * 2e-8 + _MPS_TWO)
-                                                  + (gates - two) * _MPS_ONE) \
-            + samples * k * chi**2 * _MPS_SAMPLE
-        note = f"bond dimension up to 2^{top}" if not settings.mps_max_bond or \
-            chi < settings.mps_max_bond else f"bond dimension capped at {settings.mps_max_bond}"
-        if probed:
-            note += f", {probed} measured on an ideal run"
-    else:
-        size = _OTHER_STATE_BYTES.get(method)
-        memory = size(k) / 2**20 if size else 0.0
-        cpu = 0.0
-    return Estimate(method, memory, cpu, memory <= limit, device, note)
-
-
-def _stabilizer(part: Part, non_clifford: set[int], example: str, noise: NoiseFacts,
-                settings: PlanSettings) -> tuple[str | None, str]:
+def _stabilizer(
+    part: Part, non_clifford: set[int], example: str, noise: NoiseFacts, settings: PlanSettings
+) -> tuple[str | None, str]:
     """(noise kind, reason) when the stabilizer method can run ``part``; (None, why not)."""
     if non_clifford.intersection(part.qubits):
         return None, f"not Clifford: {example}"
@@ -241,15 +142,23 @@ def _stabilizer(part: Part, non_clifford: set[int], example: str, noise: NoiseFa
     if settings.approximation == "pauli":
         return "pauli", "Clifford circuit, noise Pauli-twirled (QRS_NOISE_APPROXIMATION=pauli)"
     if settings.approximation == "twirled" and noise.twirled:
-        return "pauli", "Clifford circuit, program twirled: noise Pauli-twirled " \
+        return "pauli", (
+            "Clifford circuit, program twirled: noise Pauli-twirled "
             "(QRS_NOISE_APPROXIMATION=twirled)"
-    return None, ("noise not a Pauli channel (T2 > T1 relaxation); "
-                  "QRS_NOISE_APPROXIMATION=pauli would allow it")
+        )
+    return None, (
+        "noise not a Pauli channel (T2 > T1 relaxation); "
+        "QRS_NOISE_APPROXIMATION=pauli would allow it"
+    )
 
 
-def _probed_bond(part: Part, order: tuple[int, ...], settings: PlanSettings,
-                 probe: Callable[[Part, tuple[int, ...]], int] | None,
-                 alternative: float) -> int:
+def _probed_bond(
+    part: Part,
+    order: tuple[int, ...],
+    settings: PlanSettings,
+    probe: Callable[[Part, tuple[int, ...]], int] | None,
+    alternative: float,
+) -> int:
     """The bond dimension an ideal MPS run reaches, when the structural bound is too loose.
 
     Counting gates across each cut bounds entanglement, but loosely: a routed chain's
@@ -258,9 +167,13 @@ def _probed_bond(part: Part, order: tuple[int, ...], settings: PlanSettings,
     (milliseconds to seconds); a bond below the cap replaces the bound (0: no probe).
     Not worth it when another method that fits takes under ``PROBE_UNLESS_SECONDS``.
     """
-    if probe is None or part.width < PROBE_MIN_QUBITS or part.per_shot or \
-            settings.forced_method not in ("", "matrix_product_state") or \
-            alternative < PROBE_UNLESS_SECONDS:
+    if (
+        probe is None
+        or part.width < PROBE_MIN_QUBITS
+        or part.per_shot
+        or settings.forced_method not in ("", "matrix_product_state")
+        or alternative < PROBE_UNLESS_SECONDS
+    ):
         return 0
     if max(bond_exponents(part, order), default=0) <= math.log2(PROBE_BOND):
         return 0
@@ -268,9 +181,15 @@ def _probed_bond(part: Part, order: tuple[int, ...], settings: PlanSettings,
     return observed if 0 < observed < PROBE_BOND else 0
 
 
-def _plan_part(part: Part, work: Workload, noise: NoiseFacts, settings: PlanSettings,
-               non_clifford: set[int], example: str,
-               probe: Callable[[Part, tuple[int, ...]], int] | None = None) -> PartPlan:
+def _plan_part(
+    part: Part,
+    work: Workload,
+    noise: NoiseFacts,
+    settings: PlanSettings,
+    non_clifford: set[int],
+    example: str,
+    probe: Callable[[Part, tuple[int, ...]], int] | None = None,
+) -> PartPlan:
     order = simulation_order(part)
     forced = settings.forced_method
     candidates = (forced,) if forced else METHODS
@@ -281,7 +200,7 @@ def _plan_part(part: Part, work: Workload, noise: NoiseFacts, settings: PlanSett
         if method == "matrix_product_state":
             others = [e.cpu_seconds for e in considered if e.fits]
             probed = _probed_bond(part, order, settings, probe, min(others, default=math.inf))
-        estimate = _estimate(method, part, order, work, noise.noisy, settings, probed)
+        estimate = estimate_method(method, part, order, work, noise.noisy, settings, probed)
         if method == "stabilizer":
             kind, why = _stabilizer(part, non_clifford, example, noise, settings)
             if kind is None:
@@ -298,16 +217,24 @@ def _plan_part(part: Part, work: Workload, noise: NoiseFacts, settings: PlanSett
     if forced:
         why = f"QRS_SIMULATION_METHOD={forced}"
     elif best.method != "stabilizer":
-        others = [f"{e.method} ~{_seconds(e.cpu_seconds)}" for e in fitting if e is not best]
-        why = "fastest that fits" + (f" (vs {', '.join(others)})" if others else "")
+        rivals = [f"{e.method} ~{seconds(e.cpu_seconds)}" for e in fitting if e is not best]
+        why = "fastest that fits" + (f" (vs {', '.join(rivals)})" if rivals else "")
         if best.method == "matrix_product_state":
             why += f", {best.note}"
     if best.method != "matrix_product_state":
         order = part.qubits
-    plan = PartPlan(part=part, method=best.method, order=order, estimate=best, reason=why,
-                    considered=considered, noise=kind or "exact",
-                    bond_guard=_bond_guard(settings, part.width) if probed and
-                    best.method == "matrix_product_state" else 0)
+    plan = PartPlan(
+        part=part,
+        method=best.method,
+        order=order,
+        estimate=best,
+        reason=why,
+        considered=considered,
+        noise=kind or "exact",
+        bond_guard=_bond_guard(settings, part.width)
+        if probed and best.method == "matrix_product_state"
+        else 0,
+    )
     _size_tasks(plan, work, noise.noisy, settings)
     return plan
 
@@ -324,8 +251,9 @@ def _size_tasks(plan: PartPlan, work: Workload, noisy: bool, settings: PlanSetti
     wanted = settings.split_tasks or settings.slots
     if wanted <= 1 or plan.estimate.cpu_seconds < settings.split_min_seconds:
         return
-    trajectories = (noisy and plan.method in ("statevector", "matrix_product_state",
-                                              "stabilizer")) or plan.part.per_shot
+    trajectories = (
+        noisy and plan.method in ("statevector", "matrix_product_state", "stabilizer")
+    ) or plan.part.per_shot
     if work.bindings >= 2:
         plan.chunks, plan.split = min(wanted, work.bindings), "bindings"
     elif work.bases >= 2:
@@ -335,38 +263,41 @@ def _size_tasks(plan: PartPlan, work: Workload, noisy: bool, settings: PlanSetti
 
 
 def _refusal(part: Part, considered: list[Estimate], settings: PlanSettings) -> JobRefused:
-    limits = f"this server's limit of {settings.memory_limit_mb:,.0f} MiB " \
-             f"({settings.memory_setting})"
+    limits = (
+        f"this server's limit of {settings.memory_limit_mb:,.0f} MiB ({settings.memory_setting})"
+    )
     if settings.gpu_memory_mb:
-        limits = f"this server's limits of {settings.gpu_memory_mb:,.0f} MiB on the GPU " \
-                 f"({settings.gpu_setting}) and {settings.memory_limit_mb:,.0f} MiB on the " \
-                 f"CPU ({settings.memory_setting})"
+        limits = (
+            f"this server's limits of {settings.gpu_memory_mb:,.0f} MiB on the GPU "
+            f"({settings.gpu_setting}) and {settings.memory_limit_mb:,.0f} MiB on the "
+            f"CPU ({settings.memory_setting})"
+        )
     first = part.qubits[:6]
     shown = ", ".join(map(str, first)) + (", ..." if part.width > len(first) else "")
-    hint = ("Use fewer entangled qubits, a Clifford circuit, or cap the MPS bond dimension "
-            "(QRS_MPS_MAX_BOND_DIMENSION, an approximation).")
+    hint = (
+        "Use fewer entangled qubits, a Clifford circuit, or cap the MPS bond dimension "
+        "(QRS_MPS_MAX_BOND_DIMENSION, an approximation)."
+    )
     if settings.forced_method:
-        hint = f"QRS_SIMULATION_METHOD={settings.forced_method} is forced; " \
-               "'automatic' lets the planner choose. " + hint
+        hint = (
+            f"QRS_SIMULATION_METHOD={settings.forced_method} is forced; "
+            "'automatic' lets the planner choose. " + hint
+        )
     return JobRefused(
         f"No simulation plan fits: a {part.width}-qubit circuit part (qubits {shown}) needs "
-        + "; ".join(e.describe() for e in considered) + f" — above {limits}. {hint}")
+        + "; ".join(e.describe() for e in considered)
+        + f" — above {limits}. {hint}"
+    )
 
 
-def workload(kind: str, pub: Any) -> Workload:
-    """Shots, bindings and measurement bases of a coerced Sampler or Estimator pub."""
-    bindings = max(1, pub.parameter_values.size)
-    if kind == "sampler":
-        return Workload(shots=int(pub.shots), bindings=bindings)
-    from .observables import measurement_bases
-
-    return Workload(shots=math.ceil(1.0 / pub.precision**2), bindings=bindings,
-                    bases=measurement_bases(pub.observables))
-
-
-def plan_pub(kind: str, pub: Any, noise: NoiseFacts, settings: PlanSettings,
-             observed: set[int] | None = None,
-             probe: Callable[[Part, tuple[int, ...]], int] | None = None) -> PubPlan:
+def plan_pub(
+    kind: str,
+    pub: Any,
+    noise: NoiseFacts,
+    settings: PlanSettings,
+    observed: set[int] | None = None,
+    probe: Callable[[Part, tuple[int, ...]], int] | None = None,
+) -> PubPlan:
     """The plan for one coerced pub; raises ``JobRefused`` when no plan fits.
 
     ``observed`` (estimator) are the qubits the observables act on: parts outside them are
@@ -385,8 +316,9 @@ def plan_pub(kind: str, pub: Any, noise: NoiseFacts, settings: PlanSettings,
     work = workload(kind, pub)
     non_clifford, example = non_clifford_qubits(circuit, pub.parameter_values)
     simulated = [p for p in parts if not (p.passive and kind == "sampler")]
-    plans = [_plan_part(part, work, noise, settings, non_clifford, example, probe)
-             for part in simulated]
+    plans = [
+        _plan_part(part, work, noise, settings, non_clifford, example, probe) for part in simulated
+    ]
     passive = [p for p in parts if p.passive and kind == "sampler"]
     return PubPlan(parts=plans, passive=passive, width=circuit.num_qubits)
 

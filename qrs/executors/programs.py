@@ -12,8 +12,9 @@ local, GPU, Dask and plug-in executors all run programs; ``random_result`` is th
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -49,31 +50,42 @@ def _item_inputs(item: Any, rng: np.random.Generator) -> tuple[np.ndarray, dict[
     return _round_to_clifford(np.asarray(values, dtype=float)), outputs
 
 
-def _chunk_timing(program: "QuantumProgram", start: datetime, stop: datetime) -> list[Any]:
+def _chunk_timing(program: QuantumProgram, start: datetime, stop: datetime) -> list[Any]:
     """One chunk covering every element of every item (the job ran as one shot loop)."""
     from samplomatic.quantum_program import ChunkPart, ChunkSpan
 
-    return [ChunkSpan(start, stop, [ChunkPart(i, math.prod(item.shape))
-                                    for i, item in enumerate(program.items)])]
+    return [
+        ChunkSpan(
+            start,
+            stop,
+            [ChunkPart(i, math.prod(item.shape)) for i, item in enumerate(program.items)],
+        )
+    ]
 
 
 #: ``options["simulator"]`` keys ``run_on_sampler`` forwards to ``execute_sampler``.
 SAMPLER_SIMULATOR_KEYS = ("seed_simulator", "noise_model", "coupling_map", "basis_gates")
 
 
-def twirls_gates(program: "QuantumProgram") -> bool:
+def twirls_gates(program: QuantumProgram) -> bool:
     """Whether some item's samplex draws gate twirls (its gate noise then averages to a
     Pauli channel: the planner may use the Pauli approximation, ``QRS_NOISE_APPROXIMATION``)."""
-    from samplomatic.samplex.nodes import TwirlSamplingNode
+    from ..compat import TwirlSamplingNode
 
-    return any(isinstance(node, TwirlSamplingNode)
-               for item in program.items if getattr(item, "samplex", None) is not None
-               for node in item.samplex.graph.nodes())
+    return any(
+        isinstance(node, TwirlSamplingNode)
+        for item in program.items
+        if getattr(item, "samplex", None) is not None
+        for node in item.samplex.graph.nodes()
+    )
 
 
-def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram",
-                   backend_name: str, options: dict[str, Any] | None = None
-                   ) -> "QuantumProgramResult":
+def run_on_sampler(
+    execute_sampler: Callable[..., Any],
+    program: QuantumProgram,
+    backend_name: str,
+    options: dict[str, Any] | None = None,
+) -> QuantumProgramResult:
     """Run ``program`` through a Sampler-pub executor: one pub per item, shots per element.
 
     Works for any executor, so local, GPU, Dask and plug-in executors all run programs.
@@ -85,8 +97,9 @@ def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram
     from qiskit_ibm_runtime.results import QuantumProgramResult
 
     simulator = (options or {}).get("simulator") or {}
-    passed = {key: simulator[key] for key in SAMPLER_SIMULATOR_KEYS
-              if simulator.get(key) is not None}
+    passed = {
+        key: simulator[key] for key in SAMPLER_SIMULATOR_KEYS if simulator.get(key) is not None
+    }
     start = datetime.now(timezone.utc)
     rng = np.random.default_rng(passed.get("seed_simulator"))
     pubs, extras = [], []
@@ -110,16 +123,19 @@ def run_on_sampler(execute_sampler: Callable[..., Any], program: "QuantumProgram
             elif isinstance(array, np.ndarray) and np.iscomplexobj(array):
                 registers.update(iq.program_register(name, array, program.meas_level))
             else:
-                raise JobRefused(f"meas_level={program.meas_level!r} needs IQ data, which "
-                                 "this executor's execute_sampler does not return.")
+                raise JobRefused(
+                    f"meas_level={program.meas_level!r} needs IQ data, which "
+                    "this executor's execute_sampler does not return."
+                )
         data.append({**outputs, **registers})
     program_result = QuantumProgramResult(data)
     program_result.metadata.chunk_timing = _chunk_timing(
-        program, start, datetime.now(timezone.utc))
+        program, start, datetime.now(timezone.utc)
+    )
     return program_result
 
 
-def random_result(program: "QuantumProgram") -> "QuantumProgramResult":
+def random_result(program: QuantumProgram) -> QuantumProgramResult:
     """A dry run: every register's bits drawn uniformly, shapes as a real run's, no simulation.
 
     Samplex outputs are drawn for real (they are classical and cheap) so the client's
@@ -143,5 +159,6 @@ def random_result(program: "QuantumProgram") -> "QuantumProgramResult":
         data.append(outputs)
     program_result = QuantumProgramResult(data)
     program_result.metadata.chunk_timing = _chunk_timing(
-        program, start, datetime.now(timezone.utc))
+        program, start, datetime.now(timezone.utc)
+    )
     return program_result

@@ -32,8 +32,12 @@ def restrict_circuit(circuit: Any, subset: list[int]) -> Any:
     from qiskit import QuantumCircuit
 
     position = {qubit: index for index, qubit in enumerate(subset)}
-    reduced = QuantumCircuit(len(subset), name=circuit.name, global_phase=circuit.global_phase,
-                             metadata=dict(circuit.metadata or {}))
+    reduced = QuantumCircuit(
+        len(subset),
+        name=circuit.name,
+        global_phase=circuit.global_phase,
+        metadata=dict(circuit.metadata or {}),
+    )
     for register in circuit.cregs:
         reduced.add_register(register)
     loose = [bit for bit in circuit.clbits if not circuit.find_bit(bit).registers]
@@ -48,8 +52,9 @@ def restrict_circuit(circuit: Any, subset: list[int]) -> Any:
             continue
         if len(kept) != len(indices):  # a delay on an idle qubit
             continue
-        reduced.append(instruction.operation, [reduced.qubits[i] for i in kept],
-                       instruction.clbits)
+        reduced.append(
+            instruction.operation, [reduced.qubits[i] for i in kept], instruction.clbits
+        )
     return reduced
 
 
@@ -62,10 +67,14 @@ def restrict_observables(observables: Any, subset: list[int], width: int) -> Any
         little = term[::-1]  # character i is qubit i
         return "".join(little[qubit] for qubit in subset)[::-1]
 
-    flat = [{reduce(term): coeff for term, coeff in observable.items()}
-            for observable in np.ravel(observables.tolist()) if observable is not None]
-    return ObservablesArray(np.array(flat, dtype=object).reshape(observables.shape)
-                            if observables.shape else flat[0])
+    flat = [
+        {reduce(term): coeff for term, coeff in observable.items()}
+        for observable in np.ravel(observables.tolist())
+        if observable is not None
+    ]
+    return ObservablesArray(
+        np.array(flat, dtype=object).reshape(observables.shape) if observables.shape else flat[0]
+    )
 
 
 def restrict_pub(pub: Any, subset: list[int]) -> Any:
@@ -74,7 +83,7 @@ def restrict_pub(pub: Any, subset: list[int]) -> Any:
     from qiskit.primitives.containers.sampler_pub import SamplerPub
 
     circuit = restrict_circuit(pub.circuit, subset)  # the same Parameter objects, so
-    values = pub.parameter_values                     # the bindings carry over as they are
+    values = pub.parameter_values  # the bindings carry over as they are
     if isinstance(pub, SamplerPub):
         return SamplerPub(circuit, values, pub.shots)
     observables = restrict_observables(pub.observables, subset, pub.circuit.num_qubits)
@@ -89,17 +98,24 @@ def restrict_backend(backend: Any, subset: list[int]) -> Any:
     target = backend.target
     position = {qubit: index for index, qubit in enumerate(subset)}
     properties = target.qubit_properties
-    reduced = Target(num_qubits=len(subset), dt=target.dt, granularity=target.granularity,
-                     min_length=target.min_length, pulse_alignment=target.pulse_alignment,
-                     acquire_alignment=target.acquire_alignment,
-                     qubit_properties=[properties[q] for q in subset] if properties else None)
+    reduced = Target(
+        num_qubits=len(subset),
+        dt=target.dt,
+        granularity=target.granularity,
+        min_length=target.min_length,
+        pulse_alignment=target.pulse_alignment,
+        acquire_alignment=target.acquire_alignment,
+        qubit_properties=[properties[q] for q in subset] if properties else None,
+    )
     for name in target.operation_names:
         entries = target[name]
-        kept = {tuple(position[q] for q in qargs): props for qargs, props in entries.items()
-                if qargs is not None and all(q in position for q in qargs)}
+        kept = {
+            tuple(position[q] for q in qargs): props
+            for qargs, props in entries.items()
+            if qargs is not None and all(q in position for q in qargs)
+        }
         if kept or None in entries:
-            reduced.add_instruction(target.operation_from_name(name),
-                                    kept or None, name=name)
+            reduced.add_instruction(target.operation_from_name(name), kept or None, name=name)
 
     class SubsetBackend(BackendV2):
         """The device seen through the job's qubits (preparation only: it runs nothing)."""
@@ -131,7 +147,11 @@ def embed_program(program: Any, subset: list[int], width: int) -> None:
         reduced = item.circuit
         if reduced.num_qubits != len(subset):
             continue
-        full = QuantumCircuit(QuantumRegister(width, "q"), *reduced.cregs,
-                              name=reduced.name, metadata=reduced.metadata)
+        full = QuantumCircuit(
+            QuantumRegister(width, "q"),
+            *reduced.cregs,
+            name=reduced.name,
+            metadata=reduced.metadata,
+        )
         full.compose(reduced, qubits=subset, clbits=reduced.clbits, inplace=True)
         item.circuit = full

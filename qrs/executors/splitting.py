@@ -21,14 +21,20 @@ same on every run, whichever executor or worker runs it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .components import (binding_values, merge_bits, part_circuit, passive_measurements,
-                         sample_passive)
+from .components import (
+    binding_values,
+    merge_bits,
+    part_circuit,
+    passive_measurements,
+    sample_passive,
+)
 from .observables import combine, factor, local_observables
 from .planning import PubPlan
 
@@ -74,14 +80,18 @@ def derive_seed(seed: int | None, *path: int) -> int | None:
 def _ranges(total: int, chunks: int) -> list[tuple[int, int]]:
     """``chunks`` contiguous, near-equal ranges covering ``range(total)``."""
     bounds = [total * i // chunks for i in range(chunks + 1)]
-    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _whole(kind: str, plan: PubPlan) -> bool:
     """Run the pub's own circuit unchanged: one simulated part in device order, no passives."""
-    return (len(plan.parts) == 1 and not plan.passive and plan.parts[0].chunks == 1
-            and plan.parts[0].order == plan.parts[0].part.qubits
-            and plan.parts[0].method != "matrix_product_state")
+    return (
+        len(plan.parts) == 1
+        and not plan.passive
+        and plan.parts[0].chunks == 1
+        and plan.parts[0].order == plan.parts[0].part.qubits
+        and plan.parts[0].method != "matrix_product_state"
+    )
 
 
 def _bindings(pub: Any, circuit: Any) -> tuple[np.ndarray | None, list[Any]]:
@@ -102,8 +112,19 @@ def prepare(kind: str, index: int, pub: Any, plan: PubPlan, seed: int | None) ->
     work = PubWork(kind, index, pub, plan, [], seed=seed)
     if _whole(kind, plan):
         part = plan.parts[0]
-        work.tasks.append(Task(kind, pub, part.method, part.device, part.noise,
-                               part.part.qubits, False, seed, f"pub {index + 1}"))
+        work.tasks.append(
+            Task(
+                kind,
+                pub,
+                part.method,
+                part.device,
+                part.noise,
+                part.part.qubits,
+                False,
+                seed,
+                f"pub {index + 1}",
+            )
+        )
         work.layout.append({"whole": True})
         return work
     if kind == "estimator":
@@ -118,40 +139,63 @@ def prepare(kind: str, index: int, pub: Any, plan: PubPlan, seed: int | None) ->
         if kind == "sampler" and folded:
             shots *= count
         by_bindings = part.split == "bindings" and values is not None
-        pieces = _ranges(count if by_bindings else shots, part.chunks) \
-            if part.chunks > 1 and part.split != "observables" else \
-            [(0, count if by_bindings else shots)]
+        pieces = (
+            _ranges(count if by_bindings else shots, part.chunks)
+            if part.chunks > 1 and part.split != "observables"
+            else [(0, count if by_bindings else shots)]
+        )
         labels_all = work.factoring.local[number] if kind == "estimator" else []
         labels = [labels_all]
         if kind == "estimator" and part.split == "observables":
             labels = _basis_chunks(work.factoring.local[number], part.chunks)
             pieces = pieces * len(labels)
         part.chunks = len(pieces)  # fewer bases than wanted chunks: the plan says so
-        work.layout.append({"folded": folded, "by": "observables" if len(labels) > 1 else
-                            "bindings" if by_bindings else "shots", "tasks": len(pieces),
-                            "shape": shape, "labels": labels, "local": labels_all})
+        work.layout.append(
+            {
+                "folded": folded,
+                "by": "observables" if len(labels) > 1 else "bindings" if by_bindings else "shots",
+                "tasks": len(pieces),
+                "shape": shape,
+                "labels": labels,
+                "local": labels_all,
+            }
+        )
         for chunk, (start, stop) in enumerate(pieces):
             if values is None:
                 bindings = BindingsArray()
             elif by_bindings:
                 bindings = BindingsArray({tuple(params): values[start:stop]})
             else:
-                bindings = BindingsArray({tuple(params): values.reshape(
-                    *shape, len(params)) if shape else values[0]})
+                bindings = BindingsArray(
+                    {tuple(params): values.reshape(*shape, len(params)) if shape else values[0]}
+                )
             if kind == "sampler":
-                piece = SamplerPub(circuit, bindings,
-                                   stop - start if not by_bindings else shots)
+                piece = SamplerPub(circuit, bindings, stop - start if not by_bindings else shots)
             else:
                 piece_shots = stop - start if not by_bindings else shots
                 observables = local_observables(labels[chunk % len(labels)], bindings.ndim)
-                piece = EstimatorPub(circuit, observables, bindings,
-                                     precision=1 / math.sqrt(piece_shots))
-            guard = (("matrix_product_state_max_bond_dimension", part.bond_guard),) \
-                if part.bond_guard else ()
-            work.tasks.append(Task(kind, piece, part.method, part.device, part.noise,
-                                   part.order, True, derive_seed(seed, index, number, chunk),
-                                   f"pub {index + 1} part {number + 1} task {chunk + 1}/"
-                                   f"{len(pieces)}", guard))
+                piece = EstimatorPub(
+                    circuit, observables, bindings, precision=1 / math.sqrt(piece_shots)
+                )
+            guard = (
+                (("matrix_product_state_max_bond_dimension", part.bond_guard),)
+                if part.bond_guard
+                else ()
+            )
+            work.tasks.append(
+                Task(
+                    kind,
+                    piece,
+                    part.method,
+                    part.device,
+                    part.noise,
+                    part.order,
+                    True,
+                    derive_seed(seed, index, number, chunk),
+                    f"pub {index + 1} part {number + 1} task {chunk + 1}/{len(pieces)}",
+                    guard,
+                )
+            )
     return work
 
 
@@ -166,8 +210,9 @@ def _basis_chunks(labels: list[str], chunks: int) -> list[list[str]]:
     return buckets
 
 
-def _sampler_part(results: list[Any], layout: dict[str, Any], shape: tuple,
-                  shots: int) -> dict[str, Any]:
+def _sampler_part(
+    results: list[Any], layout: dict[str, Any], shape: tuple, shots: int
+) -> dict[str, Any]:
     from qiskit.primitives.containers.bit_array import BitArray
 
     names = list(results[0].data.keys())
@@ -196,15 +241,19 @@ def _estimator_part(results: list[Any], layout: dict[str, Any]) -> tuple[np.ndar
         for labels, values, errors in zip(layout["labels"], evs, stds):
             rows = [position[label] for label in labels]
             columns = values.reshape(len(labels), -1).shape[1]
-            mean[rows] = np.broadcast_to(values.reshape(len(labels), columns),
-                                         (len(labels), count))
-            error[rows] = np.broadcast_to(errors.reshape(len(labels), columns),
-                                          (len(labels), count))
+            mean[rows] = np.broadcast_to(
+                values.reshape(len(labels), columns), (len(labels), count)
+            )
+            error[rows] = np.broadcast_to(
+                errors.reshape(len(labels), columns), (len(labels), count)
+            )
         return mean, error
     length = evs[0].shape[0]
     if layout["by"] == "bindings":
-        return (np.concatenate([e.reshape(length, -1) for e in evs], axis=1),
-                np.concatenate([s.reshape(length, -1) for s in stds], axis=1))
+        return (
+            np.concatenate([e.reshape(length, -1) for e in evs], axis=1),
+            np.concatenate([s.reshape(length, -1) for s in stds], axis=1),
+        )
     mean = np.mean([e.reshape(length, -1) for e in evs], axis=0)
     error = np.sqrt(np.sum([s.reshape(length, -1) ** 2 for s in stds], axis=0)) / len(stds)
     if mean.shape[1] != count:  # a part without the pub's parameters: same for every binding
@@ -220,26 +269,35 @@ def merge(work: PubWork, results: list[Any]) -> Any:
     if work.layout and work.layout[0].get("whole"):
         result = results[0]
         return type(result)(result.data, metadata={**result.metadata, **summary})
-    pub, start, pieces = work.pub, 0, []
+    pub, start = work.pub, 0
+    pieces: list[Any] = []
     for layout in work.layout:
-        chunk = results[start:start + layout["tasks"]]
+        chunk = results[start : start + layout["tasks"]]
         start += layout["tasks"]
         if work.kind == "sampler":
             pieces.append(_sampler_part(chunk, layout, pub.shape, int(pub.shots)))
         else:
             pieces.append(_estimator_part(chunk, layout))
     if work.kind == "estimator":
-        evs, stds = combine(work.factoring, pieces, pub.observables.shape,
-                            pub.parameter_values.shape, pub.shape)
-        return PubResult(DataBin(evs=evs, stds=stds, shape=pub.shape),
-                         metadata={"target_precision": pub.precision,
-                                   "circuit_metadata": pub.circuit.metadata, **summary})
+        evs, stds = combine(
+            work.factoring, pieces, pub.observables.shape, pub.parameter_values.shape, pub.shape
+        )
+        return PubResult(
+            DataBin(evs=evs, stds=stds, shape=pub.shape),
+            metadata={
+                "target_precision": pub.precision,
+                "circuit_metadata": pub.circuit.metadata,
+                **summary,
+            },
+        )
     if work.plan.passive or not pieces:
         rng = np.random.default_rng(derive_seed(work.seed, work.index, len(work.plan.parts)))
         measurements = passive_measurements(pub.circuit, work.plan.passive)
-        pieces.append(sample_passive(pub.circuit, measurements, work.flips, pub.shape,
-                                     int(pub.shots), rng))
+        pieces.append(
+            sample_passive(pub.circuit, measurements, work.flips, pub.shape, int(pub.shots), rng)
+        )
     registers = merge_bits(pieces)
-    return SamplerPubResult(DataBin(**registers, shape=pub.shape),
-                            metadata={"shots": int(pub.shots),
-                                      "circuit_metadata": pub.circuit.metadata, **summary})
+    return SamplerPubResult(
+        DataBin(**registers, shape=pub.shape),
+        metadata={"shots": int(pub.shots), "circuit_metadata": pub.circuit.metadata, **summary},
+    )

@@ -61,5 +61,17 @@ class Store(JobLifecycle, SessionRecords, ApiKeys):
         return self.db.scalar("SELECT 1") == 1
 
 
-__all__ = ["Store", "Job", "Session", "NewJob", "JobQuery", "FINAL_JOB_STATES", "new_id",
-           "prepare", "SetupError", "SCHEMA_VERSION", "schema_version", "backup_data_dir"]
+__all__ = [
+    "FINAL_JOB_STATES",
+    "SCHEMA_VERSION",
+    "Job",
+    "JobQuery",
+    "NewJob",
+    "Session",
+    "SetupError",
+    "Store",
+    "backup_data_dir",
+    "new_id",
+    "prepare",
+    "schema_version",
+]

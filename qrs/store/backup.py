@@ -48,8 +48,9 @@ class BackupSummary:
     files: int
 
 
-def backup_data_dir(data_dir: str | os.PathLike, dest: str | os.PathLike,
-                    busy_timeout_ms: int = 30_000) -> BackupSummary:
+def backup_data_dir(
+    data_dir: str | os.PathLike, dest: str | os.PathLike, busy_timeout_ms: int = 30_000
+) -> BackupSummary:
     """Copy a data directory to the new directory ``dest``: usable as ``QRS_DATA_DIR``.
 
     Nothing in ``data_dir`` is changed (the schema is not migrated first): the copy is

@@ -13,9 +13,10 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 log = logging.getLogger("qrs.store")
 
@@ -38,8 +39,9 @@ def open_connection(path: str | os.PathLike, busy_timeout_ms: int) -> sqlite3.Co
     database file and was set once by ``prepare``; asking for it again on every
     connection needs a lock that a busy start-up of many workers can fail to get.
     """
-    db = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None,
-                         check_same_thread=False)
+    db = sqlite3.connect(
+        path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+    )
     db.row_factory = sqlite3.Row
     db.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     db.execute("PRAGMA synchronous=NORMAL")

@@ -6,8 +6,9 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..states import FINAL_JOB_STATES, PENDING_JOB_STATES, JobStatus
 from .db import Database, marks
@@ -35,7 +36,8 @@ class JobRecords:
         if new.idempotency_key:
             existing = self.db.read(
                 f"SELECT {JOB_COLUMNS} FROM jobs WHERE user_id=? AND idempotency_key=?",
-                (new.user_id, new.idempotency_key))
+                (new.user_id, new.idempotency_key),
+            )
             if existing:
                 return Job.from_row(existing[0])
         job_id = new_id()
@@ -47,13 +49,30 @@ class JobRecords:
                     "created, tags, log_level, private, max_execution_time, num_pubs, "
                     "num_circuits, width, dry_run, idempotency_key, stored_bytes) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (job_id, new.user_id, new.program_id, new.backend, new.session_id,
-                     JobStatus.QUEUED.value, now, json.dumps(new.tags), new.log_level,
-                     int(new.private), new.max_execution_time, new.num_pubs,
-                     new.num_circuits, new.width, int(new.dry_run), new.idempotency_key,
-                     len(new.params_text.encode())))
-                db.execute("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
-                           (job_id, now, "Job received and queued."))
+                    (
+                        job_id,
+                        new.user_id,
+                        new.program_id,
+                        new.backend,
+                        new.session_id,
+                        JobStatus.QUEUED.value,
+                        now,
+                        json.dumps(new.tags),
+                        new.log_level,
+                        int(new.private),
+                        new.max_execution_time,
+                        new.num_pubs,
+                        new.num_circuits,
+                        new.width,
+                        int(new.dry_run),
+                        new.idempotency_key,
+                        len(new.params_text.encode()),
+                    ),
+                )
+                db.execute(
+                    "INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
+                    (job_id, now, "Job received and queued."),
+                )
         except sqlite3.IntegrityError:
             self.payloads.delete(job_id)
             return self.add_job(new, now)  # lost an idempotency race: return the winner
@@ -70,15 +89,35 @@ class JobRecords:
         For bulk imports and benchmarks (a listing over 100,000 stored jobs); a job
         served from here has no params file. Returns how many were inserted.
         """
-        rows = [(j.id, j.user_id, j.program_id, j.backend, j.session_id, j.status.value,
-                 j.reason, j.reason_code, j.created, j.running_at, j.finished_at,
-                 json.dumps(j.tags), j.num_pubs, j.num_circuits, j.attempts, j.usage_seconds)
-                for j in jobs if j.status in FINAL_JOB_STATES]
+        rows = [
+            (
+                j.id,
+                j.user_id,
+                j.program_id,
+                j.backend,
+                j.session_id,
+                j.status.value,
+                j.reason,
+                j.reason_code,
+                j.created,
+                j.running_at,
+                j.finished_at,
+                json.dumps(j.tags),
+                j.num_pubs,
+                j.num_circuits,
+                j.attempts,
+                j.usage_seconds,
+            )
+            for j in jobs
+            if j.status in FINAL_JOB_STATES
+        ]
         with self.db.tx() as db:
             db.executemany(
                 "INSERT INTO jobs (id, user_id, program_id, backend, session_id, status, reason, "
                 "reason_code, created, running_at, finished_at, tags, num_pubs, num_circuits, "
-                "attempts, usage_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+                "attempts, usage_seconds) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
         return len(rows)
 
     def get_job(self, job_id: str) -> Job | None:
@@ -100,22 +139,28 @@ class JobRecords:
         """Delete the params of the private jobs among these (just-finished) jobs."""
         if not job_ids:
             return
-        rows = self.db.read(f"SELECT id FROM jobs WHERE private=1 AND id IN ({marks(job_ids)})",
-                            list(job_ids))
+        rows = self.db.read(
+            f"SELECT id FROM jobs WHERE private=1 AND id IN ({marks(job_ids)})", list(job_ids)
+        )
         for row in rows:
             path = self.payloads.params_path(row[0])
             size = path.stat().st_size if path.exists() else 0
             path.unlink(missing_ok=True)
             with self.db.tx() as db:  # no longer stored: no longer counted (quotas)
-                db.execute("UPDATE jobs SET stored_bytes=MAX(stored_bytes-?, 0) WHERE id=?",
-                           (size, row[0]))
+                db.execute(
+                    "UPDATE jobs SET stored_bytes=MAX(stored_bytes-?, 0) WHERE id=?",
+                    (size, row[0]),
+                )
 
     def user_usage(self, user_id: str) -> tuple[int, int]:
         """(finished jobs kept, bytes of params and results stored) of one user, for the
         quotas; one read of the ``jobs_user_status_bytes`` index."""
         final_sql, final = status_in(FINAL_JOB_STATES)
-        row = self.db.read(f"SELECT COALESCE(SUM({final_sql}),0), COALESCE(SUM(stored_bytes),0) "
-                           "FROM jobs WHERE user_id=?", (*final, user_id))[0]
+        row = self.db.read(
+            f"SELECT COALESCE(SUM({final_sql}),0), COALESCE(SUM(stored_bytes),0) "
+            "FROM jobs WHERE user_id=?",
+            (*final, user_id),
+        )[0]
         return int(row[0]), int(row[1])
 
     def take_result(self, job_id: str) -> str | None:
@@ -129,8 +174,12 @@ class JobRecords:
         if query.user_id is not None:
             where.append("user_id=?")
             args.append(query.user_id)
-        for column, value in (("backend", query.backend), ("program_id", query.program_id),
-                              ("session_id", query.session_id), ("status", query.status)):
+        for column, value in (
+            ("backend", query.backend),
+            ("program_id", query.program_id),
+            ("session_id", query.session_id),
+            ("status", query.status),
+        ):
             if value is not None:
                 where.append(f"{column}=?")
                 args.append(value)
@@ -152,34 +201,42 @@ class JobRecords:
         order = "DESC" if query.descending else "ASC"
         rows = self.db.read(
             f"SELECT {JOB_COLUMNS} FROM jobs WHERE {shown} ORDER BY created {order}, id {order} "
-            "LIMIT ? OFFSET ?", (*args, query.limit, query.offset))
+            "LIMIT ? OFFSET ?",
+            (*args, query.limit, query.offset),
+        )
         count = self.db.scalar(f"SELECT COUNT(*) FROM jobs WHERE {clause}", args)
         if not query.include_mocks:  # all minus the few dry runs: both counts stay on indexes
-            count -= self.db.scalar(f"SELECT COUNT(*) FROM jobs WHERE {clause} AND dry_run=1",
-                                    args)
+            count -= self.db.scalar(
+                f"SELECT COUNT(*) FROM jobs WHERE {clause} AND dry_run=1", args
+            )
         return [Job.from_row(r) for r in rows], count
 
     def queue_depth(self, user_id: str | None = None) -> int:
         """Number of Queued jobs, for one user or for everyone."""
         if user_id is None:
-            return self.db.scalar("SELECT COUNT(*) FROM jobs WHERE status=?",
-                                  (JobStatus.QUEUED.value,))
-        return self.db.scalar("SELECT COUNT(*) FROM jobs WHERE status=? AND user_id=?",
-                              (JobStatus.QUEUED.value, user_id))
+            return self.db.scalar(
+                "SELECT COUNT(*) FROM jobs WHERE status=?", (JobStatus.QUEUED.value,)
+            )
+        return self.db.scalar(
+            "SELECT COUNT(*) FROM jobs WHERE status=? AND user_id=?",
+            (JobStatus.QUEUED.value, user_id),
+        )
 
     def backend_queue_lengths(self) -> dict[str, int]:
         """Pending jobs per backend, for backend status answers."""
         sql, values = status_in(PENDING_JOB_STATES)
-        rows = self.db.read(f"SELECT backend, COUNT(*) FROM jobs WHERE {sql} GROUP BY backend",
-                            values)
+        rows = self.db.read(
+            f"SELECT backend, COUNT(*) FROM jobs WHERE {sql} GROUP BY backend", values
+        )
         return {r[0]: r[1] for r in rows}
 
     def usage_seconds(self, user_id: str | None) -> float:
         """Total execution seconds of finished jobs (for ``/instances/usage``)."""
         if user_id is None:
             return self.db.scalar("SELECT COALESCE(SUM(usage_seconds),0) FROM jobs")
-        return self.db.scalar("SELECT COALESCE(SUM(usage_seconds),0) FROM jobs WHERE user_id=?",
-                              (user_id,))
+        return self.db.scalar(
+            "SELECT COALESCE(SUM(usage_seconds),0) FROM jobs WHERE user_id=?", (user_id,)
+        )
 
     def set_tags(self, job_id: str, tags: list[str]) -> None:
         """Replace a job's tags (``PUT /jobs/<id>/tags``)."""
@@ -199,13 +256,19 @@ class JobRecords:
         now = time.time() if now is None else now
         ids = [job_ids] if isinstance(job_ids, str) else job_ids
         with self.db.tx() as db:
-            db.executemany("INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
-                           [(i, now, message) for i in ids])
+            db.executemany(
+                "INSERT INTO job_logs (job_id, ts, message) VALUES (?,?,?)",
+                [(i, now, message) for i in ids],
+            )
 
     def job_logs(self, job_id: str) -> list[tuple[float, str]]:
         """``(timestamp, line)`` of a job's log, oldest first."""
-        return [(r[0], r[1]) for r in self.db.read(
-            "SELECT ts, message FROM job_logs WHERE job_id=? ORDER BY ts, rowid", (job_id,))]
+        return [
+            (r[0], r[1])
+            for r in self.db.read(
+                "SELECT ts, message FROM job_logs WHERE job_id=? ORDER BY ts, rowid", (job_id,)
+            )
+        ]
 
     def disk_usage_bytes(self, max_age_seconds: float = 60.0) -> int:
         """Bytes used by the database and payload files, recomputed at most once a minute.

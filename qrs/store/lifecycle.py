@@ -11,12 +11,17 @@ from __future__ import annotations
 import json
 import os
 import time
-
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..batching import BatchRule
-from ..states import FINAL_JOB_STATES, PENDING_JOB_STATES, JobStatus, ReasonCode
-from ..states import SessionMode, SessionState
+from ..states import (
+    FINAL_JOB_STATES,
+    PENDING_JOB_STATES,
+    JobStatus,
+    ReasonCode,
+    SessionMode,
+    SessionState,
+)
 from .db import marks
 from .jobs import JobRecords
 from .models import JOB_COLUMNS, Job
@@ -33,8 +38,13 @@ class JobLifecycle(JobRecords):
         jobs = self.claim_batch(worker_id, BatchRule(), now)
         return jobs[0] if jobs else None
 
-    def claim_batch(self, worker_id: str, rule: BatchRule, now: float | None = None,
-                    among: Sequence[str] | None = None) -> list[Job]:
+    def claim_batch(
+        self,
+        worker_id: str,
+        rule: BatchRule,
+        now: float | None = None,
+        among: Sequence[str] | None = None,
+    ) -> list[Job]:
         """Take the next runnable job and, if ``rule`` lets it lead a batch, up to
         ``rule.max_jobs - 1`` more that the rule lets join it, in one transaction.
 
@@ -57,52 +67,123 @@ class JobLifecycle(JobRecords):
                 "(SELECT 1 FROM jobs r WHERE r.session_id=j.session_id AND r.status=?)) "
                 "ORDER BY CASE WHEN s.state=? AND s.mode=? THEN 0 ELSE 1 END, "
                 "j.created, j.rowid LIMIT 1",
-                (*only_args, _QUEUED, SessionMode.BATCH.value, _RUNNING,
-                 SessionState.ACTIVE.value, SessionMode.DEDICATED.value)).fetchone()
+                (
+                    *only_args,
+                    _QUEUED,
+                    SessionMode.BATCH.value,
+                    _RUNNING,
+                    SessionState.ACTIVE.value,
+                    SessionMode.DEDICATED.value,
+                ),
+            ).fetchone()
             if row is None:
                 return []
             job_id, session_id, backend, program_id, width, time_limit = row
             ids = [job_id]
             if rule.admits(program_id, session_id, width):
-                ids += [r[0] for r in db.execute(
-                    f"SELECT id FROM jobs WHERE {only}status=? AND session_id IS NULL AND "
-                    "program_id=? AND backend=? AND width<=? AND id!=? AND "
-                    "max_execution_time IS ? ORDER BY created, rowid LIMIT ?",
-                    (*only_args, _QUEUED, rule.program, backend, rule.max_qubits, job_id,
-                     time_limit, rule.max_jobs - 1))]
+                ids += [
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT id FROM jobs WHERE {only}status=? AND session_id IS NULL AND "
+                        "program_id=? AND backend=? AND width<=? AND id!=? AND "
+                        "max_execution_time IS ? ORDER BY created, rowid LIMIT ?",
+                        (
+                            *only_args,
+                            _QUEUED,
+                            rule.program,
+                            backend,
+                            rule.max_qubits,
+                            job_id,
+                            time_limit,
+                            rule.max_jobs - 1,
+                        ),
+                    )
+                ]
             line = f"Job started on worker {worker_id}" + (
-                f" in a batch of {len(ids)} small jobs." if len(ids) > 1 else ".")
-            ids = transition(db, ids, JobStatus.RUNNING, [JobStatus.QUEUED], line, now=now,
-                             claimed_by=worker_id, heartbeat=now, running_at=now,
-                             attempts=Sql("attempts+1"))
-            rows = db.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks(ids)})",
-                              ids).fetchall()
+                f" in a batch of {len(ids)} small jobs." if len(ids) > 1 else "."
+            )
+            ids = transition(
+                db,
+                ids,
+                JobStatus.RUNNING,
+                [JobStatus.QUEUED],
+                line,
+                now=now,
+                claimed_by=worker_id,
+                heartbeat=now,
+                running_at=now,
+                attempts=Sql("attempts+1"),
+            )
+            rows = db.execute(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id IN ({marks(ids)})", ids
+            ).fetchall()
         order = {i: n for n, i in enumerate(ids)}
         return sorted((Job.from_row(r) for r in rows), key=lambda job: order[job.id])
 
     def heartbeat(self, worker_id: str, now: float | None = None) -> int:
         """Renew the lease of every job this worker runs; returns how many."""
         with self.db.tx() as db:
-            return db.execute("UPDATE jobs SET heartbeat=? WHERE claimed_by=? AND status=?",
-                              (time.time() if now is None else now, worker_id, _RUNNING)
-                              ).rowcount
+            return db.execute(
+                "UPDATE jobs SET heartbeat=? WHERE claimed_by=? AND status=?",
+                (time.time() if now is None else now, worker_id, _RUNNING),
+            ).rowcount
 
-    def finish(self, job_id: str, worker_id: str, result_text: str,
-               usage_seconds: float, now: float | None = None) -> bool:
+    def finish(
+        self,
+        job_id: str,
+        worker_id: str,
+        result_text: str,
+        usage_seconds: float,
+        now: float | None = None,
+    ) -> bool:
         """Record success. False (and the result is dropped) if the job is no longer ours."""
-        return self._end(job_id, worker_id, JobStatus.COMPLETED, None, None, result_text,
-                         usage_seconds, "Job completed.", now)
+        return self._end(
+            job_id,
+            worker_id,
+            JobStatus.COMPLETED,
+            None,
+            None,
+            result_text,
+            usage_seconds,
+            "Job completed.",
+            now,
+        )
 
-    def fail(self, job_id: str, worker_id: str, message: str,
-             reason_code: int = ReasonCode.EXECUTION_FAILED, usage_seconds: float = 0.0,
-             status: JobStatus = JobStatus.FAILED, now: float | None = None) -> bool:
+    def fail(
+        self,
+        job_id: str,
+        worker_id: str,
+        message: str,
+        reason_code: int = ReasonCode.EXECUTION_FAILED,
+        usage_seconds: float = 0.0,
+        status: JobStatus = JobStatus.FAILED,
+        now: float | None = None,
+    ) -> bool:
         """Record a failure (or a time-out cancel) with a message the client will show."""
-        return self._end(job_id, worker_id, status, message, int(reason_code), message,
-                         usage_seconds, f"Job {status.value.lower()}: {message}", now)
+        return self._end(
+            job_id,
+            worker_id,
+            status,
+            message,
+            int(reason_code),
+            message,
+            usage_seconds,
+            f"Job {status.value.lower()}: {message}",
+            now,
+        )
 
-    def _end(self, job_id: str, worker_id: str, status: JobStatus, reason: str | None,
-             reason_code: int | None, result_text: str, usage_seconds: float, log_line: str,
-             now: float | None) -> bool:
+    def _end(
+        self,
+        job_id: str,
+        worker_id: str,
+        status: JobStatus,
+        reason: str | None,
+        reason_code: int | None,
+        result_text: str,
+        usage_seconds: float,
+        log_line: str,
+        now: float | None,
+    ) -> bool:
         """Move a job this worker runs to a final state, publishing its result file.
 
         The result is staged first and renamed into place only if the conditional UPDATE
@@ -113,11 +194,21 @@ class JobLifecycle(JobRecords):
         staged = self.payloads.stage(path, result_text)
         try:
             with self.db.tx() as db:
-                changed = transition(db, job_id, status, [JobStatus.RUNNING], log_line,
-                                     now=now, worker=worker_id, reason=reason,
-                                     reason_code=reason_code, finished_at=now,
-                                     usage_seconds=usage_seconds, heartbeat=None,
-                                     stored_bytes=stored_plus(staged.stat().st_size))
+                changed = transition(
+                    db,
+                    job_id,
+                    status,
+                    [JobStatus.RUNNING],
+                    log_line,
+                    now=now,
+                    worker=worker_id,
+                    reason=reason,
+                    reason_code=reason_code,
+                    finished_at=now,
+                    usage_seconds=usage_seconds,
+                    heartbeat=None,
+                    stored_bytes=stored_plus(staged.stat().st_size),
+                )
                 if changed:
                     os.replace(staged, path)
         finally:
@@ -126,8 +217,13 @@ class JobLifecycle(JobRecords):
             self._forget_private_params([job_id])
         return bool(changed)
 
-    def cancel(self, job_id: str, reason: str = "Cancelled by the user.",
-               reason_code: int = ReasonCode.CANCELLED_BY_USER, now: float | None = None) -> bool:
+    def cancel(
+        self,
+        job_id: str,
+        reason: str = "Cancelled by the user.",
+        reason_code: int = ReasonCode.CANCELLED_BY_USER,
+        now: float | None = None,
+    ) -> bool:
         """Cancel a Queued or Running job. False if it is already final.
 
         A Running job's result is discarded when its executor returns (``finish`` then
@@ -135,17 +231,27 @@ class JobLifecycle(JobRecords):
         """
         now = time.time() if now is None else now
         with self.db.tx() as db:
-            changed = transition(db, job_id, JobStatus.CANCELLED, PENDING_JOB_STATES,
-                                 f"Job cancelled: {reason}", now=now, reason=reason,
-                                 reason_code=int(reason_code), finished_at=now, heartbeat=None,
-                                 stored_bytes=stored_plus(len(reason.encode())))
+            changed = transition(
+                db,
+                job_id,
+                JobStatus.CANCELLED,
+                PENDING_JOB_STATES,
+                f"Job cancelled: {reason}",
+                now=now,
+                reason=reason,
+                reason_code=int(reason_code),
+                finished_at=now,
+                heartbeat=None,
+                stored_bytes=stored_plus(len(reason.encode())),
+            )
         if changed:
             self.payloads.write_result(job_id, reason)
             self._forget_private_params([job_id])
         return bool(changed)
 
-    def recover(self, lease_seconds: float, max_attempts: int,
-                now: float | None = None) -> list[tuple[str, str]]:
+    def recover(
+        self, lease_seconds: float, max_attempts: int, now: float | None = None
+    ) -> list[tuple[str, str]]:
         """Requeue or fail Running jobs whose worker stopped renewing its lease.
 
         Returns ``(job_id, "requeued" | "failed")`` for each job handled. A job that has
@@ -157,21 +263,40 @@ class JobLifecycle(JobRecords):
         with self.db.tx() as db:
             stale = db.execute(
                 "SELECT id, attempts, claimed_by FROM jobs WHERE status=? AND heartbeat<?",
-                (_RUNNING, now - lease_seconds)).fetchall()
+                (_RUNNING, now - lease_seconds),
+            ).fetchall()
             for job_id, attempts, worker in stale:
                 if attempts < max_attempts:
-                    transition(db, job_id, JobStatus.QUEUED, [JobStatus.RUNNING],
-                               f"Worker {worker} stopped responding; job re-queued "
-                               f"(attempt {attempts} of {max_attempts}).",
-                               now=now, claimed_by=None, heartbeat=None)
+                    transition(
+                        db,
+                        job_id,
+                        JobStatus.QUEUED,
+                        [JobStatus.RUNNING],
+                        f"Worker {worker} stopped responding; job re-queued "
+                        f"(attempt {attempts} of {max_attempts}).",
+                        now=now,
+                        claimed_by=None,
+                        heartbeat=None,
+                    )
                     handled.append((job_id, "requeued"))
                 else:
-                    reason = (f"The worker running this job stopped responding {attempts} times "
-                              "(crash or out-of-memory kill); the job was not retried again.")
-                    transition(db, job_id, JobStatus.FAILED, [JobStatus.RUNNING],
-                               f"Job failed: {reason}", now=now, reason=reason,
-                               reason_code=int(ReasonCode.WORKER_LOST), finished_at=now,
-                               heartbeat=None, stored_bytes=stored_plus(len(reason.encode())))
+                    reason = (
+                        f"The worker running this job stopped responding {attempts} times "
+                        "(crash or out-of-memory kill); the job was not retried again."
+                    )
+                    transition(
+                        db,
+                        job_id,
+                        JobStatus.FAILED,
+                        [JobStatus.RUNNING],
+                        f"Job failed: {reason}",
+                        now=now,
+                        reason=reason,
+                        reason_code=int(ReasonCode.WORKER_LOST),
+                        finished_at=now,
+                        heartbeat=None,
+                        stored_bytes=stored_plus(len(reason.encode())),
+                    )
                     failed[job_id] = reason
                     handled.append((job_id, "failed"))
         for job_id, reason in failed.items():
@@ -179,9 +304,13 @@ class JobLifecycle(JobRecords):
         self._forget_private_params(list(failed))
         return handled
 
-    def release(self, worker_id: str, now: float | None = None,
-                job_ids: Sequence[str] | None = None,
-                why: str = "shut down before the job finished") -> list[str]:
+    def release(
+        self,
+        worker_id: str,
+        now: float | None = None,
+        job_ids: Sequence[str] | None = None,
+        why: str = "shut down before the job finished",
+    ) -> list[str]:
         """Requeue the jobs a worker still runs (all, or ``job_ids``), so they need not wait
         for the lease: a stopping worker's, or the batch-mates of a cancelled job.
 
@@ -190,19 +319,32 @@ class JobLifecycle(JobRecords):
         """
         now = time.time() if now is None else now
         with self.db.tx() as db:
-            ids = [r[0] for r in db.execute(
-                "SELECT id FROM jobs WHERE status=? AND claimed_by=?", (_RUNNING, worker_id))
-                if job_ids is None or r[0] in job_ids]
-            return transition(db, ids, JobStatus.QUEUED, [JobStatus.RUNNING],
-                              f"Worker {worker_id} {why}; job re-queued.", now=now,
-                              worker=worker_id, claimed_by=None, heartbeat=None,
-                              attempts=Sql("MAX(attempts-1, 0)"))
+            ids = [
+                r[0]
+                for r in db.execute(
+                    "SELECT id FROM jobs WHERE status=? AND claimed_by=?", (_RUNNING, worker_id)
+                )
+                if job_ids is None or r[0] in job_ids
+            ]
+            return transition(
+                db,
+                ids,
+                JobStatus.QUEUED,
+                [JobStatus.RUNNING],
+                f"Worker {worker_id} {why}; job re-queued.",
+                now=now,
+                worker=worker_id,
+                claimed_by=None,
+                heartbeat=None,
+                attempts=Sql("MAX(attempts-1, 0)"),
+            )
 
     def prune(self, older_than: float) -> int:
         """Delete final jobs finished before ``older_than`` (retention); returns how many."""
         sql, values = status_in(FINAL_JOB_STATES)
-        rows = self.db.read(f"SELECT id FROM jobs WHERE {sql} AND finished_at<?",
-                            (*values, older_than))
+        rows = self.db.read(
+            f"SELECT id FROM jobs WHERE {sql} AND finished_at<?", (*values, older_than)
+        )
         for row in rows:
             self.delete_job(row[0])
         return len(rows)

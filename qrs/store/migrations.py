@@ -23,12 +23,13 @@ import logging
 import os
 import sqlite3
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import TypeVar
 
 from .backup import backup_database
 from .db import DB_NAME, open_connection
@@ -63,8 +64,9 @@ def _sql(name: str) -> str:
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "QRS 0.1.0 schema", _sql("schema.sql")),
-    Migration(2, "per-user quotas: jobs.stored_bytes, usage indexes",
-              _sql("migration_002_quotas.sql")),
+    Migration(
+        2, "per-user quotas: jobs.stored_bytes, usage indexes", _sql("migration_002_quotas.sql")
+    ),
 )
 LATEST = MIGRATIONS[-1].version
 
@@ -73,8 +75,11 @@ class SetupError(RuntimeError):
     """The database cannot be set up (newer schema, lock never granted); says what to do."""
 
 
-def prepare(data_dir: str | os.PathLike, busy_timeout_ms: int = 30_000,
-            migrations: Sequence[Migration] = MIGRATIONS) -> int:
+def prepare(
+    data_dir: str | os.PathLike,
+    busy_timeout_ms: int = 30_000,
+    migrations: Sequence[Migration] = MIGRATIONS,
+) -> int:
     """Make ``data_dir`` ready for a ``Store``; returns the schema version.
 
     Safe and cheap to call from every process: gunicorn's master calls it before it
@@ -129,7 +134,8 @@ def _setup_lock(lock_path: Path) -> Iterator[None]:
                     raise SetupError(
                         f"Another process has held {lock_path} for {SETUP_WAIT_SECONDS:.0f} s "
                         "(a migration still running, or a hung process): find it with "
-                        f"'fuser {lock_path}'.") from None
+                        f"'fuser {lock_path}'."
+                    ) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.25)
         yield
@@ -167,14 +173,20 @@ def _set_up(path: Path, busy_timeout_ms: int, migrations: Sequence[Migration]) -
             raise SetupError(
                 f"{path} has schema version {version}, newer than this QRS knows ({latest}): "
                 "it was written by a newer release. Run that release, or restore a backup "
-                f"from {path.parent / BACKUP_DIR}.")
+                f"from {path.parent / BACKUP_DIR}."
+            )
         if version < latest:
             if db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]:
                 stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
                 copy = backup_database(
-                    db, path.parent / BACKUP_DIR / f"qrs-schema{version}-{stamp}.sqlite3")
-                log.warning("database schema %d is older than %d: backed up to %s before "
-                            "migrating", version, latest, copy)
+                    db, path.parent / BACKUP_DIR / f"qrs-schema{version}-{stamp}.sqlite3"
+                )
+                log.warning(
+                    "database schema %d is older than %d: backed up to %s before migrating",
+                    version,
+                    latest,
+                    copy,
+                )
             for migration in migrations:
                 if migration.version > version:
                     _apply(db, migration)
@@ -190,8 +202,10 @@ def _apply(db: sqlite3.Connection, migration: Migration) -> None:
     """One migration and its version number in one transaction: all of it or nothing."""
     log.info("applying database migration %d (%s)", migration.version, migration.name)
     try:
-        db.executescript(f"BEGIN IMMEDIATE;\n{migration.sql}\n;"
-                         f"PRAGMA user_version={int(migration.version)};\nCOMMIT;")
+        db.executescript(
+            f"BEGIN IMMEDIATE;\n{migration.sql}\n;"
+            f"PRAGMA user_version={int(migration.version)};\nCOMMIT;"
+        )
     except BaseException:
         if db.in_transaction:
             db.execute("ROLLBACK")

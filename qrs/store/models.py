@@ -6,8 +6,8 @@ import base64
 import json
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from ..states import JobStatus, SessionMode, SessionState
 
@@ -51,7 +51,7 @@ class Job:
     usage_seconds: float
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Job":
+    def from_row(cls, row: sqlite3.Row) -> Job:
         """A job from a row of ``SELECT {JOB_COLUMNS}``."""
         values = dict(row)
         values["status"] = JobStatus(values["status"])
@@ -80,7 +80,7 @@ class Session:
     close_reason: str | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "Session":
+    def from_row(cls, row: sqlite3.Row) -> Session:
         """A session from a row of ``SELECT * FROM sessions``."""
         values = dict(row)
         values["mode"] = SessionMode(values["mode"])

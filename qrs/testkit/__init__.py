@@ -71,12 +71,14 @@ def create(config: Config, store: Store) -> Testkit | None:
     state = ScenarioState(config.data_dir)
     state.ensure(initial)
     if config.control_api:
-        log.warning("Test control API enabled at /_qrs/ (QRS_CONTROL_API=1): an admin (anyone, "
-                    "in open mode) can make jobs fail and requests break. Never enable it on "
-                    "a server people rely on.")
+        log.warning(
+            "Test control API enabled at /_qrs/ (QRS_CONTROL_API=1): an admin (anyone, "
+            "in open mode) can make jobs fail and requests break. Never enable it on "
+            "a server people rely on."
+        )
     if config.scenario:
-        log.warning("Test scenario %s in force: jobs and requests fail as it says.",
-                    config.scenario)
+        log.warning(
+            "Test scenario %s in force: jobs and requests fail as it says.", config.scenario
+        )
     journal = Journal(config.data_dir, config.journal_size) if config.control_api else None
-    return Testkit(config=config, state=state, journal=journal,
-                   claim=ScriptedClaim(store, state))
+    return Testkit(config=config, state=state, journal=journal, claim=ScriptedClaim(store, state))

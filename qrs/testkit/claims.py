@@ -27,8 +27,10 @@ from .state import ScenarioState
 #: At most this many queued jobs are looked at per claim while a scenario holds some back.
 HOLD_SCAN_LIMIT = 10_000
 
-_DEFAULT_REASONS = {"failed": "Job failed (QRS test scenario).",
-                    "cancelled": "Job cancelled (QRS test scenario)."}
+_DEFAULT_REASONS = {
+    "failed": "Job failed (QRS test scenario).",
+    "cancelled": "Job cancelled (QRS test scenario).",
+}
 
 
 class ScriptedClaim:
@@ -45,8 +47,8 @@ class ScriptedClaim:
             if among is not None and not among:
                 return []
             claimed = self.state.claim_with_fates(
-                partial(self.store.claim_batch, worker_id, rule, among=among),
-                lambda job: job.id)
+                partial(self.store.claim_batch, worker_id, rule, among=among), lambda job: job.id
+            )
             if not claimed:
                 return []
             runnable = [job for job, fate in claimed if fate is None]
@@ -59,22 +61,35 @@ class ScriptedClaim:
 
     def _claimable(self, scenario: Scenario) -> list[str]:
         """Ids of the queued jobs the scenario lets run now."""
-        queued, _ = self.store.list_jobs(JobQuery(user_id=None, status=JobStatus.QUEUED.value,
-                                                  limit=HOLD_SCAN_LIMIT, descending=False))
+        queued, _ = self.store.list_jobs(
+            JobQuery(
+                user_id=None,
+                status=JobStatus.QUEUED.value,
+                limit=HOLD_SCAN_LIMIT,
+                descending=False,
+            )
+        )
         now = time.time()
         wanted_polls = scenario.queue.polls_before_running
         polls = self.state.polls() if wanted_polls else {}
-        return [job.id for job in queued
-                if not scenario.offline(job.backend)
-                and now - job.created >= scenario.queue.delay_seconds
-                and (not wanted_polls or polls.get(job.id, 0) > wanted_polls)]
+        return [
+            job.id
+            for job in queued
+            if not scenario.offline(job.backend)
+            and now - job.created >= scenario.queue.delay_seconds
+            and (not wanted_polls or polls.get(job.id, 0) > wanted_polls)
+        ]
 
     def _record(self, job: Job, worker_id: str, fate: JobFate, origin: str) -> None:
         status = JobStatus.CANCELLED if fate.outcome == "cancelled" else JobStatus.FAILED
         reason = fate.reason or _DEFAULT_REASONS[fate.outcome]
-        default_code = (ReasonCode.CANCELLED_BY_USER if status is JobStatus.CANCELLED
-                        else ReasonCode.EXECUTION_FAILED)
+        default_code = (
+            ReasonCode.CANCELLED_BY_USER
+            if status is JobStatus.CANCELLED
+            else ReasonCode.EXECUTION_FAILED
+        )
         code = fate.reason_code if fate.reason_code is not None else int(default_code)
-        self.store.log(job.id, f"QRS test scenario ({origin}): {fate.outcome} "
-                               f"with reason code {code}.")
+        self.store.log(
+            job.id, f"QRS test scenario ({origin}): {fate.outcome} with reason code {code}."
+        )
         self.store.fail(job.id, worker_id, reason, code, status=status)

@@ -49,8 +49,11 @@ class Control:
 
     def statuses(self, method: str, path: str) -> list[int | None]:
         """Statuses of the journalled requests for ``method`` and exactly ``path``."""
-        return [r["status"] for r in self.requests()
-                if r["method"] == method.upper() and r["path"] == path]
+        return [
+            r["status"]
+            for r in self.requests()
+            if r["method"] == method.upper() and r["path"] == path
+        ]
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
         data = None if body is None else json.dumps(body).encode()

@@ -64,11 +64,22 @@ class FaultMiddleware:
             return self._faulted(environ, recording, index, fault, sent)
         finally:
             if self.journal is not None:
-                self.journal.record(method, path, sent.get("status"),
-                                    taken[1].describe() if taken else None, started)
+                self.journal.record(
+                    method,
+                    path,
+                    sent.get("status"),
+                    taken[1].describe() if taken else None,
+                    started,
+                )
 
-    def _faulted(self, environ: dict, start_response: StartResponse, index: int,
-                 fault: HttpFault, sent: dict) -> Iterable[bytes]:
+    def _faulted(
+        self,
+        environ: dict,
+        start_response: StartResponse,
+        index: int,
+        fault: HttpFault,
+        sent: dict,
+    ) -> Iterable[bytes]:
         if fault.phase == "before":
             time.sleep(fault.delay_seconds)
             if fault.fails:
@@ -83,8 +94,9 @@ class FaultMiddleware:
         return body
 
     @staticmethod
-    def _fail(environ: dict, start_response: StartResponse, index: int, fault: HttpFault,
-              sent: dict) -> Iterable[bytes]:
+    def _fail(
+        environ: dict, start_response: StartResponse, index: int, fault: HttpFault, sent: dict
+    ) -> Iterable[bytes]:
         if fault.drop_connection:
             sock = next((environ[k] for k in _SOCKET_KEYS if k in environ), None)
             if sock is not None:
@@ -97,16 +109,24 @@ class FaultMiddleware:
                 start_response("503 Service Unavailable", [("Content-Length", "0")])
                 sent["status"] = None
                 return []
-            log.warning("http_faults[%d]: this WSGI server does not expose the socket; "
-                        "answering 503 instead of dropping the connection", index)
+            log.warning(
+                "http_faults[%d]: this WSGI server does not expose the socket; "
+                "answering 503 instead of dropping the connection",
+                index,
+            )
         status = fault.status or 503
-        message = fault.message or (f"QRS test scenario: http_faults[{index}] injected "
-                                    f"{status} ({fault.phase}).")
+        message = fault.message or (
+            f"QRS test scenario: http_faults[{index}] injected {status} ({fault.phase})."
+        )
         body = json.dumps(error_body(status, 1000 + status, message)).encode()
-        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                   ("X-QRS-Fault", f"http_faults[{index}]")]
-        retry_after = fault.retry_after if fault.retry_after is not None else (
-            1 if status == 429 else None)
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("X-QRS-Fault", f"http_faults[{index}]"),
+        ]
+        retry_after = (
+            fault.retry_after if fault.retry_after is not None else (1 if status == 429 else None)
+        )
         if retry_after is not None:
             headers.append(("Retry-After", str(retry_after)))
         start_response(f"{status} {_phrase(status)}", headers)

@@ -31,26 +31,31 @@ class Journal:
         self._lock_path = folder / "journal.lock"
         self.size = max(1, size)
 
-    def record(self, method: str, path: str, status: int | None, fault: str | None,
-               started: float) -> None:
+    def record(
+        self, method: str, path: str, status: int | None, fault: str | None, started: float
+    ) -> None:
         """Append one request (``started`` is its ``time.monotonic()`` at arrival)."""
-        entry = {"time": datetime.now(UTC).isoformat(timespec="milliseconds")
-                 .replace("+00:00", "Z"),
-                 "method": method, "path": path, "status": status, "fault": fault,
-                 "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                 "worker": os.getpid()}
+        entry = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "method": method,
+            "path": path,
+            "status": status,
+            "fault": fault,
+            "duration_ms": round((time.monotonic() - started) * 1000, 1),
+            "worker": os.getpid(),
+        }
         line = json.dumps(entry) + "\n"
         with file_lock(self._lock_path):
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(line)
                 too_big = fh.tell() > 3 * self.size * _ENTRY_BYTES
             if too_big:
-                self._write(self._read()[-self.size:])
+                self._write(self._read()[-self.size :])
 
     def entries(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The last ``limit`` (at most ``size``) requests, oldest first."""
         with file_lock(self._lock_path):
-            kept = self._read()[-self.size:]
+            kept = self._read()[-self.size :]
         return kept[-limit:] if limit else kept
 
     def clear(self) -> None:

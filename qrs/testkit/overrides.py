@@ -47,17 +47,17 @@ def install(app: Flask, state: ScenarioState) -> None:
             return _refuse_token()
         if api and scenario.reject_tokens:
             # The client falls back to sending the key itself: refuse that too.
-            raise Unauthorized("Invalid API key: refused (QRS test scenario: "
-                               "auth.reject_tokens).")
+            raise Unauthorized("Invalid API key: refused (QRS test scenario: auth.reject_tokens).")
         if view == "jobs.create_job" and scenario.usage is not None:
             consumed = _consumed(scenario)
             if scenario.usage.reached(consumed):
                 raise Forbidden(
                     f"This instance has reached its usage limit ({consumed:g} of "
                     f"{scenario.usage.limit_seconds:g} s used; QRS test scenario 'usage'). "
-                    "Workloads will not run until time is made available.")
+                    "Workloads will not run until time is made available."
+                )
         if view == "jobs.read_job" and scenario.queue.polls_before_running:
-            polls = state.count_poll(str(request.view_args.get("job_id", "")))
+            polls = state.count_poll(str((request.view_args or {}).get("job_id", "")))
             if polls == scenario.queue.polls_before_running + 1:
                 get_registry().runner.announce()  # this read releases the job: run it now
         return None
@@ -66,7 +66,10 @@ def install(app: Flask, state: ScenarioState) -> None:
     def _scenario_after(response: Response) -> Response:
         view = _view()
         if response.status_code != 200 or view not in (
-                "backends.list_backends", "backends.status", "jobs.usage"):
+            "backends.list_backends",
+            "backends.status",
+            "jobs.usage",
+        ):
             return response
         scenario = state.scenario()
         data = response.get_json(silent=True)
@@ -76,7 +79,7 @@ def install(app: Flask, state: ScenarioState) -> None:
             for device in data.get("devices", []):
                 _patch_device(device, scenario)
         elif view == "backends.status" and scenario.backends:
-            _patch_status(data, scenario, str(request.view_args.get("name", "")))
+            _patch_status(data, scenario, str((request.view_args or {}).get("name", "")))
         elif view == "jobs.usage" and scenario.usage is not None:
             _patch_usage(data, scenario)
         else:
@@ -88,10 +91,14 @@ def install(app: Flask, state: ScenarioState) -> None:
 def _refuse_token() -> Response:
     """What IBM Cloud's IAM answers for an unknown API key (the client then refuses the
     account with ``InvalidAccountError``/``IBMNotAuthorizedError``)."""
-    response = jsonify({"errorCode": "BXNIM0415E",
-                        "errorMessage": "Provided API key could not be found "
-                                        "(QRS test scenario: auth.reject_tokens).",
-                        "context": {"requestId": "qrs-testkit"}})
+    response = jsonify(
+        {
+            "errorCode": "BXNIM0415E",
+            "errorMessage": "Provided API key could not be found "
+            "(QRS test scenario: auth.reject_tokens).",
+            "context": {"requestId": "qrs-testkit"},
+        }
+    )
     response.status_code = 400
     return response
 
@@ -130,7 +137,10 @@ def _patch_usage(data: dict[str, Any], scenario: Scenario) -> None:
     usage = scenario.usage
     assert usage is not None
     consumed = _consumed(scenario)
-    data.update(usage_consumed_seconds=consumed, usage_limit_seconds=usage.limit_seconds,
-                usage_allocation_seconds=usage.limit_seconds,
-                usage_limit_reached=usage.reached(consumed),
-                usage_remaining_seconds=max(usage.limit_seconds - consumed, 0.0))
+    data.update(
+        usage_consumed_seconds=consumed,
+        usage_limit_seconds=usage.limit_seconds,
+        usage_allocation_seconds=usage.limit_seconds,
+        usage_limit_reached=usage.reached(consumed),
+        usage_remaining_seconds=max(usage.limit_seconds - consumed, 0.0),
+    )

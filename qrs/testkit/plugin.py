@@ -30,14 +30,22 @@ from typing import Any
 
 import pytest
 
-_INI = (
+_INI: tuple[tuple[str, str, Any, Any], ...] = (
     ("qrs_executor", "QRS executor of the qrs_server fixture (QRS_EXECUTOR)", None, "local"),
     ("qrs_noise", "noise from backend calibrations (QRS_NOISE)", "bool", True),
-    ("qrs_keys", "key mode: a user key for qrs_service, an admin key for qrs_control", "bool",
-     False),
+    (
+        "qrs_keys",
+        "key mode: a user key for qrs_service, an admin key for qrs_control",
+        "bool",
+        False,
+    ),
     ("qrs_workers", "server processes; more than 1 runs gunicorn", None, "1"),
-    ("qrs_scenario", "a scenario JSON file in force from the start (qrs serve --scenario)",
-     None, ""),
+    (
+        "qrs_scenario",
+        "a scenario JSON file in force from the start (qrs serve --scenario)",
+        None,
+        "",
+    ),
     ("qrs_env", "more server settings, one QRS_NAME=value per line", "linelist", []),
 )
 
@@ -49,15 +57,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "qrs_scenario(scenario): a QRS test scenario (dict) set by qrs_control "
-                   "before qrs_service connects (the client reads backends when it connects)")
+        "markers",
+        "qrs_scenario(scenario): a QRS test scenario (dict) set by qrs_control "
+        "before qrs_service connects (the client reads backends when it connects)",
+    )
 
 
 @pytest.fixture(scope="session")
 def qrs_settings(pytestconfig: pytest.Config) -> dict[str, str]:
     """``QRS_*`` settings of the ``qrs_server`` process, from the ini options."""
-    settings = {"QRS_EXECUTOR": str(pytestconfig.getini("qrs_executor")),
-                "QRS_NOISE": "1" if pytestconfig.getini("qrs_noise") else "0"}
+    settings = {
+        "QRS_EXECUTOR": str(pytestconfig.getini("qrs_executor")),
+        "QRS_NOISE": "1" if pytestconfig.getini("qrs_noise") else "0",
+    }
     for line in pytestconfig.getini("qrs_env"):
         name, sep, value = line.partition("=")
         if not sep or not name.strip().startswith("QRS_"):
@@ -67,8 +79,11 @@ def qrs_settings(pytestconfig: pytest.Config) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def qrs_server(qrs_settings: dict[str, str], pytestconfig: pytest.Config,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def qrs_server(
+    qrs_settings: dict[str, str],
+    pytestconfig: pytest.Config,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:
     """A real QRS for the whole test session (started on first use)."""
     from .server import LocalServer
 
@@ -78,9 +93,13 @@ def qrs_server(qrs_settings: dict[str, str], pytestconfig: pytest.Config,
     scenario = str(pytestconfig.getini("qrs_scenario")).strip() or None
     if scenario:
         scenario = str(pytestconfig.rootpath / scenario)
-    server = LocalServer(tmp_path_factory.mktemp("qrs") / "data", qrs_settings,
-                         workers=int(workers), keys=bool(pytestconfig.getini("qrs_keys")),
-                         scenario=scenario)
+    server = LocalServer(
+        tmp_path_factory.mktemp("qrs") / "data",
+        qrs_settings,
+        workers=int(workers),
+        keys=bool(pytestconfig.getini("qrs_keys")),
+        scenario=scenario,
+    )
     server.start()
     from .. import keyguard
 
@@ -118,6 +137,9 @@ def qrs_service(qrs_server: Any, qrs_control: Any) -> Iterator[Any]:
     yield qrs_server.connect()
     leaked = keyguard.blocked()[before:]
     if leaked:
-        pytest.fail("QRS key-leak guard: the Qiskit client tried to reach "
-                    f"{', '.join(leaked)} during this test; the requests were blocked. A "
-                    "client without IAM_URL sends its API key to IBM Cloud.", pytrace=False)
+        pytest.fail(
+            "QRS key-leak guard: the Qiskit client tried to reach "
+            f"{', '.join(leaked)} during this test; the requests were blocked. A "
+            "client without IAM_URL sends its API key to IBM Cloud.",
+            pytrace=False,
+        )

@@ -110,8 +110,9 @@ class HttpFault:
     phase: str = "before"  # before: fail instead of processing; after: process, lose answer
 
     def matches(self, method: str, path: str) -> bool:
-        return ((self.method is None or self.method == method.upper())
-                and fnmatch.fnmatchcase(path, self.path))
+        return (self.method is None or self.method == method.upper()) and fnmatch.fnmatchcase(
+            path, self.path
+        )
 
     @property
     def fails(self) -> bool:
@@ -145,8 +146,9 @@ class Scenario:
         """The override for ``name``: its own entry, else the first matching pattern."""
         if name in self.backends:
             return self.backends[name]
-        return next((o for pattern, o in self.backends.items()
-                     if fnmatch.fnmatchcase(name, pattern)), None)
+        return next(
+            (o for pattern, o in self.backends.items() if fnmatch.fnmatchcase(name, pattern)), None
+        )
 
     def offline(self, name: str) -> bool:
         override = self.backend(name)
@@ -155,8 +157,11 @@ class Scenario:
     @property
     def holds_jobs(self) -> bool:
         """Whether some queued jobs may have to wait (runners then look before claiming)."""
-        return (self.queue.delay_seconds > 0 or self.queue.polls_before_running > 0
-                or any(o.status == "offline" for o in self.backends.values()))
+        return (
+            self.queue.delay_seconds > 0
+            or self.queue.polls_before_running > 0
+            or any(o.status == "offline" for o in self.backends.values())
+        )
 
 
 # ------------------------------------------------------------------ validation
@@ -166,19 +171,25 @@ class _Strict(Schema):
 
 
 def _seconds(default: float) -> fields.Float:
-    return fields.Float(load_default=default,
-                        validate=validate.Range(min=0, max=MAX_DELAY_SECONDS))
+    return fields.Float(
+        load_default=default, validate=validate.Range(min=0, max=MAX_DELAY_SECONDS)
+    )
 
 
 def _code(default: int | None) -> fields.Integer:
-    return fields.Integer(load_default=default, allow_none=default is None, strict=True,
-                          validate=validate.Range(min=0, max=99999))
+    return fields.Integer(
+        load_default=default,
+        allow_none=default is None,
+        strict=True,
+        validate=validate.Range(min=0, max=99999),
+    )
 
 
 class _QueueSchema(_Strict):
     delay_seconds = _seconds(0.0)
-    polls_before_running = fields.Integer(load_default=0, strict=True,
-                                          validate=validate.Range(min=0, max=10_000))
+    polls_before_running = fields.Integer(
+        load_default=0, strict=True, validate=validate.Range(min=0, max=10_000)
+    )
 
     @post_load
     def build(self, data: dict, **_: Any) -> Queue:
@@ -207,8 +218,9 @@ class _FateSchema(_Strict):
 
 class _BackendSchema(_Strict):
     status = fields.String(load_default="online", validate=validate.OneOf(BACKEND_STATES))
-    queue_length = fields.Integer(load_default=None, allow_none=True, strict=True,
-                                  validate=validate.Range(min=0))
+    queue_length = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=0)
+    )
     reason = fields.String(load_default="")
 
     @post_load
@@ -218,8 +230,9 @@ class _BackendSchema(_Strict):
 
 class _UsageSchema(_Strict):
     limit_seconds = fields.Float(load_default=600.0, validate=validate.Range(min=0))
-    consumed_seconds = fields.Float(load_default=None, allow_none=True,
-                                    validate=validate.Range(min=0))
+    consumed_seconds = fields.Float(
+        load_default=None, allow_none=True, validate=validate.Range(min=0)
+    )
 
     @post_load
     def build(self, data: dict, **_: Any) -> Usage:
@@ -231,15 +244,25 @@ class _AuthSchema(_Strict):
 
 
 class _FaultSchema(_Strict):
-    path = fields.String(required=True, validate=validate.Regexp(
-        r"^/", error="must be a path pattern starting with '/', such as /api/v1/jobs/*"))
-    method = fields.String(load_default=None, allow_none=True,
-                           validate=validate.Regexp(r"^[A-Za-z]+$"))
+    path = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            r"^/", error="must be a path pattern starting with '/', such as /api/v1/jobs/*"
+        ),
+    )
+    method = fields.String(
+        load_default=None, allow_none=True, validate=validate.Regexp(r"^[A-Za-z]+$")
+    )
     times = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1))
-    status = fields.Integer(load_default=None, allow_none=True, strict=True,
-                            validate=validate.Range(min=100, max=599))
-    retry_after = fields.Integer(load_default=None, allow_none=True, strict=True,
-                                 validate=validate.Range(min=0, max=int(MAX_DELAY_SECONDS)))
+    status = fields.Integer(
+        load_default=None, allow_none=True, strict=True, validate=validate.Range(min=100, max=599)
+    )
+    retry_after = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        strict=True,
+        validate=validate.Range(min=0, max=int(MAX_DELAY_SECONDS)),
+    )
     message = fields.String(load_default=None, allow_none=True)
     drop_connection = fields.Boolean(load_default=False)
     delay_seconds = _seconds(0.0)
@@ -247,8 +270,11 @@ class _FaultSchema(_Strict):
 
     @validates_schema
     def has_effect(self, data: dict, **_: Any) -> None:
-        if data.get("status") is None and not data.get("drop_connection") \
-                and not data.get("delay_seconds"):
+        if (
+            data.get("status") is None
+            and not data.get("drop_connection")
+            and not data.get("delay_seconds")
+        ):
             raise ValidationError("a fault needs status, drop_connection or delay_seconds")
 
     @post_load
@@ -263,8 +289,11 @@ class _ScenarioSchema(_Strict):
     queue = fields.Nested(_QueueSchema, load_default=Queue)
     failures = fields.Nested(_FailuresSchema, load_default=Failures)
     next_jobs = fields.List(fields.Nested(_FateSchema), load_default=list)
-    backends = fields.Dict(keys=fields.String(validate=validate.Length(min=1)),
-                           values=fields.Nested(_BackendSchema), load_default=dict)
+    backends = fields.Dict(
+        keys=fields.String(validate=validate.Length(min=1)),
+        values=fields.Nested(_BackendSchema),
+        load_default=dict,
+    )
     usage = fields.Nested(_UsageSchema, load_default=None, allow_none=True)
     auth = fields.Nested(_AuthSchema, load_default=dict)
     noise = fields.Boolean(load_default=None, allow_none=True)
@@ -273,9 +302,12 @@ class _ScenarioSchema(_Strict):
     @post_load
     def build(self, data: dict, **_: Any) -> Scenario:
         auth = data.pop("auth")
-        return Scenario(reject_tokens=bool(auth.get("reject_tokens", False)),
-                        next_jobs=tuple(data.pop("next_jobs")),
-                        http_faults=tuple(data.pop("http_faults")), **data)
+        return Scenario(
+            reject_tokens=bool(auth.get("reject_tokens", False)),
+            next_jobs=tuple(data.pop("next_jobs")),
+            http_faults=tuple(data.pop("http_faults")),
+            **data,
+        )
 
 
 _SCHEMA = _ScenarioSchema()
@@ -284,8 +316,11 @@ _SCHEMA = _ScenarioSchema()
 def _flatten(messages: Any, where: str = "") -> list[str]:
     """marshmallow's nested messages as ``next_jobs.0.outcome: ...`` lines."""
     if isinstance(messages, dict):
-        return [line for key, value in messages.items()
-                for line in _flatten(value, f"{where}.{key}" if where else str(key))]
+        return [
+            line
+            for key, value in messages.items()
+            for line in _flatten(value, f"{where}.{key}" if where else str(key))
+        ]
     if isinstance(messages, list) and all(isinstance(m, str) for m in messages):
         return [f"{where or 'scenario'}: {' '.join(messages)}"]
     return [f"{where or 'scenario'}: {messages}"]
@@ -294,8 +329,10 @@ def _flatten(messages: Any, where: str = "") -> list[str]:
 def parse(raw: object) -> Scenario:
     """Validate a scenario (parsed JSON); ``ScenarioError`` names every bad field."""
     if not isinstance(raw, Mapping):
-        raise ScenarioError("A scenario is a JSON object, such as "
-                            '{"next_jobs": [{"outcome": "failed", "reason": "calibrating"}]}.')
+        raise ScenarioError(
+            "A scenario is a JSON object, such as "
+            '{"next_jobs": [{"outcome": "failed", "reason": "calibrating"}]}.'
+        )
     try:
         return _SCHEMA.load(raw)
     except ValidationError as exc:

@@ -32,8 +32,14 @@ def free_port() -> int:
 class LocalServer:
     """One QRS server process on loopback, started and stopped by the test session."""
 
-    def __init__(self, data_dir: str | os.PathLike, settings: Mapping[str, str] | None = None,
-                 workers: int = 1, keys: bool = False, scenario: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        settings: Mapping[str, str] | None = None,
+        workers: int = 1,
+        keys: bool = False,
+        scenario: str | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.settings = dict(settings or {})
         self.workers = max(1, int(workers))
@@ -50,14 +56,33 @@ class LocalServer:
         if self.workers == 1:
             cmd = [sys.executable, "-m", "qrs.cli", "serve", "--dev"]
             return cmd + (["--scenario", self.scenario] if self.scenario else [])
-        return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}",
-                "--workers", str(self.workers), "--worker-class", "gthread", "--threads", "16",
-                "--timeout", "300", "qrs:create_app()"]
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{self.port}",
+            "--workers",
+            str(self.workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            "16",
+            "--timeout",
+            "300",
+            "qrs:create_app()",
+        ]
 
     def _environment(self) -> dict[str, str]:
-        env = {**os.environ, "QRS_DATA_DIR": str(self.data_dir), "QRS_HOST": "127.0.0.1",
-               "QRS_PORT": str(self.port), "QRS_WORKERS": str(self.workers),
-               "QRS_CONTROL_API": "1", "QRS_LOG_LEVEL": "WARNING"}
+        env = {
+            **os.environ,
+            "QRS_DATA_DIR": str(self.data_dir),
+            "QRS_HOST": "127.0.0.1",
+            "QRS_PORT": str(self.port),
+            "QRS_WORKERS": str(self.workers),
+            "QRS_CONTROL_API": "1",
+            "QRS_LOG_LEVEL": "WARNING",
+        }
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the server's own, under its data dir
         if self.scenario and self.workers > 1:
             env["QRS_SCENARIO"] = str(Path(self.scenario).resolve())
@@ -77,8 +102,13 @@ class LocalServer:
             self.url = f"http://127.0.0.1:{self.port}"
             with open(self.log_path, "ab") as log:
                 self._proc = subprocess.Popen(
-                    self._command(), env=self._environment(), cwd=self.data_dir.parent,
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                    self._command(),
+                    env=self._environment(),
+                    cwd=self.data_dir.parent,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             if self._wait_healthy(timeout):
                 return self
             if "Address already in use" not in self.log() or attempt == 2:

@@ -75,10 +75,16 @@ class ScenarioState:
     # ---------------------------------------------------------------- plumbing
     @staticmethod
     def _fresh(initial: dict | None, scenario: dict) -> dict[str, Any]:
-        return {"initial": initial, "scenario": scenario, "generation": secrets.token_hex(8),
-                "used": 0, "draws": 0,
-                "fault_left": [rule.get("times", 1) for rule in scenario.get("http_faults", [])],
-                "polls": {}, "fates": {}}
+        return {
+            "initial": initial,
+            "scenario": scenario,
+            "generation": secrets.token_hex(8),
+            "used": 0,
+            "draws": 0,
+            "fault_left": [rule.get("times", 1) for rule in scenario.get("http_faults", [])],
+            "polls": {},
+            "fates": {},
+        }
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -126,8 +132,11 @@ class ScenarioState:
     def replace(self, scenario: Scenario) -> None:
         """Put ``scenario`` in force; its counters start from zero."""
         with self._doc() as doc:
-            doc.update(self._fresh(doc["initial"], to_json(scenario)), polls=doc["polls"],
-                       fates=doc["fates"])
+            doc.update(
+                self._fresh(doc["initial"], to_json(scenario)),
+                polls=doc["polls"],
+                fates=doc["fates"],
+            )
 
     def reset(self) -> None:
         """Back to the scenario the server started with; forget polls and fates."""
@@ -141,10 +150,15 @@ class ScenarioState:
         with self._doc(write=False) as doc:
             scenario = self._scenario(doc)
             left = doc["fault_left"]
-        return to_json(replace(
-            scenario, next_jobs=scenario.next_jobs[doc["used"]:],
-            http_faults=tuple(replace(f, times=n) for f, n in zip(scenario.http_faults, left)
-                              if n > 0)))
+        return to_json(
+            replace(
+                scenario,
+                next_jobs=scenario.next_jobs[doc["used"] :],
+                http_faults=tuple(
+                    replace(f, times=n) for f, n in zip(scenario.http_faults, left) if n > 0
+                ),
+            )
+        )
 
     # ------------------------------------------------------------- consuming
     def take_fault(self, method: str, path: str) -> tuple[int, HttpFault] | None:
@@ -157,8 +171,9 @@ class ScenarioState:
                     return index, rule
         return None
 
-    def claim_with_fates(self, claim: Callable[[], list[T]], job_id: Callable[[T], str]
-                         ) -> list[tuple[T, tuple[JobFate, str] | None]]:
+    def claim_with_fates(
+        self, claim: Callable[[], list[T]], job_id: Callable[[T], str]
+    ) -> list[tuple[T, tuple[JobFate, str] | None]]:
         """Run ``claim`` and give each claimed job its fate, under one lock.
 
         Claims made this way are serialised across threads and processes, so fates go to
@@ -174,8 +189,7 @@ class ScenarioState:
         with self._doc() as doc:
             return self._fates(doc, job_ids)
 
-    def _fates(self, doc: dict[str, Any], job_ids: list[str]
-               ) -> list[tuple[JobFate, str] | None]:
+    def _fates(self, doc: dict[str, Any], job_ids: list[str]) -> list[tuple[JobFate, str] | None]:
         """``next_jobs`` go first, in order; then each job draws against ``failures.rate``
         from a sequence fixed by ``seed`` (draw n uses its own generator seeded
         ``"<seed>:<n>"``, so every process continues the same sequence)."""
@@ -187,13 +201,18 @@ class ScenarioState:
                 fate = (scenario.next_jobs[doc["used"]], f"next_jobs[{doc['used']}]")
                 doc["used"] += 1
             elif scenario.failures.rate > 0:
-                rng = (random.Random(f"{scenario.seed}:{doc['draws']}")
-                       if scenario.seed is not None else random.SystemRandom())
+                rng = (
+                    random.Random(f"{scenario.seed}:{doc['draws']}")
+                    if scenario.seed is not None
+                    else random.SystemRandom()
+                )
                 doc["draws"] += 1
                 if rng.random() < scenario.failures.rate:
                     failures = scenario.failures
-                    fate = (JobFate("failed", failures.reason, failures.reason_code),
-                            _FAILED_BY_RATE)
+                    fate = (
+                        JobFate("failed", failures.reason, failures.reason_code),
+                        _FAILED_BY_RATE,
+                    )
             if fate is not None and fate[0].outcome == "completed":
                 fate = None
             if fate is not None:

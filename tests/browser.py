@@ -7,13 +7,13 @@ screenshots of the dashboard, a job page and the API docs into OUTDIR.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
 import urllib.request
 from pathlib import Path
 
+from .support.packages import ensure_program
 from .support.server import ServerProcess
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -21,8 +21,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 
 def chromium() -> str | None:
-    """The Chromium binary, or ``None`` when this machine has none."""
-    return shutil.which("chromium") or shutil.which("chromium-browser")
+    """The Chromium binary, installed from the distribution's package if missing (as root
+    with apt-get, as on CI), or ``None`` when this machine can have none."""
+    return ensure_program(["chromium", "chromium-browser"], "chromium")
 
 
 def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:

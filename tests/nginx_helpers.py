@@ -10,7 +10,6 @@ import datetime
 import fcntl
 import ipaddress
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -20,6 +19,8 @@ from typing import Iterator
 
 import requests
 
+from .support.packages import ensure_program
+
 HOSTS_FILE = Path("/etc/hosts")
 #: One nginx test at a time on a machine (ports 80/443 and /etc/hosts are shared).
 LOCK_FILE = Path("/tmp/qrs-nginx-test.lock")
@@ -27,19 +28,8 @@ LOCK_FILE = Path("/tmp/qrs-nginx-test.lock")
 
 def ensure_nginx() -> str | None:
     """The nginx binary, installing the distribution's package if it is missing (CI runs
-    as root on a fresh machine); ``None`` with the reason printed if that is impossible."""
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None)
-    if found or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "install", "-y", "-q", "nginx"],
-                    ["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "nginx"]):
-        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-        if command[1] == "install" and done.returncode == 0:
-            break
-    return shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                     else None)
+    as root on a fresh machine); ``None`` if that is impossible."""
+    return ensure_program(["nginx"], "nginx")
 
 
 @contextlib.contextmanager

@@ -1,4 +1,5 @@
-"""Every private or internal API of qiskit, qiskit-ibm-runtime and qiskit-aer QRS uses.
+"""Every private or internal API of qiskit, qiskit-ibm-runtime, qiskit-aer, samplomatic and
+ibm-quantum-schemas that QRS uses.
 
 They are not promised to stay between releases, so they live here, each behind a small
 function, and ``check()`` — called by ``create_app`` at start-up — looks every one of them
@@ -16,11 +17,10 @@ What                                                   Used by
 ``qiskit.qpy.formats``                                 QPY headers read before decoding
 ``quantum_program.params_converters``                  executor params decoding
 ``QuantumProgram._semantic_role``                      the client's mitigation programs
-``NoiseModel._custom_noise_passes``, ``_func``         delay relaxation, memoized
-``INTERNAL``: the client's ``executor_*``, ``decoders``  legacy options and results on
-  and ``noise_learner_v3`` modules, and the wire          the client's own mitigation,
-  schemas of ``ibm_quantum_schemas``, samplomatic's      noise learning and result
-  internals                                               encoding
+``NoiseModel._custom_noise_passes``, ``._func``        delay relaxation, memoized
+``INTERNAL``: the client's ``executor_*``,             legacy options and results on the
+  ``decoders`` and ``noise_learner_v3`` modules,         client's own mitigation, noise
+  the wire schemas, samplomatic's samplex nodes          learning, result encoding
 =====================================================  ==================================
 
 Names in ``INTERNAL`` are imported from here (``from qrs.compat import
@@ -38,7 +38,13 @@ from importlib import metadata as dist_metadata
 from typing import Any
 
 #: Packages whose versions a compatibility failure names.
-PACKAGES = ("qiskit", "qiskit-ibm-runtime", "qiskit-aer", "samplomatic")
+PACKAGES = (
+    "qiskit",
+    "qiskit-ibm-runtime",
+    "qiskit-aer",
+    "samplomatic",
+    "ibm-quantum-schemas",
+)
 
 #: Error tables of a NoiseModel, by attribute (all private).
 _NOISE_TABLES = (

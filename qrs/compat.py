@@ -279,11 +279,7 @@ def _checks() -> list[tuple[str, Callable[[], object]]]:
         return [getattr(formats, name) for name in _QPY_NAMES]
 
     def converters() -> object:
-        from qiskit_ibm_runtime.quantum_program.params_converters import (
-            QUANTUM_PROGRAM_PARAMS_CONVERTERS,
-        )
-
-        return QUANTUM_PROGRAM_PARAMS_CONVERTERS["v2.0"]
+        return __getattr__("QUANTUM_PROGRAM_PARAMS_CONVERTERS")["v2.0"]
 
     def role() -> object:
         from qiskit_ibm_runtime import QuantumProgram
@@ -299,13 +295,8 @@ def _checks() -> list[tuple[str, Callable[[], object]]]:
         return LocalNoisePass(lambda *_: None)._func
 
     internal = [
-        (
-            f"{module}.{attribute}",
-            lambda module=module, attribute=attribute: getattr(
-                importlib.import_module(module), attribute
-            ),
-        )
-        for module, attribute in INTERNAL.values()
+        (f"{module}.{attribute}", lambda name=name: __getattr__(name))
+        for name, (module, attribute) in INTERNAL.items()
     ]
     return internal + [
         ("qiskit_ibm_runtime QuantumProgram._semantic_role", role),

@@ -5,6 +5,10 @@ The stock client's legacy ``EstimatorV2``/``SamplerV2`` against the shared noisy
 pairs of cx (barriers keep the transpiler from cancelling them), so the ideal <ZZ> is 1.0
 while the noisy value is about 0.8. Checks are statistical: within ``SIGMAS`` of the
 ideal, or two estimates within ``SIGMAS`` combined standard errors of each other.
+
+A value that comes out of a fit — ZNE's and PEA's extrapolation, PEC with a quickly
+learned noise model — is not judged by its own ``stds`` alone: those miss the model's
+error (measured below), so its checks add a stated tolerance.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 #: 2,500 shots per configuration: ZNE's standard error is then about 0.02.
 PRECISION = 0.02
+#: How far an extrapolated (ZNE) value may land from the ideal. Measured at PRECISION:
+#: level 2 gave 0.947..1.028 over 16 runs (legacy and client-side alike, spread 0.022),
+#: while the client's fit reported stds of 0.002..0.05 for them (an exponential fitted
+#: through three points has one degree of freedom left), so the std is not the error.
+ZNE_TOLERANCE = 0.1
+#: PEC's std is its sampling error; a noise model learned with QUICK_LEARNING adds its own
+#: (6 runs: 0.983..1.053, spread 0.029, against stds of 0.015).
+LEARNED_MODEL_TOLERANCE = 0.05
 #: A cheap layer-noise learning for PEA/PEC (IBM's defaults take ~30 s per layer here).
 QUICK_LEARNING = {"num_randomizations": 8, "shots_per_randomization": 64,
                   "layer_pair_depths": [0, 1, 2, 4]}
@@ -75,8 +87,8 @@ def test_level_2_lands_on_the_ideal_and_clearly_above_level_0(levels):
     ev0, std0 = ev_std(levels["0"][0])
     ev2, std2 = ev_std(levels["2"][0])
     assert 0.6 < ev0 < 0.95  # the noise is real
-    assert abs(ev2 - 1.0) <= SIGMAS * std2, (ev2, std2)
-    assert ev2 - ev0 > SIGMAS * math.hypot(std0, std2), (ev0, ev2)
+    assert abs(ev2 - 1.0) <= ZNE_TOLERANCE, (ev2, std2)
+    assert abs(ev2 - 1.0) < abs(ev0 - 1.0) / 2, (ev0, ev2)  # ZNE removes most of the bias
     zne = levels["zne"][0]
     assert hasattr(zne.data, "evs_extrapolated") and zne.data.evs_noise_factors.shape == (3,)
 
@@ -111,7 +123,18 @@ def test_legacy_and_client_side_paths_agree(backend, levels, name, options):
     circuit, observable = identity_pairs(backend)
     client = ClientSideEstimator(mode=backend, options=options).run(
         [(circuit, observable)], precision=PRECISION).result()[0]
-    (ev_a, std_a), (ev_b, std_b) = ev_std(levels[name][0]), ev_std(client)
+    legacy = levels[name][0]
+    if name == "2":
+        # Both measure the same amplified circuits: those estimates agree statistically;
+        # each extrapolation then lands on the ideal (ZNE_TOLERANCE says why not closer).
+        a, b = legacy.data, client.data
+        gap = np.abs(a.evs_noise_factors - b.evs_noise_factors)
+        assert np.all(gap <= SIGMAS * np.hypot(a.stds_noise_factors, b.stds_noise_factors)), (
+            a.evs_noise_factors, b.evs_noise_factors)
+        for ev in (float(a.evs), float(b.evs)):
+            assert abs(ev - 1.0) <= ZNE_TOLERANCE, (float(a.evs), float(b.evs))
+        return
+    (ev_a, std_a), (ev_b, std_b) = ev_std(legacy), ev_std(client)
     assert abs(ev_a - ev_b) <= SIGMAS * math.hypot(std_a, std_b), (ev_a, std_a, ev_b, std_b)
 
 
@@ -188,7 +211,7 @@ def test_pec_lands_on_the_ideal(backend):
     pub_result = result[0]
     check_fields(pub_result, (), zne=False)
     ev, std = ev_std(pub_result)
-    assert abs(ev - 1.0) <= SIGMAS * std, (ev, std)
+    assert abs(ev - 1.0) <= SIGMAS * std + LEARNED_MODEL_TOLERANCE, (ev, std)
     assert pub_result.metadata["resilience"]["layer_noise"]["unique_mitigated_layers"] == 1
     assert pub_result.metadata["resilience"]["pec"]["num_randomizations_scaling"] >= 1
     assert result.metadata["resilience"]["pec_mitigation"] is True
@@ -204,7 +227,9 @@ def test_pea_runs_with_learned_layer_noise(backend):
     pub_result = estimate(backend, [(circuit, observable)], options, precision=0.05)[0][0]
     check_fields(pub_result, (), zne=True)
     ev, std = ev_std(pub_result)
-    assert abs(ev - 1.0) <= SIGMAS * std + 0.05, (ev, std)
+    # PEA's noise-factor estimates vary widely with a quick learning (stds up to 0.3 here):
+    # its extrapolation gets both tolerances.
+    assert abs(ev - 1.0) <= SIGMAS * std + ZNE_TOLERANCE, (ev, std)
 
 
 def test_unhonoured_options_are_named_in_the_log_and_the_metadata(backend):

@@ -103,14 +103,15 @@ def test_hello_world_100_qubit_ghz_estimator_with_99_zz_observables(pauli):
     options.dynamical_decoupling.enable = True
     options.dynamical_decoupling.sequence_type = "XY4"
     estimator = EstimatorV2(backend, options=options)
-    estimator.options.default_shots = 256  # not in the tutorial: 4096 shots take minutes here
     job = estimator.run([(isa_circuit, isa_operators_list)])
     data = job.result()[0].data
     evs, stds = np.asarray(data.evs), np.asarray(data.stds)
     assert evs.shape == (99,) and np.all(stds > 0)
     assert np.all(np.abs(evs) <= 1 + SIGMAS * stds)
     # <Z_99 Z_k> decays with the distance along the chain: the chain's qubits wait (and
-    # relax, DD or not) while the CX ladder reaches them, so far correlations fade.
+    # relax, DD or not) while the CX ladder reaches them, so far correlations fade. At the
+    # tutorial's default precision (4,096 shots, ~1 min here) evs[0] is ~0.48 ± 0.02; with
+    # 256 shots its std reached 0.1 and this check was a coin toss.
     assert evs[0] > SIGMAS * stds[0], (evs[:5], stds[:5])
     near, far = evs[:5].mean(), evs[-50:].mean()
     assert near - far > SIGMAS * np.sqrt(np.mean(stds[:5] ** 2) / 5 + np.mean(stds[-50:] ** 2)

@@ -230,8 +230,8 @@ def test_dashboard_needs_an_admin_key_in_api_key_mode(app, client):
 
 def test_dashboard_in_headless_chromium(ops_server, tmp_path):
     if browser.chromium() is None:
-        pytest.skip("no chromium on this machine, and it cannot be installed here "
-                    "(not root, or no apt-get): apt-get install -y chromium")
+        pytest.skip("no chromium on this machine, and 'apt-get install -y chromium' was not "
+                    "possible (not root, or no apt-get) or failed (no mirror reached)")
     dom = browser.dump_dom(f"{ops_server.url}/ui/jobs/{ops_server.jobs[0]}")
     assert ops_server.jobs[0] in dom and "<rect" in dom
     shot = browser.screenshot(ops_server.url + "/ui", tmp_path / "ui.png")
